@@ -1,0 +1,276 @@
+"""Resolve names and build the graph: AST -> IR.
+
+Single assignment: a name is defined once, before it is used. In a file
+with no declarations every free name is an input (the one-line model of the
+design card); once a file declares anything, a free name is an error.
+Expressions are walked with an explicit stack, never recursively.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+from . import syntax as S
+from .errors import GdslLimitError, GdslNameError, GdslTypeError, Span
+from .init import INITS
+from .ir import Model
+from .ops import BINARY_OPERATORS, OPS, user_functions
+
+MAX_NODES = 2_000_000
+TRAIN_OPTIONS = {
+    "lr": float, "epochs": int, "batch_size": int, "optimizer": str, "seed": int,
+    "momentum": float, "decay": float, "data": str, "val_fraction": float,
+}
+
+
+def _did_you_mean(name: str, choices) -> str | None:
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f"did you mean `{close[0]}`?" if close else None
+
+
+class _Resolver:
+    def __init__(self, program: S.Program, model: Model, wrt: list[str] | None):
+        self.p, self.m, self.wrt = program, model, wrt
+        self.defined_at: dict[str, Span] = {}
+        self.later: dict[str, Span] = {}   # names assigned somewhere, for "used before definition"
+        self.literals: dict[float, int] = {}
+        self.m.declared = any(isinstance(s, (S.Input, S.Param, S.Const)) for s in program.statements)
+
+    def run(self) -> Model:
+        m = self.m
+        for st in self.p.statements:
+            if isinstance(st, S.Assign):
+                self.later.setdefault(st.target, st.target_span)
+        loss_stmt = None
+        outputs: list[S.Name] = []
+        last_assign = None
+        for st in self.p.statements:
+            if isinstance(st, S.Assign):
+                self._define_check(st.target, st.target_span)
+                n = self.expr(st.value, st.span)
+                d = m.node(n)
+                if d["name"] is None and d["op"] not in ("literal",):
+                    d["name"] = st.target
+                    d["line"] = st.span
+                m.names[st.target] = n
+                self.defined_at[st.target] = st.target_span
+                last_assign = st
+            elif isinstance(st, (S.Input, S.Param)):
+                self._define_check(st.name, st.name_span)
+                shape = None if st.shape is None else tuple(ds.value for ds in st.shape)
+                kind = "input" if isinstance(st, S.Input) else "param"
+                n = m.add(kind, name=st.name, span=st.name_span, line=st.span, shape=shape,
+                          declared=True)
+                (m.inputs if kind == "input" else m.params)[st.name] = n
+                m.names[st.name] = n
+                self.defined_at[st.name] = st.name_span
+                if kind == "param" and st.init is not None:
+                    m.init[st.name] = self._init(st.init)
+            elif isinstance(st, S.Const):
+                self._define_check(st.name, st.name_span)
+                n = m.add("const", name=st.name, span=st.name_span, line=st.span, shape=(),
+                          value=st.value, declared=True)
+                m.consts[st.name] = n
+                m.names[st.name] = n
+                self.defined_at[st.name] = st.name_span
+            elif isinstance(st, S.Loss):
+                if loss_stmt is not None:
+                    raise GdslNameError("the loss is named twice", st.span,
+                                        notes=[f"first named at {loss_stmt.span}"])
+                loss_stmt = st
+            elif isinstance(st, S.Output):
+                outputs.extend(st.names)
+            elif isinstance(st, S.Train):
+                self._train(st)
+        if loss_stmt is not None:
+            m.loss = self._lookup_final(loss_stmt.name, loss_stmt.name_span)
+            m.loss_name = loss_stmt.name
+        elif last_assign is not None:
+            m.loss = m.names[last_assign.target]
+            m.loss_name = last_assign.target
+        else:
+            m.loss_name = None
+        for o in outputs:
+            if o.id in m.outputs:
+                raise GdslNameError(f"`{o.id}` is listed as an output twice", o.span)
+            m.outputs[o.id] = self._lookup_final(o.id, o.span)
+        self._choose_wrt()
+        return m
+
+    # -- names ------------------------------------------------------------------------------
+    def _define_check(self, name: str, span: Span) -> None:
+        if name in self.defined_at:
+            raise GdslNameError(f"`{name}` is already defined", span,
+                                notes=[f"first defined at {self.defined_at[name]}"],
+                                help="a name is defined once in gdsl; choose a new name")
+
+    def _lookup_final(self, name: str, span: Span) -> int:
+        if name not in self.m.names:
+            raise GdslNameError(f"undefined name `{name}`", span,
+                                help=_did_you_mean(name, self.m.names))
+        return self.m.names[name]
+
+    def name(self, node: S.Name) -> int:
+        m = self.m
+        if node.id in m.names:
+            return m.names[node.id]
+        if node.id in self.later:
+            raise GdslNameError(f"`{node.id}` is used before its definition", node.span,
+                                notes=[f"`{node.id}` is defined at {self.later[node.id]}"],
+                                help="define a name before using it (definitions cannot form a cycle)")
+        if m.declared:
+            raise GdslNameError(f"undefined name `{node.id}`", node.span,
+                                help=_did_you_mean(node.id, m.names)
+                                or f"declare it, e.g. `input {node.id}[d, n]` or `param {node.id}[C, d]`")
+        n = m.add("input", name=node.id, span=node.span, line=node.span, shape=None)
+        m.inputs[node.id] = n
+        m.names[node.id] = n
+        self.defined_at[node.id] = node.span
+        return n
+
+    # -- expressions, iteratively --------------------------------------------------------------
+    def expr(self, root: S.Expr, line: Span) -> int:
+        m = self.m
+        done: dict[int, int] = {}
+        stack = [(root, False)]
+        while stack:
+            node, ready = stack.pop()
+            if isinstance(node, S.Num):
+                done[id(node)] = self.literal(node.value, node.span)
+                continue
+            if isinstance(node, S.Name):
+                done[id(node)] = self.name(node)
+                continue
+            children = self._children(node)
+            if not ready:
+                stack.append((node, True))
+                stack.extend((c, False) for c in reversed(children))
+                continue
+            args = tuple(done.pop(id(c)) for c in children)
+            if isinstance(node, S.BinOp):
+                n = m.add(BINARY_OPERATORS[node.op], args, span=node.span, line=line)
+            elif isinstance(node, S.Unary):
+                n = args[0] if node.op == "+" else m.add("neg", args, span=node.span, line=line)
+            elif isinstance(node, S.Transpose):
+                n = m.add("transpose", args, span=node.span, line=line)
+            else:
+                n = self.call(node, args, line)
+            done[id(node)] = n
+            if m._next > MAX_NODES:
+                raise GdslLimitError(f"the model has more than {MAX_NODES} nodes", node.span)
+        return done[id(root)]
+
+    @staticmethod
+    def _children(node) -> list:
+        if isinstance(node, S.BinOp):
+            return [node.left, node.right]
+        if isinstance(node, (S.Unary, S.Transpose)):
+            return [node.operand]
+        return list(node.args)   # Call; keyword values are read by call()
+
+    def literal(self, value: float, span: Span) -> int:
+        if value not in self.literals:
+            self.literals[value] = self.m.add("literal", value=value, span=span, shape=())
+        return self.literals[value]
+
+    def call(self, node: S.Call, args: tuple[int, ...], line: Span) -> int:
+        op = OPS.get(node.func)
+        if op is None or not op.user:
+            raise GdslTypeError(f"unknown function `{node.func}`", node.func_span,
+                                help=_did_you_mean(node.func, user_functions())
+                                or "functions: " + ", ".join(user_functions()))
+        if len(args) != op.arity:
+            raise GdslTypeError(
+                f"`{node.func}` takes {op.arity} argument{'s' if op.arity != 1 else ''}, "
+                f"got {len(args)}", node.span,
+                help=f"e.g. `{node.func}({', '.join('xyz'[:op.arity])})`"
+                + (f"; keywords: {', '.join(op.keywords)}" if op.keywords else ""))
+        attrs = dict(op.keywords)
+        seen = set()
+        for kw in node.keywords:
+            if kw.name not in op.keywords:
+                choices = ", ".join(f"`{k}=`" for k in op.keywords) or "none"
+                raise GdslTypeError(f"`{node.func}` has no keyword `{kw.name}`", kw.span,
+                                    help=f"keywords of `{node.func}`: {choices}")
+            if kw.name in seen:
+                raise GdslTypeError(f"keyword `{kw.name}` given twice", kw.span)
+            seen.add(kw.name)
+            attrs[kw.name] = self._keyword_value(node.func, kw)
+        return self.m.add(node.func, args, attrs=attrs, span=node.span, line=line)
+
+    @staticmethod
+    def _keyword_value(func: str, kw: S.Keyword):
+        v = kw.value
+        sign = 1
+        if isinstance(v, S.Unary) and v.op == "-" and isinstance(v.operand, S.Num):
+            sign, v = -1, v.operand
+        if kw.name == "keepdims":
+            if isinstance(v, S.Name) and v.id in ("True", "False"):
+                return v.id == "True"
+            if isinstance(v, S.Num) and v.value in (0, 1):
+                return bool(v.value)
+            raise GdslTypeError("`keepdims=` takes True or False", kw.value.span)
+        # axis
+        if isinstance(v, S.Name) and v.id == "None" and sign == 1:
+            return None
+        if isinstance(v, S.Num) and v.value == int(v.value) and "." not in v.text and "e" not in v.text.lower():
+            return sign * int(v.value)
+        raise GdslTypeError(f"`axis=` of `{func}` takes an integer (or None)", kw.value.span,
+                            help="e.g. axis=0 for classes along rows, axis=1 along columns")
+
+    # -- declarations --------------------------------------------------------------------------
+    def _init(self, init: S.Init):
+        if init.name not in INITS:
+            raise GdslTypeError(f"unknown initialiser `{init.name}`", init.span,
+                                help=_did_you_mean(init.name, INITS)
+                                or "initialisers: " + ", ".join(INITS))
+        params = INITS[init.name][0]
+        if len(init.args) > len(params):
+            raise GdslTypeError(f"`{init.name}` takes at most {len(params)} argument(s) "
+                                f"({', '.join(params) or 'none'}), got {len(init.args)}", init.span)
+        if init.name in ("normal",) and len(init.args) == 2 and init.args[1] < 0:
+            raise GdslTypeError("the standard deviation of `normal` must not be negative", init.span)
+        return (init.name, init.args)
+
+    def _train(self, st: S.Train) -> None:
+        for opt in st.options:
+            kind = TRAIN_OPTIONS.get(opt.name)
+            if kind is None:
+                raise GdslNameError(f"unknown training option `{opt.name}`", opt.span,
+                                    help=_did_you_mean(opt.name, TRAIN_OPTIONS)
+                                    or "options: " + ", ".join(TRAIN_OPTIONS))
+            value = opt.value
+            if kind is str and not isinstance(value, str) or kind is not str and isinstance(value, str):
+                raise GdslTypeError(f"training option `{opt.name}` takes a "
+                                    f"{'word' if kind is str else 'number'}", opt.span)
+            if kind is int:
+                if value != int(value):
+                    raise GdslTypeError(f"training option `{opt.name}` takes an integer", opt.span)
+                value = int(value)
+            self.m.train[opt.name] = value
+            self.m.train_spans[opt.name] = opt.span
+
+    def _choose_wrt(self) -> None:
+        m = self.m
+        for n, d in m.G.nodes(data=True):
+            if d["op"] in ("xent", "svm"):
+                label = m.node(d["args"][1])
+                if label["op"] == "input":
+                    m.labels.add(label["name"])
+        if self.wrt is not None:
+            for w in self.wrt:
+                if w not in m.inputs and w not in m.params:
+                    where = "an intermediate value" if w in m.names else "not defined"
+                    raise GdslNameError(
+                        f"cannot differentiate with respect to `{w}`: it is {where}",
+                        help="name params or inputs, e.g. --wrt W,b; choices: "
+                        + ", ".join(list(m.params) + list(m.inputs)))
+            m.wrt = list(self.wrt)
+        elif m.params:
+            m.wrt = list(m.params)
+        else:   # no params declared: every input that is not a label
+            m.wrt = [name for name in m.inputs if name not in m.labels]
+
+
+def build(program: S.Program, model: Model, wrt: list[str] | None = None) -> Model:
+    return _Resolver(program, model, wrt).run()

@@ -1,0 +1,345 @@
+"""The compiler: a flat list of named stages, with a check of the IR after each.
+
+    text -> parse -> resolve -> shapes -> fuse -> grad -> optimise -> schedule -> emit
+
+`gdsl compile --dump-after STAGE` prints the IR after any stage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .build import build
+from .emit import emit_module, source_text
+from .errors import GdslError, GdslRuntimeError, GdslShapeError, GdslValueError
+from .grad import differentiate
+from .ir import Model
+from .parse import parse
+from .passes import optimise
+from .passes.fuse import fuse
+from .schedule import schedule
+from .shapes import Dims, infer, show_shape
+
+
+@dataclass
+class Options:
+    wrt: list[str] | None = None
+    optimize: bool = True
+
+
+def _parse(m: Model, o: Options):
+    m.program = parse(m.source)
+
+
+def _resolve(m: Model, o: Options):
+    build(m.program, m, o.wrt)
+
+
+def _shapes(m: Model, o: Options):
+    infer(m)
+
+
+def _fuse(m: Model, o: Options):
+    if o.optimize:
+        fuse(m)
+
+
+def _grad(m: Model, o: Options):
+    differentiate(m)
+
+
+def _optimise(m: Model, o: Options):
+    if o.optimize:
+        optimise(m)
+
+
+def _schedule(m: Model, o: Options):
+    schedule(m)
+
+
+def _emit(m: Model, o: Options):
+    title = f"{m.filename or 'model'}: forward and backward pass"
+    m.code, m.linemap = emit_module(m, title)
+
+
+STAGES: list[tuple[str, Callable]] = [
+    ("parse", _parse),          # Lark LALR, spans kept -> AST
+    ("resolve", _resolve),      # names (single assignment) -> NetworkX graph
+    ("shapes", _shapes),        # symbolic dims unify; mismatches are errors here
+    ("fuse", _fuse),            # softmax + cross-entropy -> log-sum-exp form
+    ("grad", _grad),            # reverse mode: BackOp as vector-Jacobian products, same IR
+    ("optimise", _optimise),    # CSE, folding, identities, dead code
+    ("schedule", _schedule),    # deterministic topological orders for both passes
+    ("emit", _emit),            # Python through the ast module
+]
+STAGE_NAMES = [name for name, _ in STAGES]
+
+
+def run_pipeline(text: str, *, filename: str | None = None, wrt: list[str] | None = None,
+                 optimize: bool = True, after: Callable[[str, Model], None] | None = None) -> Model:
+    """Run every stage; ``after(stage, model)`` is called after each (for --dump-after)."""
+    m = Model(source=text, filename=filename)
+    opts = Options(wrt=wrt, optimize=optimize)
+    try:
+        for name, stage in STAGES:
+            stage(m, opts)
+            if name != "parse":
+                m.check(name)
+            if after is not None:
+                after(name, m)
+    except GdslError as e:
+        raise e.attach(text, filename) from None
+    return m
+
+
+def compile(text: str, wrt: list[str] | None = None, *, filename: str | None = None,
+            optimize: bool = True) -> CompiledModel:
+    """Compile model text.
+
+    Returns a CompiledModel with ``forward``, ``value_and_grad``, ``source`` (the
+    emitted code) and ``graph`` (the NetworkX graph). ``wrt`` names the values to
+    differentiate with respect to (default: the declared params). Raises a
+    subclass of GdslError, with file, line and column, for any mistake in the text.
+    """
+    return CompiledModel(run_pipeline(text, filename=filename, wrt=wrt, optimize=optimize))
+
+
+def compile_file(path: str | os.PathLike, wrt: list[str] | None = None, *,
+                 optimize: bool = True) -> CompiledModel:
+    """Compile a model file; see ``compile``."""
+    from .errors import GdslUsageError
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise GdslUsageError(f"no such model file: {path}") from None
+    except UnicodeDecodeError as e:
+        raise GdslError(f"{path}: the model file is not UTF-8 text ({e.reason} at byte {e.start})",
+                        filename=str(path)) from None
+    except OSError as e:
+        raise GdslUsageError(f"cannot read model file {path}: {e.strerror}") from None
+    return compile(text, wrt, filename=str(path), optimize=optimize)
+
+
+def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
+    """Write a file so that it is either the old one or the whole new one, never half of it."""
+    path = Path(path)
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("GDSL_CACHE") or os.path.join(tempfile.gettempdir(), f"gdsl-{os.getuid()}")
+    Path(base).mkdir(parents=True, exist_ok=True)
+    return Path(base)
+
+
+def load_module(code: str, stem: str = "model"):
+    """Write emitted code to a real file (so tracebacks and pdb show it) and import it."""
+    digest = hashlib.sha256(code.encode("utf-8")).hexdigest()[:16]
+    safe = "".join(c if c.isascii() and (c.isalnum() or c == "_") else "_" for c in stem)[:40] or "model"
+    path = _cache_dir() / f"{safe}_{digest}.py"
+    if not path.exists() or path.read_text(encoding="utf-8") != code:
+        write_atomic(path, code)
+    spec = importlib.util.spec_from_file_location(f"gdsl_generated.{safe}_{digest}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module, str(path)
+
+
+BAD_KINDS = {"O": "object", "U": "string", "S": "bytes", "V": "structured", "c": "complex",
+             "M": "datetime", "m": "timedelta"}
+
+
+class CompiledModel:
+    """A compiled model: call ``forward`` and ``value_and_grad`` with arrays by name.
+
+    Attributes: ``source`` (the emitted NumPy module), ``graph`` (the NetworkX
+    graph; nodes carry op, shape, name and span), ``inputs``, ``params``,
+    ``consts`` (name -> symbolic shape or default), ``wrt``, ``loss``, ``outputs``.
+    """
+
+    def __init__(self, model: Model):
+        self.model = model
+        self.source: str = model.code
+        self.graph = model.G
+        stem = Path(model.filename).stem if model.filename else "model"
+        self.module, self.path = load_module(self.source, stem)
+        self.inputs = dict(self.module.INPUTS)
+        self.params = dict(self.module.PARAMS)
+        self.consts = dict(self.module.CONSTS)
+        self.init = dict(self.module.INIT)
+        self.wrt = list(self.module.WRT)
+        self.loss = self.module.LOSS
+        self.outputs = list(self.module.OUTPUTS)
+        self.labels = list(self.module.LABELS)
+        self.train_options = dict(self.module.TRAIN)
+        self.filename = model.filename
+        self._checked: dict = {}
+        self._unknown = any(model.node(n)["shape"] is None
+                            for n in [*model.inputs.values(), *model.params.values()])
+
+    def __repr__(self) -> str:
+        return (f"<gdsl.CompiledModel {self.filename or '<model>'}: loss {self.loss}, "
+                f"params {', '.join(self.wrt) or '-'}>")
+
+    # -- calling ------------------------------------------------------------------------------
+    def forward(self, **arrays) -> dict:
+        """The loss and every output, by name. Raises GdslError on bad arrays."""
+        arrays = self._prepare(arrays, self.model.forward_order)
+        return self._run(self.module.forward, arrays)
+
+    def value_and_grad(self, **arrays) -> tuple:
+        """(loss, {name: gradient}) for the wrt names. Raises GdslError on bad arrays."""
+        arrays = self._prepare(arrays, self.model.backward_order)
+        return self._run(self.module.value_and_grad, arrays)
+
+    def _run(self, fn, arrays):
+        try:
+            return fn(**arrays)
+        except Exception as e:   # a failure inside the emitted code: report it at the model's line
+            raise self._runtime_error(e) from e
+
+    def _runtime_error(self, e: Exception) -> GdslError:
+        m = self.model
+        tb = e.__traceback__
+        node = None
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename == self.path and tb.tb_lineno in m.linemap:
+                node = m.linemap[tb.tb_lineno]
+            tb = tb.tb_next
+        span = m.node(node)["span"] if node is not None else None
+        text = source_text(m.source, span) if span else ""
+        what = f" while computing `{text}`" if text else ""
+        err = GdslRuntimeError(f"{type(e).__name__}{what}: {e}", span,
+                               notes=[f"in the emitted code at {self.path}"])
+        return err.attach(m.source, m.filename)
+
+    def _leaf(self, name):
+        return self.model.names[name]
+
+    def _prepare(self, arrays: dict, order: list[int]) -> dict:
+        m = self.model
+        needed = [n for n in order if m.node(n)["op"] in ("input", "param")]
+        needed += [n for n in order if m.node(n)["op"] == "const" and m.node(n)["value"] is None]
+        known = {**self.inputs, **self.params, **self.consts}
+        for k in arrays:
+            if k not in known:
+                err = GdslValueError(f"unknown array `{k}`",
+                                     help="the model takes: " + ", ".join(known) if known else None)
+                raise err.attach(m.source, m.filename)
+        for n in needed:
+            name = m.node(n)["name"]
+            if name not in arrays:
+                kind = m.node(n)["op"]
+                raise GdslValueError(f"missing array `{name}` ({kind} at {m.node(n)['span']})",
+                                     m.node(n)["span"]).attach(m.source, m.filename)
+        out = {}
+        for k, v in arrays.items():
+            a = np.asarray(v)
+            kind = a.dtype.kind
+            if kind in BAD_KINDS:
+                raise GdslValueError(f"array `{k}` has {BAD_KINDS[kind]} dtype {a.dtype}; "
+                                     f"gdsl computes with real numbers",
+                                     m.node(self._leaf(k))["span"]).attach(m.source, m.filename)
+            if kind in "biu" and k not in self.labels:
+                a = a.astype(np.float64)
+            out[k] = a
+        sig = tuple((k, a.shape, a.dtype.kind) for k, a in sorted(out.items()))
+        if sig not in self._checked:
+            self._check_shapes(out, order)
+            self._checked[sig] = True
+        return out
+
+    def _check_shapes(self, arrays: dict, order: list[int]) -> None:
+        """Bind the symbolic dims from the arrays; name the array and both shapes on a mismatch."""
+        m = self.model
+        dims = Dims(m.dims.bound)
+        bound_by = {sym: "the model" for sym in m.dims.bound}
+        leaf_shapes = {}
+        for k, a in arrays.items():
+            n = self._leaf(k)
+            d = m.node(n)
+            leaf_shapes[n] = a.shape
+            if d["op"] == "const":
+                if a.ndim != 0:
+                    raise GdslShapeError(f"const `{k}` must be a scalar, got shape {a.shape}",
+                                         d["span"]).attach(m.source, m.filename)
+                continue
+            declared = d["shape"] if d.get("declared") else None
+            if declared is None:
+                continue
+            if k in self.labels and a.dtype.kind in "iu" and len(declared) >= 1:
+                if a.ndim == len(declared) - 1:            # integer labels [n]
+                    declared = declared[1:]
+                elif a.ndim == len(declared) >= 2 and a.shape[0] == 1 and declared[0] != 1:
+                    declared = (1, *declared[1:])           # integer labels as a row [1, n]
+            if a.ndim != len(declared):
+                raise GdslShapeError(
+                    f"array `{k}` has shape {a.shape}, but it is declared {show_shape(declared)} "
+                    f"({len(declared)}-D)", d["span"]).attach(m.source, m.filename)
+            for i, (want, got) in enumerate(zip(declared, a.shape)):
+                if isinstance(want, str) and want in dims.bound and dims.bound[want] != got:
+                    raise GdslShapeError(
+                        f"array `{k}` has shape {a.shape}, but it is declared {show_shape(declared)} "
+                        f"and {want} = {dims.bound[want]} (from {_from(bound_by[want])})",
+                        d["span"]).attach(m.source, m.filename)
+                if isinstance(want, int) and want != got:
+                    raise GdslShapeError(
+                        f"array `{k}` has shape {a.shape}, but it is declared {show_shape(declared)}"
+                        f" (axis {i} must be {want})", d["span"]).attach(m.source, m.filename)
+                if isinstance(want, str):
+                    dims.bound[want] = got
+                    bound_by.setdefault(want, k)
+        if self._unknown:
+            try:
+                infer(m, dims, order, leaf_shapes)
+            except GdslError as e:
+                raise e.attach(m.source, m.filename) from None
+
+    # -- conveniences -----------------------------------------------------------------------
+    def init_params(self, dims: dict[str, int], seed: int = 0, dtype=np.float64) -> dict:
+        """Draw initial params from their `~` initialisers, with symbolic dims bound by ``dims``."""
+        from .init import draw
+        rng = np.random.default_rng(seed)
+        out = {}
+        for name, shape in self.params.items():
+            if shape is None:
+                raise GdslShapeError(f"param `{name}` has no declared shape to initialise",
+                                     self.model.node(self._leaf(name))["span"])
+            concrete = tuple(dims[d] if isinstance(d, str) else d for d in shape)
+            out[name] = draw(self.init[name], concrete, rng, dtype)
+        return out
+
+
+def _from(who: str) -> str:
+    return who if who == "the model" else f"array `{who}`"
+
+
+def _debug_enabled() -> bool:
+    return os.environ.get("GDSL_DEBUG", "") not in ("", "0")
+
+
+__all__ = ["compile", "compile_file", "CompiledModel", "run_pipeline", "STAGES", "write_atomic",
+           "load_module", "sys"]

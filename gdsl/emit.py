@@ -1,0 +1,266 @@
+"""Emit the model as a standalone NumPy module, through Python's ast module.
+
+Every name in the emitted code comes from the Namer (model names are kept
+where Python allows them and mangled where not), every number is an
+ast.Constant and every op comes from the op table, so nothing in a model
+file can add code of its own. Values used once and unnamed are folded into
+the expression that uses them; named values, gradients and shared values
+get a statement each, with the model's source line as a comment.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import keyword
+import unicodedata
+
+from .ops import HELPER_DEPS, HELPERS, OPS, const
+
+MAX_INLINE_DEPTH = 4
+MODULE_NAMES = {"np", "arrays", "forward", "value_and_grad", "INPUTS", "PARAMS", "CONSTS", "INIT",
+                "LOSS", "OUTPUTS", "WRT", "LABELS", "SHAPES", "TRAIN"}
+RESERVED = set(keyword.kwlist) | set(keyword.softkwlist) | set(dir(builtins)) | MODULE_NAMES
+
+
+class Namer:
+    """Gives every value one Python name: the model's own where it can, unique, never reserved."""
+
+    def __init__(self):
+        self.used: set[str] = set()
+        self.names: dict[int, str] = {}
+        self.temps = 0
+
+    def fresh(self, base: str) -> str:
+        base = unicodedata.normalize("NFKC", base)
+        if not base.isidentifier() or base.startswith("_") or not base.isascii() and len(base) > 64:
+            base = "v_" + "".join(c if c.isalnum() and c.isascii() else "_" for c in base)[:40]
+            base = base if base.isidentifier() else "v"
+        base = base[:80]
+        name = base
+        k = 1
+        while name in RESERVED or name in self.used or keyword.iskeyword(name):
+            k += 1
+            name = f"{base}_{k}"
+        self.used.add(name)
+        return name
+
+    def of(self, model, n: int) -> str:
+        if n not in self.names:
+            d = model.node(n)
+            if d["name"] is not None and d.get("grad_of") is None:
+                base = d["name"]
+            elif d.get("grad_of") is not None:
+                base = "g_" + (model.node(d["grad_of"])["name"] or "t")
+            else:
+                self.temps += 1
+                base = f"t{self.temps}"
+            self.names[n] = self.fresh(base)
+        return self.names[n]
+
+
+def _unparse(node) -> str:
+    if isinstance(node, ast.stmt) and not hasattr(node, "lineno"):
+        node.lineno = 1
+    return ast.unparse(node)
+
+
+def _name(id: str) -> ast.Name:
+    return ast.Name(id, ast.Load())
+
+
+def _str(s: str) -> ast.Constant:
+    return ast.Constant(s)
+
+
+class _Function:
+    """One emitted function: the nodes its roots need, in schedule order."""
+
+    def __init__(self, model, namer: Namer, order: list[int], roots: list[int]):
+        self.m, self.namer, self.order = model, namer, order
+        self.uses: dict[int, int] = {}
+        for n in order:
+            for a in model.node(n)["args"]:
+                self.uses[a] = self.uses.get(a, 0) + 1
+        self.rooted = set(roots)
+
+    def statements(self, funcname: str):
+        """Yield (comment, ast statement, node) in order."""
+        m = self.m
+        exprs: dict[int, tuple[ast.expr, int]] = {}
+        leaves = [n for n in self.order if m.node(n)["op"] in ("input", "param", "const")]
+        for n in leaves:
+            d = m.node(n)
+            key = _str(d["name"])
+            if d["op"] == "const" and d.get("value") is not None:
+                value = ast.Call(ast.Attribute(_name("arrays"), "get", ast.Load()),
+                                 [key, const(d["value"])], [])
+            else:
+                value = ast.Subscript(_name("arrays"), key, ast.Load())
+            yield None, ast.Assign([ast.Name(self.namer.of(m, n), ast.Store())], value), n
+            exprs[n] = (_name(self.namer.of(m, n)), 0)
+        last_line = None
+        for n in self.order:
+            d = m.node(n)
+            op = d["op"]
+            if op in ("input", "param", "const"):
+                continue
+            if op == "literal":
+                exprs[n] = (const(d["value"]), 0)
+                continue
+            args = [exprs[a] for a in d["args"]]
+            shapes = [m.dims.shape(m.node(a)["shape"]) for a in d["args"]]
+            expr = OPS[op].emit([a[0] for a in args], d["attrs"], shapes)
+            depth = 1 + max((a[1] for a in args), default=0)
+            named = d["name"] is not None or d.get("grad_of") is not None
+            if not named and self.uses.get(n, 0) == 1 and n not in self.rooted and depth <= MAX_INLINE_DEPTH:
+                exprs[n] = (expr, depth)
+                continue
+            target = self.namer.of(m, n)
+            comment = self._comment(d)
+            if comment == last_line:
+                comment = None
+            else:
+                last_line = comment
+            yield comment, ast.Assign([ast.Name(target, ast.Store())], expr), n
+            exprs[n] = (_name(target), 0)
+        self.exprs = exprs
+
+    def _comment(self, d) -> str | None:
+        span = d.get("line") or d.get("span")
+        if span is None:
+            return None
+        if d["op"] == "add" and d.get("grad_of") is not None:
+            return f"grad of {self.m.label(d['grad_of'])}: summed over its uses"
+        text = source_text(self.m.source, span)
+        if not text:
+            return None
+        return ("grad of: " if d.get("backward") else "") + text
+
+
+def source_text(source: str, span) -> str:
+    """The text of a span (its first line), with anything unprintable escaped."""
+    lines = source.split("\n")
+    if not 1 <= span.line <= len(lines):
+        return ""
+    line = lines[span.line - 1]
+    end = span.end_col - 1 if span.end_line == span.line else len(line)
+    text = line[span.col - 1:end].strip()
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+
+
+def _metadata(model) -> list[ast.stmt]:
+    def shape_of(n):
+        s = model.node(n)["shape"] if model.node(n).get("declared") else None
+        return ast.Constant(None) if s is None else ast.Tuple([ast.Constant(d) for d in s], ast.Load())
+
+    def table(d, value):
+        return ast.Dict([_str(k) for k in d], [value(k, v) for k, v in d.items()])
+
+    from .init import DEFAULT_INIT
+    rows = [
+        ("INPUTS", table(model.inputs, lambda k, n: shape_of(n))),
+        ("PARAMS", table(model.params, lambda k, n: shape_of(n))),
+        ("CONSTS", table(model.consts, lambda k, n: const(model.node(n)["value"])
+                         if model.node(n)["value"] is not None else ast.Constant(None))),
+        ("INIT", table(model.params, lambda k, n: ast.Tuple(
+            [_str(model.init.get(k, DEFAULT_INIT)[0]),
+             const(tuple(float(a) for a in model.init.get(k, DEFAULT_INIT)[1]))], ast.Load()))),
+        ("LOSS", ast.Constant(model.loss_name)),
+        ("OUTPUTS", ast.Tuple([_str(k) for k in model.outputs], ast.Load())),
+        ("WRT", ast.Tuple([_str(k) for k in model.wrt], ast.Load())),
+        ("LABELS", ast.Tuple([_str(k) for k in sorted(model.labels)], ast.Load())),
+        ("TRAIN", ast.Dict([_str(k) for k in model.train],
+                           [_str(v) if isinstance(v, str) else const(v) for v in model.train.values()])),
+    ]
+    return [ast.Assign([ast.Name(k, ast.Store())], v) for k, v in rows]
+
+
+_EXPECT = '''
+def _expect(arrays, required):
+    """Check the arrays passed in: every required one present, nothing unknown."""
+    missing = [k for k in required if k not in arrays]
+    unknown = [k for k in arrays if k not in INPUTS and k not in PARAMS and k not in CONSTS]
+    if missing or unknown:
+        raise TypeError("missing arrays: %s; unknown arrays: %s" % (missing, unknown))
+'''
+
+
+def emit_module(model, title: str) -> tuple[str, dict[int, int]]:
+    """The module's source text, and a map from each emitted line to the node it computes."""
+    namer = Namer()
+    for n in sorted(model.G.nodes):          # model names first, in source order
+        d = model.node(n)
+        if d["name"] is not None and d["op"] != "literal":
+            namer.of(model, n)
+    lines: list[str] = []
+    linemap: dict[int, int] = {}
+
+    def put(text: str, node: int | None = None):
+        for part in text.split("\n"):
+            lines.append(part)
+            if node is not None:
+                linemap[len(lines)] = node
+
+    put('"""' + _doc_escape(title) + "\n\nGenerated by gdsl; needs only NumPy. Do not edit: recompile the model.\n" + '"""')
+    put("import numpy as np")
+    put("")
+    helpers = _helpers_needed(model)
+    for name in sorted(helpers):
+        put("")
+        put(_unparse(ast.parse(HELPERS[name].strip())))
+    put("")
+    put(_unparse(ast.parse(_EXPECT.strip())))
+    put("")
+    for stmt in _metadata(model):
+        put(_unparse(stmt))
+
+    fwd_roots = [model.loss, *model.outputs.values()] if model.loss is not None else list(model.outputs.values())
+    fwd_ret = ast.Dict([_str(k) for k in ([model.loss_name] if model.loss is not None else []) + list(model.outputs)],
+                       [None] * 0)
+    sections = [("forward", model.forward_order, fwd_roots,
+                 "The forward pass: the loss and every output, by name.")]
+    if model.loss is not None:
+        sections.append(("value_and_grad", model.backward_order, [model.loss, *model.grads.values()],
+                         "The loss and its gradient with respect to " + (", ".join(model.wrt) or "nothing") + "."))
+    for fname, order, roots, doc in sections:
+        f = _Function(model, namer, order, roots)
+        put("")
+        put("")
+        put(f"def {fname}(**arrays):")
+        put('    """' + _doc_escape(doc) + '"""')
+        leaves = [model.node(n)["name"] for n in order if model.node(n)["op"] in ("input", "param")]
+        consts_needed = [model.node(n)["name"] for n in order
+                         if model.node(n)["op"] == "const" and model.node(n)["value"] is None]
+        put("    " + _unparse(ast.Expr(ast.Call(_name("_expect"), [
+            _name("arrays"), ast.Tuple([_str(k) for k in leaves + consts_needed], ast.Load())], []))))
+        for comment, stmt, node in f.statements(fname):
+            if comment:
+                put("    # " + comment)
+            put("    " + _unparse(stmt), node)
+        ex = f.exprs
+        if fname == "forward":
+            keys = ([model.loss_name] if model.loss is not None else []) + list(model.outputs)
+            vals = ([model.loss] if model.loss is not None else []) + list(model.outputs.values())
+            fwd_ret = ast.Dict([_str(k) for k in keys], [ex[v][0] for v in vals])
+            put("    " + _unparse(ast.Return(fwd_ret)))
+        else:
+            grads = ast.Dict([_str(k) for k in model.grads], [ex[v][0] for v in model.grads.values()])
+            put("    " + _unparse(ast.Return(ast.Tuple([ex[model.loss][0], grads], ast.Load()))))
+    return "\n".join(lines) + "\n", linemap
+
+
+def _doc_escape(s: str) -> str:
+    return "".join(c if c.isprintable() and c not in '"\\' else "_" for c in s)
+
+
+def _helpers_needed(model) -> set[str]:
+    nodes = set(model.forward_order) | set(model.backward_order)
+    need: set[str] = set()
+    for n in nodes:
+        op = model.node(n)["op"]
+        if op in OPS:
+            need.update(OPS[op].helpers)
+    for h in list(need):
+        need.update(HELPER_DEPS.get(h, ()))
+    return need

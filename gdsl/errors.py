@@ -1,0 +1,143 @@
+"""One exception family for every mistake a user can make.
+
+Each error carries where it happened (file, line, column, the source line)
+and renders like a modern compiler's message::
+
+    model.gdsl:3:5: error: shape mismatch in `W @ x`
+      |
+    3 | z = W @ x
+      |     ^^^^^
+      = note: W has shape [C, d] (declared at model.gdsl:5:7)
+      = help: ...
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Span:
+    """A region of the model text: 1-based line and column, end exclusive."""
+
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+
+    def __str__(self) -> str:
+        return f"{self.line}:{self.col}"
+
+    @staticmethod
+    def cover(a: Span | None, b: Span | None) -> Span | None:
+        if a is None or b is None:
+            return a or b
+        return Span(a.line, a.col, b.end_line, b.end_col)
+
+
+class GdslError(Exception):
+    """Base of every error gdsl reports to a user; the CLI exits with ``exit_code``."""
+
+    exit_code = 1
+    kind = "error"
+
+    def __init__(self, message: str, span: Span | None = None, *, help: str | None = None,
+                 notes: tuple[str, ...] | list[str] = (), filename: str | None = None,
+                 source: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.span = span
+        self.help = help
+        self.notes = list(notes)
+        self.filename = filename
+        self.source = source
+
+    @property
+    def line(self) -> int | None:
+        return self.span.line if self.span else None
+
+    @property
+    def column(self) -> int | None:
+        return self.span.col if self.span else None
+
+    def attach(self, source: str | None, filename: str | None) -> GdslError:
+        """Fill in the model text and file name if the raiser did not know them."""
+        if self.source is None:
+            self.source = source
+        if self.filename is None:
+            self.filename = filename
+        return self
+
+    def render(self) -> str:
+        where = self.filename or "<model>"
+        if self.span is not None:
+            where += f":{self.span.line}:{self.span.col}"
+        out = [f"{where}: {self.kind}: {self.message}"]
+        line_text = self._source_line()
+        if line_text is not None:
+            sp = self.span
+            num = str(sp.line)
+            pad = " " * len(num)
+            width = (sp.end_col - sp.col) if sp.end_line == sp.line else len(line_text) - sp.col + 1
+            caret = " " * (sp.col - 1) + "^" * max(1, width)
+            out += [f"{pad} |", f"{num} | {line_text}", f"{pad} | {caret}"]
+            lead = f"{pad} = "
+        else:
+            lead = "  = "
+        out += [f"{lead}note: {n}" for n in self.notes]
+        if self.help:
+            out.append(f"{lead}help: {self.help}")
+        return "\n".join(out)
+
+    def _source_line(self) -> str | None:
+        if self.span is None or self.source is None:
+            return None
+        lines = self.source.splitlines()
+        if not 1 <= self.span.line <= len(lines):
+            return None
+        return lines[self.span.line - 1].expandtabs(1)
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+class GdslSyntaxError(GdslError):
+    """The text does not follow the grammar."""
+
+
+class GdslNameError(GdslError):
+    """Undefined, redefined or misused names."""
+
+
+class GdslTypeError(GdslError):
+    """Wrong function, arity, keyword, axis or literal."""
+
+
+class GdslShapeError(GdslError):
+    """Shapes that cannot go together, at compile time or call time."""
+
+
+class GdslValueError(GdslError):
+    """Bad arrays at call time: missing, extra, wrong dtype, non-finite, labels out of range."""
+
+
+class GdslRuntimeError(GdslError):
+    """A failure while running the emitted code, reported at the model's own line."""
+
+
+class GdslDataError(GdslError):
+    """A data or parameter file that cannot be used."""
+
+
+class GdslLimitError(GdslError):
+    """A model too large or too deeply nested for the documented limits."""
+
+
+class GdslUsageError(GdslError):
+    """Bad command-line usage (exit status 2)."""
+
+    exit_code = 2
+
+
+class GdslDivergedError(GdslError):
+    """Training produced a non-finite loss."""

@@ -1,0 +1,202 @@
+"""Reverse-mode differentiation, built as nodes of the same IR.
+
+This is the lecture's generic backward pass. Visiting nodes in reverse
+topological order, a node's gradient g is the sum over its children of
+child-gradient times local Jacobian (BackOp), each term a vector-Jacobian
+product from the op table; no Jacobian is ever materialised. Only nodes on a
+path from a differentiated variable to the loss get a gradient, so nobody's
+unasked-for gradient (the data x, the labels y) is computed.
+"""
+
+from __future__ import annotations
+
+from .errors import GdslTypeError
+from .ops import OPS
+
+LEAVES = ("input", "param", "const", "literal")
+
+
+class V:
+    """A value in the graph under construction; arithmetic on it adds nodes."""
+
+    __slots__ = ("b", "id")
+
+    def __init__(self, b: Builder, id: int):
+        self.b, self.id = b, id
+
+    @property
+    def shape(self):
+        return self.b.m.dims.shape(self.b.m.node(self.id)["shape"])
+
+    @property
+    def T(self):
+        return self.b.op("transpose", self)
+
+    def __add__(self, o): return self.b.op("add", self, o)
+    def __radd__(self, o): return self.b.op("add", o, self)
+    def __sub__(self, o): return self.b.op("sub", self, o)
+    def __rsub__(self, o): return self.b.op("sub", o, self)
+    def __mul__(self, o): return self.b.op("mul", self, o)
+    def __rmul__(self, o): return self.b.op("mul", o, self)
+    def __truediv__(self, o): return self.b.op("div", self, o)
+    def __rtruediv__(self, o): return self.b.op("div", o, self)
+    def __matmul__(self, o): return self.b.op("matmul", self, o)
+    def __pow__(self, o): return self.b.op("pow", self, o)
+    def __neg__(self): return self.b.op("neg", self)
+
+
+def _key(op, args, attrs):
+    return (op, tuple(args), tuple(sorted(attrs.items())))
+
+
+class Builder:
+    """Adds nodes to a model, reusing an identical node where one exists (hash-consing)
+    and folding the identities a rule would otherwise leave behind (g * 1, 0 + g)."""
+
+    def __init__(self, model, **node_extra):
+        self.m = model
+        self.extra = node_extra
+        self.memo: dict = {}
+        for n, d in model.G.nodes(data=True):
+            if d["op"] == "literal":
+                self.memo.setdefault(("literal", d["value"]), n)
+            elif d["op"] not in LEAVES:
+                self.memo.setdefault(_key(d["op"], d["args"], d["attrs"]), n)
+
+    def lit(self, value: float) -> V:
+        value = float(value)
+        key = ("literal", value)
+        if key not in self.memo:
+            self.memo[key] = self.m.add("literal", value=value, shape=(), **self.extra)
+        return V(self, self.memo[key])
+
+    def _val(self, x) -> V:
+        return x if isinstance(x, V) else self.lit(x)
+
+    def _literal(self, v: V):
+        d = self.m.node(v.id)
+        return d["value"] if d["op"] == "literal" else None
+
+    def op(self, name: str, *args, **attrs) -> V:
+        args = [self._val(a) for a in args]
+        folded = self._fold(name, args)
+        if folded is not None:
+            return folded
+        ids = tuple(a.id for a in args)
+        key = _key(name, ids, attrs)
+        if key not in self.memo:
+            m = self.m
+            shape = OPS[name].shape(m.dims, [m.node(i)["shape"] for i in ids], attrs)
+            self.memo[key] = m.add(name, ids, attrs=attrs, shape=shape, **self.extra)
+        return V(self, self.memo[key])
+
+    def _fold(self, name, args):
+        lits = [self._literal(a) for a in args]
+        if len(args) == 2 and None not in lits:
+            x, y = lits
+            try:
+                value = {"add": lambda: x + y, "sub": lambda: x - y, "mul": lambda: x * y,
+                         "div": lambda: x / y, "pow": lambda: x ** y}.get(name, lambda: None)()
+            except (ZeroDivisionError, OverflowError, ValueError):
+                value = None
+            if isinstance(value, float):
+                return self.lit(value)
+        if name == "neg" and lits[0] is not None:
+            return self.lit(-lits[0])
+        if name == "neg" and self.m.node(args[0].id)["op"] == "neg":      # --x -> x
+            return V(self, self.m.node(args[0].id)["args"][0])
+        if len(args) == 2:
+            x, y = args
+            lx, ly = lits
+            if name == "mul" and lx == 1:       # 1*x -> x
+                return y
+            if name in ("mul", "div", "pow") and ly == 1:    # x*1, x/1, x**1 -> x
+                return x
+            if name == "add" and lx == 0:       # 0+x -> x
+                return y
+            if name in ("add", "sub") and ly == 0:           # x+0, x-0 -> x
+                return x
+            if name == "mul" and lx == -1:      # -1*x -> -x
+                return self.op("neg", y)
+            if name == "mul" and self._is_reciprocal(y):       # x * (1/y) -> x / y
+                return self.op("div", x, V(self, self.m.node(y.id)["args"][1]))
+        return None
+
+    def _is_reciprocal(self, v: V) -> bool:
+        d = self.m.node(v.id)
+        return d["op"] == "div" and self._literal(V(self, d["args"][0])) == 1
+
+    def unbroadcast(self, g: V, x: V) -> V:
+        """Sum g back over the axes along which x was broadcast."""
+        gs, xs = g.shape, x.shape
+        if gs == xs:
+            return g
+        if gs is None or xs is None:
+            return self.op("sum_to", g, x)
+        lead = len(gs) - len(xs)
+        if lead > 0:
+            g = self.op("sum", g, axis=lead - 1 if lead == 1 else tuple(range(lead)))
+        axes = tuple(i for i, (a, b) in enumerate(zip(xs, gs[lead:])) if a == 1 and b != 1)
+        if axes:
+            g = self.op("sum", g, axis=axes[0] if len(axes) == 1 else axes, keepdims=True)
+        return g
+
+
+def differentiate(model) -> None:
+    """Add the backward pass to the model: model.grads maps each wrt name to its gradient node."""
+    if model.loss is None or not model.wrt:
+        return
+    G = model.G
+    wrt_nodes = [model.names[w] for w in model.wrt]
+    active = model.needed([model.loss]) & _reachable_from(model, wrt_nodes)
+    first_backward = model._next
+    b = Builder(model, backward=True)
+    contributions: dict[int, list[V]] = {model.loss: [b.lit(1.0)]}   # set g = 1
+    grad_of: dict[int, V] = {}
+    for n in reversed(model.topo(active)):
+        d = G.nodes[n]
+        b.extra.update(span=d["span"], line=d["line"], backward=True)
+        parts = contributions.pop(n)
+        g = parts[0]
+        for p in parts[1:]:
+            g = g + p                   # a node used several times: sum over its children
+        grad_of[n] = g
+        gd = G.nodes[g.id]
+        if g.id >= first_backward and gd.get("grad_of") is None and gd["op"] != "literal":
+            gd["grad_of"] = n
+        if d["op"] in LEAVES:
+            continue
+        op = OPS[d["op"]]
+        args = [V(b, a) for a in d["args"]]
+        for i, a in enumerate(d["args"]):
+            if a not in active:
+                continue
+            rule = op.vjp[i] if op.vjp else None
+            if rule is None:
+                raise GdslTypeError(
+                    f"`{d['op']}` is not differentiable in argument {i + 1}, but "
+                    f"{', '.join(model.wrt)} reach{'es' if len(model.wrt) == 1 else ''} "
+                    f"the loss {model.label(model.loss)} through it", d["span"],
+                    help="use it in an `output` or a metric, not on the path to the loss")
+            c = rule(g, V(b, n), *args, **d["attrs"])
+            if op.broadcasts:
+                c = b.unbroadcast(c, args[i])
+            contributions.setdefault(a, []).append(c)
+    model.grads = {}
+    for name, w in zip(model.wrt, wrt_nodes):
+        if w in grad_of:
+            model.grads[name] = grad_of[w].id
+        else:   # the loss does not depend on w
+            model.grads[name] = b.op("zeros_like", V(b, w)).id
+            G.nodes[model.grads[name]]["grad_of"] = w
+
+
+def _reachable_from(model, nodes) -> set[int]:
+    seen = set()
+    stack = list(nodes)
+    while stack:
+        n = stack.pop()
+        if n not in seen:
+            seen.add(n)
+            stack.extend(model.G.successors(n))
+    return seen

@@ -1,0 +1,160 @@
+"""The IR: a NetworkX DAG whose nodes are values.
+
+Every node has
+    op      'input' | 'param' | 'const' | 'literal' | a name in gdsl.ops.OPS
+    args    the argument node ids, in order and with multiplicity (x * x -> (x, x))
+    attrs   keyword attributes of the op (axis=..., keepdims=...)
+    shape   a tuple of dims (int or symbolic str), or None while unknown
+    name    the model's own name for the value, or None
+    span    where in the model text the value comes from
+    line    the span of the whole statement (for comments in emitted code)
+    grad_of for backward nodes: the node whose gradient this is
+and edges run from each argument to its user. Node ids are integers in
+creation order, which is also the deterministic tie-break for scheduling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from .errors import GdslError, Span
+from .shapes import Dims
+
+
+@dataclass
+class Model:
+    """The compiler's state, passed from stage to stage."""
+
+    G: nx.DiGraph = field(default_factory=nx.DiGraph)
+    source: str = ""
+    filename: str | None = None
+    inputs: dict[str, int] = field(default_factory=dict)
+    params: dict[str, int] = field(default_factory=dict)
+    consts: dict[str, int] = field(default_factory=dict)
+    names: dict[str, int] = field(default_factory=dict)   # every model name -> node
+    loss: int | None = None
+    loss_name: str | None = None
+    outputs: dict[str, int] = field(default_factory=dict)
+    wrt: list[str] = field(default_factory=list)
+    grads: dict[str, int] = field(default_factory=dict)   # wrt name -> gradient node
+    init: dict[str, tuple[str, tuple[float, ...]]] = field(default_factory=dict)
+    train: dict[str, object] = field(default_factory=dict)
+    train_spans: dict[str, Span] = field(default_factory=dict)
+    labels: set[str] = field(default_factory=set)         # inputs used as class labels
+    declared: bool = False                                # any input/param/const declared
+    forward_order: list[int] = field(default_factory=list)
+    backward_order: list[int] = field(default_factory=list)
+    rewrites: list[str] = field(default_factory=list)     # what the optimiser did, for reports
+    warnings: list[GdslError] = field(default_factory=list)
+    dims: Dims = field(default_factory=Dims)
+    _next: int = 0
+
+    # -- building ---------------------------------------------------------------
+    def add(self, op: str, args: tuple[int, ...] = (), *, attrs: dict | None = None,
+            name: str | None = None, span: Span | None = None, line: Span | None = None,
+            shape=None, **extra) -> int:
+        n = self._next
+        self._next += 1
+        self.G.add_node(n, op=op, args=tuple(args), attrs=dict(attrs or {}), name=name,
+                        span=span, line=line, shape=shape, **extra)
+        for a in args:
+            self.G.add_edge(a, n)
+        return n
+
+    def node(self, n: int) -> dict:
+        return self.G.nodes[n]
+
+    def set_args(self, n: int, args: tuple[int, ...]) -> None:
+        """Rewire n to new arguments, keeping edges in step with the args list."""
+        for a in set(self.node(n)["args"]):
+            self.G.remove_edge(a, n)
+        self.node(n)["args"] = tuple(args)
+        for a in args:
+            self.G.add_edge(a, n)
+
+    def replace_uses(self, old: int, new: int) -> None:
+        """Make every user of ``old`` use ``new`` instead."""
+        for user in list(self.G.successors(old)):
+            self.set_args(user, tuple(new if a == old else a for a in self.node(user)["args"]))
+        for table in (self.outputs, self.grads, self.names):
+            for k, v in table.items():
+                if v == old:
+                    table[k] = new
+        if self.loss == old:
+            self.loss = new
+
+    def topo(self, nodes=None) -> list[int]:
+        """Deterministic topological order (creation order breaks ties), without recursion."""
+        G = self.G if nodes is None else self.G.subgraph(nodes)
+        return list(nx.lexicographical_topological_sort(G))
+
+    def needed(self, roots) -> set[int]:
+        """Every node that the given roots depend on, roots included."""
+        seen = set()
+        stack = [r for r in roots if r is not None]
+        while stack:
+            n = stack.pop()
+            if n not in seen:
+                seen.add(n)
+                stack.extend(self.node(n)["args"])
+        return seen
+
+    def label(self, n: int) -> str:
+        """A short human name for a node: its model name, or its op and id."""
+        d = self.node(n)
+        if d["name"]:
+            return d["name"]
+        if d.get("grad_of") is not None:
+            return "g_" + self.label(d["grad_of"])
+        if d["op"] == "literal":
+            return repr(d["value"])
+        return f"%{n}"
+
+    def roots(self) -> list[int]:
+        return [n for n in (self.loss, *self.outputs.values(), *self.grads.values()) if n is not None]
+
+    # -- checking and printing ----------------------------------------------------
+    def check(self, stage: str) -> None:
+        """Verify the IR's invariants; a failure here is a compiler bug in ``stage``."""
+        G = self.G
+        if not nx.is_directed_acyclic_graph(G):
+            raise AssertionError(f"after stage {stage!r}: the graph has a cycle")
+        for n, d in G.nodes(data=True):
+            args = d["args"]
+            if set(G.predecessors(n)) != set(args):
+                raise AssertionError(f"after stage {stage!r}: edges of %{n} disagree with its args")
+        for r in self.roots():
+            if r not in G:
+                raise AssertionError(f"after stage {stage!r}: root %{r} is not in the graph")
+
+    def dump(self, nodes=None) -> str:
+        """The IR as text, one value per line: ``%5 z = matmul(W, x) : [C, n]  # 7:5``."""
+        from .shapes import show_shape
+
+        lines = []
+        order = nodes if nodes is not None else list(nx.lexicographical_topological_sort(self.G))
+        for n in order:
+            d = self.node(n)
+            lhs = f"%{n}"
+            if d["name"]:
+                lhs += f" {d['name']}"
+            if d.get("grad_of") is not None:
+                lhs += f" (grad of {self.label(d['grad_of'])})"
+            if d["op"] == "literal":
+                rhs = repr(d["value"])
+            else:
+                args = ", ".join(self.label(a) for a in d["args"])
+                attrs = "".join(f", {k}={v!r}" for k, v in sorted(d["attrs"].items()))
+                rhs = f"{d['op']}({args}{attrs})"
+            where = f"  # {d['span']}" if d["span"] else ""
+            lines.append(f"{lhs} = {rhs} : {show_shape(d['shape'])}{where}")
+        marks = []
+        if self.loss is not None:
+            marks.append(f"loss {self.label(self.loss)}")
+        if self.outputs:
+            marks.append("output " + ", ".join(self.outputs))
+        if self.grads:
+            marks.append("grads " + ", ".join(f"{k}={self.label(v)}" for k, v in self.grads.items()))
+        return "\n".join(lines + marks) + "\n"

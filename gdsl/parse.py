@@ -1,0 +1,259 @@
+"""Parse model text into the AST of gdsl/syntax.py.
+
+Lark's LALR parser runs the transformer below as it reduces, so the AST is
+built bottom-up on Lark's own stack: no parse tree, no recursion, and a
+5,000-deep nested expression parses like a flat one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import cache
+from importlib import resources
+
+import lark
+from lark import Lark, Token, Transformer
+
+from . import syntax as S
+from .errors import GdslLimitError, GdslSyntaxError, Span
+
+MAX_SOURCE_BYTES = 16 * 1024 * 1024
+
+# Friendly names for the grammar's terminals, used in "expected ..." messages.
+TERMINAL_NAMES = {
+    "NAME": "a name",
+    "NUMBER": "a number",
+    "INT": "an integer",
+    "_SEP": "end of statement",
+    "$END": "end of file",
+    "ADDOP": "`+` or `-`",
+    "MULOP": "`*`, `/` or `@`",
+    "POW": "`**`",
+    "TRANSPOSE": "`.T`",
+    "LPAR": "`(`",
+    "RPAR": "`)`",
+    "LSQB": "`[`",
+    "RSQB": "`]`",
+    "COMMA": "`,`",
+    "EQUAL": "`=`",
+    "TILDE": "`~`",
+    "INPUT": "`input`",
+    "PARAM": "`param`",
+    "CONST": "`const`",
+    "LOSS": "`loss`",
+    "OUTPUT": "`output`",
+    "TRAIN": "`train`",
+}
+KEYWORDS = {"input", "param", "const", "loss", "output", "train"}
+
+
+def _span(tok: Token) -> Span:
+    return Span(tok.line, tok.column, tok.end_line, tok.end_column)
+
+
+def _number(tok: Token, sign: Token | None = None) -> float:
+    value = float(tok)
+    return -value if sign is not None and sign == "-" else value
+
+
+class ToAst(Transformer):
+    """Builds syntax nodes during the LALR parse (grammar alias -> AST class)."""
+
+    def start(self, items):
+        return S.Program(list(items))
+
+    # statements
+    def assign(self, c):
+        name, value = c
+        return S.Assign(str(name), value, Span.cover(_span(name), value.span), _span(name))
+
+    def input_decl(self, c):
+        kw, name, *rest = c
+        shape = rest[0] if rest else None
+        end = shape[1] if shape else _span(name)
+        return S.Input(str(name), shape[0] if shape else None, Span.cover(_span(kw), end), _span(name))
+
+    def param_decl(self, c):
+        kw, name, *rest = c
+        shape = init = None
+        for r in rest:
+            if isinstance(r, S.Init):
+                init = r
+            elif r is not None:
+                shape = r
+        end = init.span if init else shape[1] if shape else _span(name)
+        return S.Param(str(name), shape[0] if shape else None, init,
+                       Span.cover(_span(kw), end), _span(name))
+
+    def const_decl(self, c):
+        kw, name, *rest = c
+        value, vspan = self._signed(rest[0]) if rest and rest[0] is not None else (None, _span(name))
+        return S.Const(str(name), value, Span.cover(_span(kw), vspan), _span(name))
+
+    def loss_stmt(self, c):
+        kw, name = c
+        return S.Loss(str(name), Span.cover(_span(kw), _span(name)), _span(name))
+
+    def output_stmt(self, c):
+        kw, *names = c
+        names = tuple(S.Name(str(n), _span(n)) for n in names)
+        return S.Output(names, Span.cover(_span(kw), names[-1].span))
+
+    def train_stmt(self, c):
+        kw, *options = c
+        return S.Train(tuple(options), Span.cover(_span(kw), options[-1].span))
+
+    def option(self, c):
+        name, value = c
+        if isinstance(value, Token) and value.type == "NAME":  # a bare word: optimizer=adam
+            return S.Option(str(name), str(value), Span.cover(_span(name), _span(value)))
+        number, span = self._signed(value)
+        return S.Option(str(name), number, Span.cover(_span(name), span))
+
+    def shape(self, c):
+        lsqb_rsqb = [d for d in c if d is not None]
+        dims = tuple(S.DimSpec(int(d) if d.type == "INT" else str(d), _span(d)) for d in lsqb_rsqb)
+        return dims, (dims[-1].span if dims else None)
+
+    def init(self, c):
+        name, *args = c
+        args = [a for a in args if a is not None]
+        values = tuple(self._signed(a)[0] for a in args)
+        end = self._signed(args[-1])[1] if args else _span(name)
+        return S.Init(str(name), values, Span.cover(_span(name), end))
+
+    @staticmethod
+    def _signed(a):
+        return a if isinstance(a, tuple) else (_number(a), _span(a))
+
+    def signed_number(self, c):
+        sign, num = c
+        return _number(num, sign), Span.cover(_span(sign), _span(num))
+
+    # expressions
+    def binop(self, c):
+        left, op, right = c
+        return S.BinOp(str(op), left, right, Span.cover(left.span, right.span), _span(op))
+
+    def unary(self, c):
+        op, operand = c
+        return S.Unary(str(op), operand, Span.cover(_span(op), operand.span))
+
+    def transpose(self, c):
+        operand, tok = c
+        return S.Transpose(operand, Span.cover(operand.span, _span(tok)))
+
+    def number(self, c):
+        (tok,) = c
+        return S.Num(float(tok), str(tok), _span(tok))
+
+    def name(self, c):
+        (tok,) = c
+        return S.Name(str(tok), _span(tok))
+
+    def call(self, c):
+        func, *args, rpar = c
+        args = [a for a in args if a is not None]
+        positional = tuple(a for a in args if not isinstance(a, S.Keyword))
+        keywords = tuple(a for a in args if isinstance(a, S.Keyword))
+        end = _span(rpar)
+        return S.Call(str(func), positional, keywords, Span.cover(_span(func), end), _span(func))
+
+    def keyword(self, c):
+        name, value = c
+        return S.Keyword(str(name), value, Span.cover(_span(name), value.span))
+
+
+def grammar_text() -> str:
+    """The grammar as shipped with the package (grammars/gdsl.lark)."""
+    return resources.files("gdsl.grammars").joinpath("gdsl.lark").read_text(encoding="utf-8")
+
+
+@cache
+def _parser() -> Lark:
+    return Lark(grammar_text(), parser="lalr", lexer="contextual", transformer=ToAst(),
+                maybe_placeholders=True)
+
+
+def _expected(names) -> str:
+    pretty = sorted({TERMINAL_NAMES.get(n, f"`{n}`") for n in names if n not in ("WS",)})
+    if not pretty:
+        return ""
+    if len(pretty) > 6:
+        pretty = pretty[:6] + ["..."]
+    return "expected " + ", ".join(pretty)
+
+
+def parse(text: str) -> S.Program:
+    """Parse model text into a Program; raises GdslSyntaxError with the place and what was expected."""
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_SOURCE_BYTES:
+        raise GdslLimitError(f"model text is larger than the limit of {MAX_SOURCE_BYTES} bytes")
+    if "\x00" in text:
+        at = text.index("\x00")
+        line = text.count("\n", 0, at) + 1
+        col = at - (text.rfind("\n", 0, at) + 1) + 1
+        raise GdslSyntaxError("the model text contains a NUL byte", Span(line, col, line, col + 1),
+                              help="is this a binary file?")
+    try:
+        return _parser().parse(text)
+    except lark.UnexpectedCharacters as e:
+        ch = text[e.pos_in_stream] if e.pos_in_stream is not None and e.pos_in_stream < len(text) else "?"
+        span = Span(e.line, e.column, e.line, e.column + 1)
+        help = None
+        if ch == "=" and text[e.pos_in_stream:e.pos_in_stream + 2] == "==":
+            help = "gdsl has no comparisons; `=` defines a name once"
+        raise GdslSyntaxError(f"unexpected character {ch!r}", span, help=help,
+                              notes=[_expected(e.allowed)] if e.allowed else []) from None
+    except lark.UnexpectedToken as e:
+        tok = e.token
+        if tok.type == "EQUAL" and e.state is not None and _last_keyword(e):
+            span = Span(tok.line, tok.column, tok.line, tok.column + 1)
+            raise GdslSyntaxError(f"`{_last_keyword(e)}` is a keyword and cannot be used as a name",
+                                  span, help="choose another name") from None
+        if tok.type == "$END":
+            line, col = _end_position(text)
+            what = "unexpected end of file"
+            span = Span(line, col, line, col + 1)
+        else:
+            what = ("unexpected end of statement" if tok.type == "_SEP"
+                    else f"unexpected `{tok}`")
+            if tok.type == "NAME" and str(tok) in KEYWORDS:
+                what = f"unexpected keyword `{tok}`"
+            span = Span(tok.line, tok.column, tok.line, tok.column + max(1, len(str(tok).rstrip("\n"))))
+        help = _hint(e, tok)
+        raise GdslSyntaxError(what, span, notes=[_expected(e.expected)] if e.expected else [],
+                              help=help) from None
+    except lark.UnexpectedEOF as e:
+        line, col = _end_position(text)
+        raise GdslSyntaxError("unexpected end of file", Span(line, col, line, col + 1),
+                              notes=[_expected(e.expected)]) from None
+
+
+def _hint(e: lark.UnexpectedToken, tok: Token) -> str | None:
+    expected = set(e.expected)
+    if tok.type in ("INPUT", "PARAM", "CONST", "LOSS", "OUTPUT", "TRAIN") and "NAME" in expected:
+        return f"`{tok}` is a keyword and cannot be used as a name"
+    if tok.type in ("NAME", "NUMBER", "LPAR") and ("MULOP" in expected or "ADDOP" in expected):
+        return "two values side by side need an operator between them, e.g. `W @ x`"
+    if tok.type == "_SEP" and "RPAR" in expected:
+        return "a `(` is not closed on this line"
+    if tok.type == "EQUAL" and "NAME" not in expected:
+        return "only a plain name can be assigned: `name = expression`"
+    return None
+
+
+def _last_keyword(e: lark.UnexpectedToken) -> str | None:
+    stack = getattr(e.state, "value_stack", None) or []
+    last = stack[-1] if stack else None
+    if isinstance(last, Token) and last.type in ("INPUT", "PARAM", "CONST", "LOSS", "OUTPUT", "TRAIN"):
+        return str(last)
+    return None
+
+
+def _end_position(text: str) -> tuple[int, int]:
+    lines = text.split("\n")
+    return len(lines), len(lines[-1]) + 1
+
+
+def replace_span(node, span: Span):
+    return dataclasses.replace(node, span=span)

@@ -1,0 +1,185 @@
+"""Shapes with symbolic dimensions, and the shape-inference pass.
+
+A shape is a tuple of dims, each an int or a symbol such as ``"n"``, or
+None when not known until call time (names that were never declared).
+Symbols bind to ints as shapes meet (``W[10, d] @ x[d, n]`` keeps d; ``[C, n] +
+[10, n]`` binds C = 10); two different symbols must not meet, since a user
+who wrote ``d`` and ``e`` meant two sizes.
+"""
+
+from __future__ import annotations
+
+from .errors import GdslShapeError
+
+Dim = int | str
+Shape = tuple[Dim, ...] | None
+
+
+class Mismatch(Exception):
+    """Raised by shape rules; the inference pass turns it into a GdslShapeError at the node."""
+
+
+def show_shape(shape: Shape) -> str:
+    if shape is None:
+        return "?"
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+class Dims:
+    """Bindings of symbolic dims to sizes, found while shapes meet."""
+
+    def __init__(self, bound: dict[str, int] | None = None):
+        self.bound: dict[str, int] = dict(bound or {})
+
+    def resolve(self, d: Dim) -> Dim:
+        return self.bound.get(d, d) if isinstance(d, str) else d
+
+    def shape(self, s: Shape) -> Shape:
+        return None if s is None else tuple(self.resolve(d) for d in s)
+
+    def equal(self, a: Dim, b: Dim, what: str) -> Dim:
+        a, b = self.resolve(a), self.resolve(b)
+        if a == b:
+            return a
+        if isinstance(a, str) and isinstance(b, int):
+            self.bound[a] = b
+            return b
+        if isinstance(b, str) and isinstance(a, int):
+            self.bound[b] = a
+            return a
+        raise Mismatch(f"{what}: {a} and {b} differ")
+
+    def broadcast(self, a: Dim, b: Dim) -> Dim:
+        a, b = self.resolve(a), self.resolve(b)
+        if a == b or b == 1:
+            return a
+        if a == 1:
+            return b
+        return self.equal(a, b, "dimensions do not broadcast")
+
+
+def broadcast(dims: Dims, *shapes: Shape) -> Shape:
+    if any(s is None for s in shapes):
+        return None
+    out: list[Dim] = []
+    for s in shapes:
+        s = tuple(s)
+        if len(s) > len(out):
+            out = list(s[: len(s) - len(out)]) + out
+        k = len(s)
+        for i in range(1, k + 1):
+            out[-i] = dims.broadcast(out[-i], s[-i])
+    return tuple(dims.resolve(d) for d in out)
+
+
+def matmul(dims: Dims, a: Shape, b: Shape) -> Shape:
+    if a is None or b is None:
+        return None
+    if not (1 <= len(a) <= 2 and 1 <= len(b) <= 2):
+        raise Mismatch(f"@ takes vectors and matrices, not {len(a)}-D and {len(b)}-D values")
+    dims.equal(a[-1], b[0], "inner dimensions")
+    out = tuple(a[:-1]) + tuple(b[1:])
+    return tuple(dims.resolve(d) for d in out)
+
+
+def normalize_axis(axis: int | None, ndim: int | None) -> int | None:
+    if axis is None or ndim is None:
+        return axis
+    if not -ndim <= axis < ndim:
+        raise Mismatch(f"axis {axis} is out of range for a {ndim}-D value"
+                       f" (valid: {-ndim}..{ndim - 1} or None)")
+    return axis % ndim
+
+
+def reduce(shape: Shape, axis, keepdims: bool) -> Shape:
+    """Shape after reducing over ``axis`` (None, an int, or a tuple of ints)."""
+    if shape is None:
+        return None
+    if axis is None:
+        return (1,) * len(shape) if keepdims else ()
+    axes = {normalize_axis(a, len(shape)) for a in (axis if isinstance(axis, tuple) else (axis,))}
+    if keepdims:
+        return tuple(1 if i in axes else d for i, d in enumerate(shape))
+    return tuple(d for i, d in enumerate(shape) if i not in axes)
+
+
+def labels_like(dims: Dims, scores: Shape, labels: Shape) -> None:
+    """Labels go with scores [C, n...] as one-hot [C, n...] or as integers [n...] / [1, n...]."""
+    if scores is None or labels is None:
+        return
+    if len(scores) == 0:
+        raise Mismatch("class scores must have a class axis (axis 0), not be a scalar")
+    if len(labels) == len(scores):
+        if len(labels) >= 2 and dims.resolve(labels[0]) == 1 and dims.resolve(scores[0]) != 1:
+            labels = labels[1:]      # integer labels as a row [1, n]
+        else:
+            for a, b in zip(scores, labels):
+                dims.equal(a, b, "labels and scores")
+            return
+    if len(labels) == len(scores) - 1:
+        for a, b in zip(scores[1:], labels):
+            dims.equal(a, b, "labels and examples")
+        return
+    raise Mismatch(f"labels of shape {show_shape(labels)} do not fit scores of shape "
+                   f"{show_shape(scores)}")
+
+
+def infer(model, dims: Dims | None = None, order=None, leaf_shapes: dict | None = None) -> dict:
+    """Give every node its shape, in topological order; a mismatch raises GdslShapeError there.
+
+    At compile time the shapes are stored on the nodes. At call time pass the
+    arrays' shapes as ``leaf_shapes`` (node -> shape): the result is returned
+    and the graph is left as it was.
+    """
+    from .ops import OPS
+
+    dims = dims if dims is not None else model.dims
+    G = model.G
+    out: dict = {}
+    store = leaf_shapes is None
+    for n in (order if order is not None else model.topo()):
+        d = G.nodes[n]
+        op = d["op"]
+        if op in ("input", "param", "const", "literal"):
+            shape = d["shape"] if store or n not in leaf_shapes else leaf_shapes[n]
+            shape = dims.shape(shape)
+        else:
+            try:
+                shape = OPS[op].shape(dims, [out[a] for a in d["args"]], d["attrs"])
+            except Mismatch as e:
+                raise shape_error(model, n, str(e), dims, out) from None
+        out[n] = shape
+        if store:
+            d["shape"] = shape
+    return out
+
+
+def shape_error(model, n: int, why: str, dims: Dims, shapes: dict) -> GdslShapeError:
+    G = model.G
+    d = G.nodes[n]
+    text = _snippet(model, d["span"])
+    notes = []
+    seen = set()
+    for a in d["args"]:
+        if a in seen:
+            continue
+        seen.add(a)
+        ad = G.nodes[a]
+        if ad["op"] == "literal":
+            continue
+        where = f", defined at {ad['span']}" if ad["span"] else ""
+        if ad["op"] in ("input", "param"):
+            where = f", declared at {ad['span']}" if ad.get("declared") else where
+        who = ad["name"] or (f"`{_snippet(model, ad['span'])}`" if _snippet(model, ad["span"]) else model.label(a))
+        notes.append(f"{who} has shape {show_shape(dims.shape(shapes[a]))}{where}")
+    what = f" in `{text}`" if text else ""
+    return GdslShapeError(f"shape mismatch{what}: {why}", d["span"], notes=notes)
+
+
+def _snippet(model, span) -> str:
+    if span is None or not model.source:
+        return ""
+    lines = model.source.splitlines()
+    if span.line != span.end_line or span.line > len(lines):
+        return ""
+    return lines[span.line - 1][span.col - 1: span.end_col - 1]
