@@ -50,8 +50,8 @@ class Namer:
             d = model.node(n)
             if d["name"] is not None and d.get("grad_of") is None:
                 base = d["name"]
-            elif d.get("grad_of") is not None:
-                base = "g_" + (model.node(d["grad_of"])["name"] or "t")
+            elif d.get("grad_of") is not None and model.node(d["grad_of"])["name"]:
+                base = "g_" + model.node(d["grad_of"])["name"]
             else:
                 self.temps += 1
                 base = f"t{self.temps}"
