@@ -34,6 +34,7 @@ from .shapes import Dims, infer, show_shape
 class Options:
     wrt: list[str] | None = None
     optimize: bool = True
+    outputs: list[str] | None = None    # extra values to return from forward, by model name
 
 
 def _parse(m: Model, o: Options):
@@ -42,6 +43,11 @@ def _parse(m: Model, o: Options):
 
 def _resolve(m: Model, o: Options):
     build(m.program, m, o.wrt)
+    for name in o.outputs or ():
+        if name not in m.names:
+            from .errors import GdslNameError
+            raise GdslNameError(f"cannot output `{name}`: the model defines no such name")
+        m.outputs.setdefault(name, m.names[name])
 
 
 def _shapes(m: Model, o: Options):
@@ -85,12 +91,18 @@ STAGE_NAMES = [name for name, _ in STAGES]
 
 
 def run_pipeline(text: str, *, filename: str | None = None, wrt: list[str] | None = None,
-                 optimize: bool = True, after: Callable[[str, Model], None] | None = None) -> Model:
-    """Run every stage; ``after(stage, model)`` is called after each (for --dump-after)."""
-    m = Model(source=text, filename=filename)
-    opts = Options(wrt=wrt, optimize=optimize)
+                 optimize: bool = True, after: Callable[[str, Model], None] | None = None,
+                 outputs: list[str] | None = None, model: Model | None = None,
+                 start: str = "parse") -> Model:
+    """Run every stage from ``start``; ``after(stage, model)`` is called after each (--dump-after).
+
+    A caller that builds the IR itself (gdsl check does, for one op at a time) passes
+    ``model=`` and ``start="shapes"``.
+    """
+    m = model if model is not None else Model(source=text, filename=filename)
+    opts = Options(wrt=wrt, optimize=optimize, outputs=outputs)
     try:
-        for name, stage in STAGES:
+        for name, stage in STAGES[STAGE_NAMES.index(start):]:
             stage(m, opts)
             if name != "parse":
                 m.check(name)
@@ -102,19 +114,21 @@ def run_pipeline(text: str, *, filename: str | None = None, wrt: list[str] | Non
 
 
 def compile(text: str, wrt: list[str] | None = None, *, filename: str | None = None,
-            optimize: bool = True) -> CompiledModel:
+            optimize: bool = True, outputs: list[str] | None = None) -> CompiledModel:
     """Compile model text.
 
     Returns a CompiledModel with ``forward``, ``value_and_grad``, ``source`` (the
     emitted code) and ``graph`` (the NetworkX graph). ``wrt`` names the values to
     differentiate with respect to (default: the declared params). Raises a
     subclass of GdslError, with file, line and column, for any mistake in the text.
+    ``outputs`` adds named intermediate values to what ``forward`` returns.
     """
-    return CompiledModel(run_pipeline(text, filename=filename, wrt=wrt, optimize=optimize))
+    return CompiledModel(run_pipeline(text, filename=filename, wrt=wrt, optimize=optimize,
+                                      outputs=outputs))
 
 
 def compile_file(path: str | os.PathLike, wrt: list[str] | None = None, *,
-                 optimize: bool = True) -> CompiledModel:
+                 optimize: bool = True, outputs: list[str] | None = None) -> CompiledModel:
     """Compile a model file; see ``compile``."""
     from .errors import GdslUsageError
     try:
@@ -126,7 +140,7 @@ def compile_file(path: str | os.PathLike, wrt: list[str] | None = None, *,
                         filename=str(path)) from None
     except OSError as e:
         raise GdslUsageError(f"cannot read model file {path}: {e.strerror}") from None
-    return compile(text, wrt, filename=str(path), optimize=optimize)
+    return compile(text, wrt, filename=str(path), optimize=optimize, outputs=outputs)
 
 
 def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
