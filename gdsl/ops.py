@@ -162,7 +162,7 @@ defop("add", 2, bcast, lambda a, at, s: bin_(a[0], "+", a[1]),
 defop("sub", 2, bcast, lambda a, at, s: bin_(a[0], "-", a[1]),
       lambda g, ans, x, y, **at: g,
       lambda g, ans, x, y, **at: -g,
-      broadcasts=True, user=False, jacobian=("I", "-I"))
+      broadcasts=True, user=False, jacobian=("I", "−I"))
 defop("mul", 2, bcast, lambda a, at, s: bin_(a[0], "*", a[1]),
       lambda g, ans, x, y, **at: g * y,
       lambda g, ans, x, y, **at: g * x,
@@ -170,11 +170,11 @@ defop("mul", 2, bcast, lambda a, at, s: bin_(a[0], "*", a[1]),
 defop("div", 2, bcast, lambda a, at, s: bin_(a[0], "/", a[1]),
       lambda g, ans, x, y, **at: g / y,
       lambda g, ans, x, y, **at: -(g * ans) / y,          # d(x/y)/dy = -x/y² = -ans/y
-      broadcasts=True, user=False, jacobian=("diag(1/{y})", "-diag({x}/{y}²)"))
+      broadcasts=True, user=False, jacobian=("diag(1/{y})", "−diag({x}/{y}²)"))
 defop("pow", 2, bcast, lambda a, at, s: bin_(a[0], "**", a[1]),
       lambda g, ans, x, y, **at: g * y * x ** (y - 1),
       lambda g, ans, x, y, **at: g * ans * call("log", x),
-      broadcasts=True, user=False, jacobian=("diag({y} {x}^({y}-1))", "diag(log({x}) {ans})"))
+      broadcasts=True, user=False, jacobian=("diag({y} {x}^({y}−1))", "diag(log({x}) {ans})"))
 defop("maximum", 2, bcast, lambda a, at, s: np_("maximum", *a),
       # subgradient at ties: all of g goes to the first argument
       lambda g, ans, x, y, **at: g * call("ge", x, y),
@@ -196,17 +196,17 @@ defop("step", 1, same, lambda a, at, s: bin_(a[0], ">", const(0)), None, user=Fa
 # elementwise, one argument
 
 defop("neg", 1, same, lambda a, at, s: ast.UnaryOp(ast.USub(), a[0]),
-      lambda g, ans, x, **at: -g, user=False, jacobian=("-I",))
+      lambda g, ans, x, **at: -g, user=False, jacobian=("−I",))
 defop("exp", 1, same, lambda a, at, s: np_("exp", a[0]),
       lambda g, ans, x, **at: g * ans, jacobian=("diag(exp({x}))",))
 defop("log", 1, same, lambda a, at, s: np_("log", a[0]),
       lambda g, ans, x, **at: g / x, jacobian=("diag(1/{x})",))
 defop("tanh", 1, same, lambda a, at, s: np_("tanh", a[0]),
-      lambda g, ans, x, **at: g * (1 - ans * ans), jacobian=("diag(1 - tanh²({x}))",))
+      lambda g, ans, x, **at: g * (1 - ans * ans), jacobian=("diag(1 − tanh²({x}))",))
 # sigmoid(x) = (1 + tanh(x/2)) / 2: stable for large |x|, one ufunc pass
 defop("sigmoid", 1, same,
       lambda a, at, s: bin_(const(0.5), "+", bin_(const(0.5), "*", np_("tanh", bin_(const(0.5), "*", a[0])))),
-      lambda g, ans, x, **at: g * ans * (1 - ans), jacobian=("diag(σ({x})(1 - σ({x})))",))
+      lambda g, ans, x, **at: g * ans * (1 - ans), jacobian=("diag(σ({x})(1 − σ({x})))",))
 defop("relu", 1, same, lambda a, at, s: np_("maximum", a[0], const(0)),
       # subgradient at 0 is 0
       lambda g, ans, x, **at: g * call("step", x), jacobian=("diag([{x} > 0])",),
@@ -330,10 +330,10 @@ def _logsoftmax_vjp(g, ans, x, **at):
 
 defop("softmax", 1, along_axis, lambda a, at, s: helper("_softmax", a[0], axis=at["axis"]),
       _softmax_vjp, keywords={"axis": 0}, helpers=("_softmax",),
-      jacobian=("diag({ans}) - {ans}{ans}ᵀ",), doc="exp(s) / 1ᵀexp(s) along an axis (stable)")
+      jacobian=("diag({ans}) − {ans}{ans}ᵀ",), doc="exp(s) / 1ᵀexp(s) along an axis (stable)")
 defop("logsoftmax", 1, along_axis, lambda a, at, s: helper("_logsoftmax", a[0], axis=at["axis"]),
       _logsoftmax_vjp, keywords={"axis": 0}, helpers=("_logsoftmax",),
-      jacobian=("I - softmax({x})1ᵀ",), doc="log(softmax(s)) along an axis (stable)")
+      jacobian=("I − 1softmax({x})ᵀ",), doc="log(softmax(s)) along an axis (stable)")
 
 
 def _xent_vjp(g, ans, p, y, **at):
@@ -348,23 +348,23 @@ def _xent_logits_vjp(g, ans, s, y, **at):
 
 
 defop("xent", 2, loss_shape, lambda a, at, s: helper("_xent", *a), _xent_vjp, None,
-      helpers=("_xent", "_onehot"), jacobian=("-{y}ᵀ/({y}ᵀ{x})",),
+      helpers=("_xent", "_onehot"), jacobian=("−{y}ᵀ/({y}ᵀ{x})",),
       doc="cross-entropy -log(yᵀp) of probabilities p [C, n] and labels (one-hot [C, n] or "
           "integers [n]), averaged over examples")
 defop("xent_logits", 2, loss_shape, lambda a, at, s: helper("_xent_logits", *a),
       _xent_logits_vjp, None, user=False, helpers=("_xent_logits", "_onehot"),
-      jacobian=("softmax({x})ᵀ - {y}ᵀ",))
+      jacobian=("softmax({x})ᵀ − {y}ᵀ",))
 defop("onehot", 2, like_second, lambda a, at, s: helper("_onehot", *a), None, None, user=False,
       helpers=("_onehot",))
 defop("svm", 2, loss_shape, lambda a, at, s: helper("_svm", *a),
       lambda g, ans, s, y, **at: call("svm_grad", g, s, y), None,
-      helpers=("_svm", "_onehot"), jacobian=("Σⱼ≠y [s_j - s_y + 1 > 0](e_j - e_y)ᵀ",),
+      helpers=("_svm", "_onehot"), jacobian=("Σⱼ≠y [{x}ⱼ − {x}_y + 1 > 0](eⱼ − e_y)ᵀ",),
       doc="multi-class hinge loss Σ_{j≠y} max(0, s_j - s_y + 1), averaged over examples "
           "(subgradient 0 exactly at the hinge)")
 defop("svm_grad", 3, like_second, lambda a, at, s: helper("_svm_grad", *a), None, None, None,
       user=False, helpers=("_svm_grad", "_onehot"))
 defop("sqnorm", 1, scalar, lambda a, at, s: np_("vdot", a[0], a[0]),
-      lambda g, ans, x, **at: x * (2 * g), jacobian=("2{x}ᵀ",),
+      lambda g, ans, x, **at: x * (2 * g), jacobian=("2{x}",),
       doc="squared Frobenius norm ‖W‖² = Σ W²")
 
 
