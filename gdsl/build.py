@@ -20,6 +20,7 @@ MAX_NODES = 2_000_000
 TRAIN_OPTIONS = {
     "lr": float, "epochs": int, "batch_size": int, "optimizer": str, "seed": int,
     "momentum": float, "decay": float, "data": str, "val_fraction": float,
+    "hidden": int,
 }
 
 

@@ -1,0 +1,341 @@
+"""Data for `gdsl run`: files (.npz, .npy, .csv) and built-in data sets.
+
+A data set here is a ``Table``: features as rows ``X [n, d]`` and class labels
+``y [n]`` (integers), or, for .npz files, arrays keyed by the model's input
+names. ``to_model`` turns either into the arrays the model declares, one
+example per column (x [d, n]), integer labels [n] for the inputs the model
+uses as class labels.
+
+Built-in sets (no download):
+    digits   scikit-learn's bundled 8x8 handwritten digits, 1797 x 64, each pixel standardised
+    spiral   three interleaved 2-D spirals (the classic non-linear toy set), 900 x 2
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import GdslDataError
+
+
+@dataclass
+class Table:
+    """Examples as rows. ``arrays`` holds named arrays (from .npz) instead of X/y."""
+
+    X: np.ndarray | None = None
+    y: np.ndarray | None = None
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    source: str = ""
+    classes: list | None = None     # class names when the labels were strings
+
+
+# -- built-in data sets -----------------------------------------------------------------------
+
+def digits() -> Table:
+    from sklearn.datasets import load_digits
+    d = load_digits()
+    X = d.data.astype(np.float64)
+    # each pixel standardised over the whole set (constant pixels stay 0)
+    sd = X.std(axis=0)
+    X = (X - X.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+    return Table(X=X, y=d.target.astype(np.int64),
+                 source="digits (scikit-learn's bundled 8x8 handwritten digits)")
+
+
+def spiral(n_per_class: int = 300, classes: int = 3, noise: float = 0.2, seed: int = 0) -> Table:
+    """Interleaved spirals: no line separates them (a linear model stays near 1/classes)."""
+    rng = np.random.default_rng(seed)
+    X = np.zeros((n_per_class * classes, 2))
+    y = np.zeros(n_per_class * classes, dtype=np.int64)
+    for k in range(classes):
+        i = slice(n_per_class * k, n_per_class * (k + 1))
+        r = np.linspace(0.0, 1.0, n_per_class)
+        t = np.linspace(k * 4.0, (k + 1) * 4.0, n_per_class) + rng.normal(0, noise, n_per_class)
+        X[i] = np.c_[r * np.sin(t), r * np.cos(t)]
+        y[i] = k
+    return Table(X=X, y=y, source=f"spiral ({classes} classes, {n_per_class} points each)")
+
+
+BUILTIN = {"digits": digits, "spiral": spiral}
+
+
+# -- files ------------------------------------------------------------------------------------
+
+def load(spec: str, label_column: str | None = None) -> Table:
+    """A built-in set by name, or a .npz / .npy / .csv file. Raises GdslDataError."""
+    path = Path(spec)
+    if spec in BUILTIN and not path.exists():
+        return BUILTIN[spec]()
+    if not path.exists():
+        raise GdslDataError(f"no such data file: {spec} (built-in data sets: "
+                            f"{', '.join(BUILTIN)})", filename=spec)
+    if path.is_dir():
+        raise GdslDataError(f"{spec} is a directory, not a data file", filename=spec)
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npz":
+            return _load_npz(path)
+        if suffix == ".npy":
+            return _load_npy(path, label_column)
+        if suffix in (".csv", ".txt", ".tsv"):
+            return _load_csv(path, label_column)
+    except GdslDataError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as e:
+        raise GdslDataError(f"cannot read data file {spec}: {_why(e)}", filename=spec) from None
+    raise GdslDataError(f"unknown data file type `{suffix or path.name}`: use .npz, .npy or .csv",
+                        filename=spec)
+
+
+def _why(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    return (text[0] if text else type(e).__name__)[:200]
+
+
+def _load_npz(path: Path) -> Table:
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: np.asarray(z[k]) for k in z.files}
+    if not arrays:
+        raise GdslDataError(f"data file {path} holds no arrays", filename=str(path))
+    return Table(arrays=arrays, source=str(path))
+
+
+def _load_npy(path: Path, label_column: str | None) -> Table:
+    a = np.load(path, allow_pickle=False)
+    if a.ndim != 2 or a.shape[1] < 2:
+        raise GdslDataError(f"data file {path} holds an array of shape {a.shape}; a .npy data file "
+                            f"holds one example per row with the label in the last column",
+                            filename=str(path))
+    col = _column_index(label_column, None, a.shape[1], path)
+    X = np.delete(a, col, axis=1).astype(np.float64)
+    return Table(X=X, y=a[:, col], source=str(path))
+
+
+def _column_index(label_column, header, ncols, path) -> int:
+    if label_column is None:
+        if header:
+            for name in ("label", "labels", "y", "target", "class"):
+                if name in header:
+                    return header.index(name)
+        return ncols - 1
+    if header and label_column in header:
+        return header.index(label_column)
+    try:
+        i = int(label_column)
+    except ValueError:
+        raise GdslDataError(f"no column `{label_column}` in {path}"
+                            + (f" (columns: {', '.join(header)})" if header else ""),
+                            filename=str(path)) from None
+    if not -ncols <= i < ncols:
+        raise GdslDataError(f"label column {i} is out of range: {path} has {ncols} columns",
+                            filename=str(path))
+    return i % ncols
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
+
+
+def _load_csv(path: Path, label_column: str | None) -> Table:
+    text = path.read_text(encoding="utf-8")
+    dialect = "excel-tab" if path.suffix.lower() == ".tsv" else "excel"
+    rows = [r for r in csv.reader(io.StringIO(text), dialect) if r and any(c.strip() for c in r)]
+    if not rows:
+        raise GdslDataError(f"data file {path} is empty", filename=str(path))
+    header = None
+    if not all(_is_number(c) for c in rows[0]):
+        header = [c.strip() for c in rows[0]]
+        rows = rows[1:]
+    if not rows:
+        raise GdslDataError(f"data file {path} has a header but no examples", filename=str(path))
+    ncols = len(rows[0])
+    if ncols < 2:
+        raise GdslDataError(f"data file {path} needs feature columns and a label column",
+                            filename=str(path))
+    col = _column_index(label_column, header, ncols, path)
+    X = np.empty((len(rows), ncols - 1))
+    labels = []
+    for i, r in enumerate(rows):
+        line = i + 2 if header else i + 1
+        if len(r) != ncols:
+            raise GdslDataError(f"{path}:{line}: expected {ncols} columns, found {len(r)}",
+                                filename=str(path))
+        feats = r[:col] + r[col + 1:]
+        try:
+            X[i] = [float(c) for c in feats]
+        except ValueError:
+            bad = next(c for c in feats if not _is_number(c))
+            raise GdslDataError(f"{path}:{line}: feature `{bad.strip()}` is not a number",
+                                filename=str(path)) from None
+        labels.append(r[col].strip())
+    classes = None
+    if all(_is_number(c) for c in labels):
+        y = np.array([float(c) for c in labels])
+    else:    # class names: numbered in sorted order
+        classes = sorted(set(labels))
+        index = {c: k for k, c in enumerate(classes)}
+        y = np.array([index[c] for c in labels], dtype=np.int64)
+    return Table(X=X, y=y, source=str(path), classes=classes)
+
+
+# -- labels -----------------------------------------------------------------------------------
+
+def as_int_labels(y: np.ndarray, what: str) -> np.ndarray:
+    """Integer class labels [n] from integers, integral floats or one-hot rows [n, C]."""
+    y = np.asarray(y)
+    if y.dtype.kind == "b":
+        y = y.astype(np.int64)
+    if y.dtype.kind not in "iuf":
+        raise GdslDataError(f"{what}: labels must be numbers, got {y.dtype}")
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim == 2:
+        ok = np.isin(y, (0, 1)).all() and (y.sum(axis=1) == 1).all()
+        if not ok:
+            raise GdslDataError(f"{what}: 2-D labels must be one-hot (one 1 per example, "
+                                f"the rest 0), got values like {y.ravel()[:4].tolist()}")
+        return y.argmax(axis=1).astype(np.int64)
+    if y.ndim != 1:
+        raise GdslDataError(f"{what}: labels must be integers [n] or one-hot [n, C], "
+                            f"got shape {y.shape}")
+    if y.dtype.kind == "f":
+        if not np.isfinite(y).all() or (y != np.round(y)).any():
+            raise GdslDataError(f"{what}: class labels must be whole numbers, got e.g. "
+                                f"{y[(~np.isfinite(y)) | (y != np.round(y))][0]}")
+    y = y.astype(np.int64)
+    if y.size and y.min() < 0:
+        raise GdslDataError(f"{what}: labels out of range: {y.min()} is negative "
+                            f"(classes are numbered 0..C-1)")
+    return y
+
+
+def check_labels(y: np.ndarray, C: int, what: str) -> None:
+    if y.size and y.max() >= C:
+        raise GdslDataError(f"{what}: labels out of range: found label {y.max()}, but the model "
+                            f"has {C} classes (labels 0..{C - 1})")
+
+
+# -- into the model's arrays ------------------------------------------------------------------
+
+def to_model(table: Table, inputs: dict, labels: list[str], what: str) -> dict[str, np.ndarray]:
+    """The arrays a model takes, one example per column; label inputs as integers [n].
+
+    ``inputs`` maps input names to declared shapes (symbolic, or None); ``labels``
+    names the inputs used as class labels. Examples given as rows are transposed.
+    Raises GdslDataError naming the file and the array.
+    """
+    if table.arrays:
+        return _npz_to_model(table, inputs, labels, what)
+    features = [k for k in inputs if k not in labels]
+    if len(features) != 1 or len(labels) > 1:
+        raise GdslDataError(
+            f"{what}: a table of features and labels fits a model with one feature input and "
+            f"one label input, but this model takes {', '.join(inputs) or 'no inputs'}; "
+            f"give a .npz file with one array per input")
+    X = np.asarray(table.X, dtype=np.float64)
+    if not np.isfinite(X).all():
+        raise GdslDataError(f"{what}: the features contain NaN or infinite values")
+    out = {features[0]: _columns(X, inputs[features[0]], features[0], what)}
+    if labels:
+        out[labels[0]] = as_int_labels(table.y, what)
+    return out
+
+
+def _columns(X: np.ndarray, declared, name: str, what: str) -> np.ndarray:
+    """Rows [n, d] -> the declared layout [d, n] (a 1-row input [n] stays 1-D)."""
+    if declared is not None and len(declared) == 1:
+        if X.shape[1] != 1:
+            raise GdslDataError(f"{what}: input `{name}` is declared 1-D, but the data has "
+                                f"{X.shape[1]} feature columns")
+        return np.ascontiguousarray(X[:, 0])
+    if declared is not None and len(declared) != 2:
+        raise GdslDataError(f"{what}: input `{name}` is declared with {len(declared)} axes; "
+                            f"a table fills only [d, n]")
+    if declared is not None and isinstance(declared[0], int) and declared[0] != X.shape[1]:
+        raise GdslDataError(f"{what}: input `{name}` is declared with {declared[0]} features, "
+                            f"but the data has {X.shape[1]}")
+    return np.ascontiguousarray(X.T)
+
+
+def _npz_to_model(table: Table, inputs: dict, labels: list[str], what: str) -> dict:
+    arrays = table.arrays
+    missing = [k for k in inputs if k not in arrays]
+    if missing:
+        raise GdslDataError(f"{what}: no array named {', '.join(f'`{k}`' for k in missing)} "
+                            f"(the file holds {', '.join(arrays)}; the model takes "
+                            f"{', '.join(inputs)})")
+    # the example count: what every array shares, on its first or last axis
+    cands = None
+    for k in inputs:
+        a = arrays[k]
+        if a.ndim == 0:
+            continue
+        s = {a.shape[0], a.shape[-1]}
+        cands = s if cands is None else cands & s
+    if not cands:
+        raise GdslDataError(f"{what}: the arrays disagree on the number of examples: "
+                            + ", ".join(f"{k} {arrays[k].shape}" for k in inputs))
+    out = {}
+    for k, declared in inputs.items():
+        a = arrays[k]
+        if a.dtype.kind not in "biuf":
+            raise GdslDataError(f"{what}: array `{k}` has dtype {a.dtype}; expected numbers")
+        if k in labels:
+            if a.ndim == 2 and a.shape[0] == 1 and a.shape[1] in cands:
+                a = a[0]    # integer labels as a row [1, n]
+            elif a.ndim == 2 and a.shape[1] in cands and (a.shape[0] not in cands
+                                                         or a.shape[1] != a.shape[0]):
+                a = a.T     # one-hot in the model's layout [C, n] -> rows [n, C]
+            out[k] = as_int_labels(a, f"{what}: array `{k}`")
+            continue
+        a = a.astype(np.float64)
+        if not np.isfinite(a).all():
+            raise GdslDataError(f"{what}: array `{k}` contains NaN or infinite values")
+        if a.ndim >= 2 and a.shape[-1] not in cands and a.shape[0] in cands:
+            a = np.ascontiguousarray(np.moveaxis(a, 0, -1))    # examples as rows -> columns
+        elif (a.ndim == 2 and declared is not None and len(declared) == 2
+              and isinstance(declared[0], int) and a.shape[0] != declared[0] == a.shape[1]):
+            a = np.ascontiguousarray(a.T)
+        out[k] = a
+    return out
+
+
+def n_examples(arrays: dict, labels) -> int:
+    ns = set()
+    for k, a in arrays.items():
+        if a.ndim:
+            ns.add(a.shape[-1] if k not in labels else a.shape[0])
+    if len(ns) != 1:
+        raise GdslDataError("the arrays disagree on the number of examples: "
+                            + ", ".join(f"{k} {a.shape}" for k, a in arrays.items()))
+    return ns.pop()
+
+
+def take(arrays: dict, idx: np.ndarray, labels) -> dict:
+    """The examples ``idx`` of every array (examples along the last axis; labels along axis 0)."""
+    return {k: (a[idx] if k in labels else a[..., idx]) if a.ndim else a for k, a in arrays.items()}
+
+
+def split(arrays: dict, labels, fraction: float, seed: int) -> tuple[dict, dict | None]:
+    """Shuffle once with ``seed`` and hold out ``fraction`` of the examples for validation."""
+    n = n_examples(arrays, labels)
+    if fraction <= 0:
+        return arrays, None
+    if not 0 < fraction < 1:
+        raise GdslDataError(f"the validation fraction must lie in [0, 1), got {fraction}")
+    n_val = max(1, int(math.floor(n * fraction + 0.5)))
+    if n_val >= n:
+        raise GdslDataError(f"only {n} examples: too few to hold out {fraction:g} for validation")
+    perm = np.random.default_rng([seed, 7]).permutation(n)
+    return take(arrays, np.sort(perm[n_val:]), labels), take(arrays, np.sort(perm[:n_val]), labels)

@@ -1,0 +1,493 @@
+"""Training by mini-batch gradient descent: the lecture's "how do we learn W, b".
+
+    for each epoch: shuffle the training examples; for each batch of n_batch of them:
+        J, grads = value_and_grad(batch, params);  params -= eta * grads   (or momentum / adam)
+
+`gdsl run` is a thin shell around ``train``. Metrics, per epoch, on the whole
+training and validation sets:
+
+    cost      the model's objective J (the `loss` statement): data term + regulariser
+    loss      the data term alone: the value of the xent/svm node(s) in the graph
+              (equal to the cost for a model with no such node)
+    accuracy  argmax over the class axis (axis 0) of the scores or probabilities fed to
+              the first xent/svm node, against the labels (None for a model without one)
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import data as D
+from .compiler import CompiledModel, run_pipeline, write_atomic
+from .errors import GdslDataError, GdslDivergedError, GdslError, GdslValueError
+
+LOSS_OPS = ("xent", "svm")
+OPTIMIZERS = ("sgd", "momentum", "adam")
+EVAL_CHUNK = 4096
+
+
+@dataclass
+class Settings:
+    """Training settings: defaults < the model's `train` line < explicit arguments."""
+
+    lr: float = 0.1
+    epochs: int = 20
+    batch_size: int = 100
+    optimizer: str = "sgd"
+    seed: int = 0
+    momentum: float = 0.9           # for optimizer=momentum (and adam's beta1)
+    decay: float = 1.0              # learning rate at epoch e (from 0): lr * decay**e
+    data: str = "digits"            # built-in data set or file when none is given
+    val_fraction: float = 0.2       # held out for validation when no --val is given
+    hidden: int | None = None       # size of any param dim that the data do not bind
+
+    def check(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise GdslValueError(f"unknown optimizer `{self.optimizer}`; choose one of "
+                                 f"{', '.join(OPTIMIZERS)}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise GdslValueError(f"the learning rate must be a positive number, got {self.lr}")
+        if self.epochs < 0:
+            raise GdslValueError(f"epochs must be 0 or more, got {self.epochs}")
+        if self.batch_size < 1:
+            raise GdslValueError(f"the batch size must be at least 1, got {self.batch_size}")
+        if not 0 <= self.val_fraction < 1:
+            raise GdslValueError(f"the validation fraction must lie in [0, 1), "
+                                 f"got {self.val_fraction}")
+        if not 0 <= self.momentum < 1:
+            raise GdslValueError(f"momentum must lie in [0, 1), got {self.momentum}")
+        if not 0 < self.decay <= 1:
+            raise GdslValueError(f"decay must lie in (0, 1], got {self.decay}")
+
+
+def settings_for(model: Trainable, **overrides) -> Settings:
+    s = Settings()
+    names = {f.name for f in fields(Settings)}
+    for k, v in {**model.compiled.train_options, **overrides}.items():
+        if v is not None and k in names:
+            setattr(s, k, v)
+    s.check()
+    return s
+
+
+# -- the model, compiled with its loss terms and scores as outputs ------------------------------
+
+class Trainable:
+    """A compiled model plus what training reports: data-loss terms, class scores, labels."""
+
+    def __init__(self, compiled: CompiledModel, loss_terms: list[str], scores: str | None,
+                 label: str | None):
+        self.compiled = compiled
+        self.loss_terms = loss_terms
+        self.scores = scores
+        self.label = label
+        m = compiled.model
+        self.filename = compiled.filename or "<model>"
+        self.inputs = compiled.inputs
+        self.params = compiled.params
+        self.consts = {k: v for k, v in compiled.consts.items()}
+        self.labels = list(compiled.labels)
+        # symbolic dims of every declared leaf, for --set NAME=SIZE and binding
+        self.dim_names = sorted({d for s in [*self.inputs.values(), *self.params.values()]
+                                 if s for d in s if isinstance(d, str)})
+        self.model = m
+
+
+def _unique(m, base: str) -> str:
+    name, k = base, 1
+    while name in m.names:
+        k += 1
+        name = f"{base}{k}"
+    return name
+
+
+def prepare(model, *, filename: str | None = None) -> Trainable:
+    """Compile for training: a path, model text, a CompiledModel or a Trainable.
+
+    The xent/svm nodes (the data loss) and the scores fed to the first of them are
+    added to the forward outputs, naming them when the model did not.
+    """
+    if isinstance(model, Trainable):
+        return model
+    if isinstance(model, CompiledModel):
+        text, filename, wrt = model.model.source, model.filename, list(model.wrt)
+    else:
+        path = Path(model) if isinstance(model, os.PathLike) or (
+            isinstance(model, str) and "\n" not in model and model.endswith(".gdsl")) else None
+        if path is not None:
+            from .cmd_compile import read_model
+            text, filename = read_model(str(path)), str(path)
+        else:
+            text = str(model)
+        wrt = None
+    found: dict = {}
+
+    def after(stage, m):
+        if stage != "resolve":
+            return
+        terms, scores, label = [], None, None
+        for n in sorted(m.G.nodes):
+            d = m.node(n)
+            if d["op"] not in LOSS_OPS or d.get("backward"):
+                continue
+            if d["name"] is None:
+                d["name"] = _unique(m, "data_loss")
+                m.names[d["name"]] = n
+            m.outputs.setdefault(d["name"], n)
+            terms.append(d["name"])
+            if scores is None:
+                s_node, y_node = d["args"]
+                sd = m.node(s_node)
+                if sd["name"] is None:
+                    sd["name"] = _unique(m, "scores")
+                    m.names[sd["name"]] = s_node
+                if sd["op"] not in ("input", "param", "const", "literal"):
+                    m.outputs.setdefault(sd["name"], s_node)
+                scores = sd["name"]
+                if m.node(y_node)["op"] == "input":
+                    label = m.node(y_node)["name"]
+        found.update(terms=terms, scores=scores, label=label)
+
+    compiled = CompiledModel(run_pipeline(text, filename=filename, wrt=wrt, after=after))
+    return Trainable(compiled, found.get("terms", []), found.get("scores"), found.get("label"))
+
+
+# -- data into arrays ---------------------------------------------------------------------------
+
+def arrays_for(tm: Trainable, data, what: str = "data") -> dict[str, np.ndarray]:
+    """Model arrays from a data-set name, file path, Table, or a dict of arrays."""
+    if isinstance(data, (str, os.PathLike)):
+        data = D.load(str(data))
+        what = data.source
+    if isinstance(data, D.Table):
+        return D.to_model(data, tm.inputs, tm.labels, what)
+    if isinstance(data, dict):
+        return D.to_model(D.Table(arrays={k: np.asarray(v) for k, v in data.items()}),
+                          tm.inputs, tm.labels, what)
+    raise TypeError(f"data must be a name, path, Table or dict of arrays, not {type(data).__name__}")
+
+
+def split_consts(tm: Trainable, values: dict | None) -> tuple[dict, dict]:
+    """--set NAME=VALUE: a const's value, or the size of a symbolic dim."""
+    consts, dims = {}, {}
+    for k, v in (values or {}).items():
+        if k in tm.consts:
+            try:
+                consts[k] = float(v)
+            except (TypeError, ValueError):
+                raise GdslValueError(f"--set {k}={v}: the value of const `{k}` must be a number") from None
+        elif k in tm.dim_names:
+            try:
+                size = float(v)
+                if size != int(size) or size < 1:
+                    raise ValueError
+            except (TypeError, ValueError):
+                raise GdslValueError(f"--set {k}={v}: dimension `{k}` takes a positive integer") from None
+            dims[k] = int(size)
+        else:
+            import difflib
+            known = list(tm.consts) + tm.dim_names
+            close = difflib.get_close_matches(k, known, n=1)
+            hint = f"; did you mean `{close[0]}`?" if close else ""
+            raise GdslValueError(f"--set {k}=...: the model has no const or dimension `{k}` "
+                                 f"(consts: {', '.join(tm.consts) or 'none'}; dimensions: "
+                                 f"{', '.join(tm.dim_names) or 'none'}){hint}")
+    return consts, dims
+
+
+def _bind(dims: dict, sym, size: int, who: str, bound_by: dict, err) -> None:
+    if isinstance(sym, int):
+        if sym != size:
+            raise err(f"{who} has size {size} where the model declares {sym}")
+        return
+    if sym in dims and dims[sym] != size:
+        raise err(f"{who} gives {sym} = {size}, but {bound_by[sym]} gives {sym} = {dims[sym]}")
+    dims.setdefault(sym, size)
+    bound_by.setdefault(sym, who)
+
+
+def bind_dims(tm: Trainable, arrays_list: list[dict], params: dict | None, set_dims: dict,
+              hidden: int | None, params_file: str = "the params") -> dict:
+    """Sizes of the symbolic dims: from the data, loaded params, --set, labels, then `hidden`."""
+    dims: dict = {}
+    bound_by: dict = {}
+
+    def data_err(msg):
+        return GdslDataError(f"data does not fit the model: {msg}")
+
+    # the example axis (last of each input) varies from set to set and batch to batch
+    example_syms = {s[-1] for s in tm.inputs.values() if s and isinstance(s[-1], str)}
+    for arrays in arrays_list:
+        local: dict = {}
+        local_by: dict = {}
+        for k, a in arrays.items():
+            declared = tm.inputs.get(k)
+            if declared is None:
+                continue
+            if k in tm.labels:
+                declared = declared[1:] if a.ndim == len(declared) - 1 else declared
+            if a.ndim != len(declared):
+                raise data_err(f"array `{k}` has shape {a.shape}, but the model declares "
+                               f"{k}[{', '.join(map(str, declared))}]")
+            for sym, size in zip(declared, a.shape):
+                _bind(local, sym, size, f"array `{k}`", local_by, data_err)
+        for sym, size in local.items():
+            if sym not in example_syms:
+                _bind(dims, sym, size, local_by[sym], bound_by, data_err)
+    if params is not None:
+        def perr(msg):
+            return GdslDataError(f"{params_file} do not match the model: {msg}")
+        missing = [k for k in tm.params if k not in params]
+        extra = [k for k in params if k not in tm.params]
+        if missing or extra:
+            raise perr(", ".join(filter(None, [
+                missing and "missing " + ", ".join(f"`{k}`" for k in missing),
+                extra and "unexpected " + ", ".join(f"`{k}`" for k in extra)])))
+        for k, declared in tm.params.items():
+            a = params[k]
+            if declared is None:
+                continue
+            if a.ndim != len(declared):
+                raise perr(f"`{k}` has shape {a.shape}, but the model declares "
+                           f"{k}[{', '.join(map(str, declared))}]")
+            for sym, size in zip(declared, a.shape):
+                _bind(dims, sym, size, f"param `{k}`", bound_by, perr)
+    for k, size in set_dims.items():
+        _bind(dims, k, size, f"--set {k}", bound_by, lambda m: GdslValueError(m))
+    # the class count: from the labels when nothing else fixed it
+    if tm.label is not None and tm.inputs.get(tm.label):
+        csym = tm.inputs[tm.label][0]
+        if isinstance(csym, str) and csym not in dims:
+            ys = [a[tm.label] for a in arrays_list if tm.label in a and a[tm.label].ndim == 1]
+            if ys:
+                dims[csym] = int(max(int(y.max()) for y in ys if y.size)) + 1
+                bound_by[csym] = "the labels"
+    for shape in tm.params.values():
+        for sym in shape or ():
+            if isinstance(sym, str) and sym not in dims:
+                if hidden is None:
+                    raise GdslValueError(
+                        f"the size of dimension `{sym}` is not set by the data; give it with "
+                        f"--set {sym}=100 or in the model's train line (train hidden=100)")
+                dims[sym] = hidden
+    return dims
+
+
+def check_label_range(tm: Trainable, arrays: dict, dims: dict, what: str) -> None:
+    if tm.label is None or tm.label not in arrays or not tm.inputs.get(tm.label):
+        return
+    csym = tm.inputs[tm.label][0]
+    C = csym if isinstance(csym, int) else dims.get(csym)
+    if C is not None and arrays[tm.label].ndim == 1:
+        D.check_labels(arrays[tm.label], C, what)
+
+
+# -- evaluation ---------------------------------------------------------------------------------
+
+def evaluate(tm: Trainable, params: dict, arrays: dict, consts: dict | None = None) -> dict:
+    """{'loss', 'cost', 'accuracy'} over all the examples in ``arrays`` (in chunks)."""
+    consts = consts or {}
+    n = D.n_examples(arrays, tm.labels)
+    cost = loss = 0.0
+    correct = 0
+    for i in range(0, n, EVAL_CHUNK):
+        idx = np.arange(i, min(n, i + EVAL_CHUNK))
+        out = tm.compiled.forward(**D.take(arrays, idx, tm.labels), **params, **consts)
+        w = len(idx) / n
+        J = float(np.sum(out[tm.compiled.loss]))
+        cost += w * J
+        loss += w * (sum(float(out[t]) for t in tm.loss_terms) if tm.loss_terms else J)
+        if tm.scores is not None and tm.label in arrays:
+            pred = np.argmax(out[tm.scores], axis=0)
+            y = arrays[tm.label][idx]
+            if y.ndim > 1:
+                y = np.argmax(y, axis=0)
+            correct += int(np.sum(pred.reshape(-1) == y.reshape(-1)))
+    acc = correct / n if (tm.scores is not None and tm.label in arrays) else None
+    return {"loss": loss, "cost": cost, "accuracy": acc}
+
+
+# -- optimisers ---------------------------------------------------------------------------------
+
+class Optimizer:
+    """sgd: p -= lr g.  momentum: v = mu v - lr g; p += v.
+    adam: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g²; p -= lr m̂ / (√v̂ + 1e-8)."""
+
+    def __init__(self, kind: str, params: dict, mu: float = 0.9, beta2: float = 0.999):
+        self.kind, self.mu, self.beta2, self.t = kind, mu, beta2, 0
+        self.m = {k: np.zeros_like(v) for k, v in params.items()} if kind != "sgd" else {}
+        self.v = {k: np.zeros_like(v) for k, v in params.items()} if kind == "adam" else {}
+
+    def step(self, params: dict, grads: dict, lr: float) -> None:
+        self.t += 1
+        for k, g in grads.items():
+            if k not in params:
+                continue
+            g = np.asarray(g, dtype=params[k].dtype).reshape(params[k].shape)
+            if self.kind == "sgd":
+                params[k] = params[k] - lr * g
+            elif self.kind == "momentum":
+                self.m[k] = self.mu * self.m[k] - lr * g
+                params[k] = params[k] + self.m[k]
+            else:
+                b1, b2 = self.mu, self.beta2
+                self.m[k] = b1 * self.m[k] + (1 - b1) * g
+                self.v[k] = b2 * self.v[k] + (1 - b2) * (g * g)
+                mhat = self.m[k] / (1 - b1 ** self.t)
+                vhat = self.v[k] / (1 - b2 ** self.t)
+                params[k] = params[k] - lr * mhat / (np.sqrt(vhat) + 1e-8)
+
+
+# -- training -----------------------------------------------------------------------------------
+
+@dataclass
+class TrainResult:
+    """What ``train`` returns: the trained params, one metrics dict per epoch, and the setup."""
+
+    params: dict[str, np.ndarray]
+    history: list[dict] = field(default_factory=list)
+    settings: Settings | None = None
+    dims: dict = field(default_factory=dict)
+    consts: dict = field(default_factory=dict)
+    n_train: int = 0
+    n_val: int = 0
+    data_source: str = ""
+
+    @property
+    def final(self) -> dict:
+        return self.history[-1] if self.history else {}
+
+
+def train(model, data=None, *, val=None, params: dict | None = None, consts: dict | None = None,
+          on_epoch: Callable[[dict], None] | None = None, progress: bool = False,
+          params_file: str = "the params", **settings) -> TrainResult:
+    """Train a model's params by mini-batch gradient descent.
+
+    ``model``: a .gdsl path, model text, CompiledModel or Trainable. ``data``: a built-in
+    data-set name ('digits', 'spiral'), a .npz/.npy/.csv path, a data.Table or a dict of
+    arrays by input name (default: the model's `train data=` or digits). ``val``: the same,
+    or None to hold out ``val_fraction`` of ``data``. ``params``: start from these (resume)
+    instead of the model's initialisers. ``consts``: {name: value} for consts, or sizes of
+    symbolic dims. ``settings``: lr, epochs, batch_size, optimizer, seed, momentum, decay,
+    val_fraction, hidden; None values keep the model's `train` line or the defaults.
+    ``on_epoch(record)`` is called after every epoch.
+
+    Returns a TrainResult (params, history of {'epoch', 'train_loss', 'train_cost',
+    'train_accuracy', 'val_loss', 'val_cost', 'val_accuracy', 'lr', 'seconds'}).
+    Raises GdslError subclasses: GdslDataError for unusable data or params,
+    GdslValueError for bad settings, GdslDivergedError when the loss becomes NaN or inf.
+    """
+    tm = prepare(model)
+    s = settings_for(tm, **settings)
+    const_values, set_dims = split_consts(tm, consts)
+    source = data if isinstance(data, str) else ""
+    if data is None:
+        data = s.data
+        source = s.data
+    train_arrays = arrays_for(tm, data, str(source) or "data")
+    if isinstance(data, D.Table):
+        source = data.source
+    if val is not None:
+        val_arrays = arrays_for(tm, val, str(val) if isinstance(val, str) else "validation data")
+    else:
+        train_arrays, val_arrays = D.split(train_arrays, tm.labels, s.val_fraction, s.seed)
+    if params is not None:
+        params = {k: np.array(v, dtype=np.float64) for k, v in params.items()}
+    dims = bind_dims(tm, [train_arrays] + ([val_arrays] if val_arrays else []), params, set_dims,
+                     s.hidden, params_file)
+    check_label_range(tm, train_arrays, dims, "training data")
+    if val_arrays:
+        check_label_range(tm, val_arrays, dims, "validation data")
+    if params is None:
+        params = tm.compiled.init_params(dims, s.seed)
+    n = D.n_examples(train_arrays, tm.labels)
+    result = TrainResult(params, [], s, dims, const_values, n,
+                         D.n_examples(val_arrays, tm.labels) if val_arrays else 0, str(source))
+
+    def record(epoch, lr, seconds):
+        tr = evaluate(tm, params, train_arrays, const_values)
+        va = evaluate(tm, params, val_arrays, const_values) if val_arrays else {}
+        if not math.isfinite(tr["cost"]):
+            raise GdslDivergedError(
+                f"training diverged: the training cost is {tr['cost']} after epoch {epoch} "
+                f"(lr {lr:g}); try a smaller --lr", filename=tm.filename)
+        rec = {"epoch": epoch, "train_loss": tr["loss"], "train_cost": tr["cost"],
+               "train_accuracy": tr["accuracy"], "val_loss": va.get("loss"),
+               "val_cost": va.get("cost"), "val_accuracy": va.get("accuracy"),
+               "lr": lr, "seconds": round(seconds, 4)}
+        result.history.append(rec)
+        if on_epoch is not None:
+            on_epoch(rec)
+
+    if s.epochs == 0:
+        record(0, s.lr, 0.0)
+        return result
+
+    shuffle = np.random.default_rng([s.seed, 1])
+    opt = Optimizer(s.optimizer, params, s.momentum)
+    steps = math.ceil(n / s.batch_size)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=s.epochs * steps, unit="step", leave=False, dynamic_ncols=True)
+    try:
+        for epoch in range(1, s.epochs + 1):
+            t0 = time.perf_counter()
+            lr = s.lr * s.decay ** (epoch - 1)
+            perm = shuffle.permutation(n)
+            for step in range(steps):
+                idx = perm[step * s.batch_size:(step + 1) * s.batch_size]
+                J, grads = tm.compiled.value_and_grad(**D.take(train_arrays, idx, tm.labels),
+                                                      **params, **const_values)
+                if not np.all(np.isfinite(J)):
+                    raise GdslDivergedError(
+                        f"training diverged: the loss became {float(np.sum(J))} at epoch {epoch}, "
+                        f"step {step + 1} (lr {lr:g}); try a smaller --lr", filename=tm.filename)
+                opt.step(params, grads, lr)
+                if bar is not None:
+                    bar.update(1)
+            if bar is not None:
+                bar.set_postfix_str(f"epoch {epoch}/{s.epochs}")
+            record(epoch, lr, time.perf_counter() - t0)
+    finally:
+        if bar is not None:
+            bar.close()
+    return result
+
+
+# -- params files -------------------------------------------------------------------------------
+
+def save_params(path, params: dict) -> None:
+    """Write params as .npz atomically: the old file or the whole new one, never half."""
+    buf = io.BytesIO()
+    np.savez(buf, **{k: np.asarray(v) for k, v in sorted(params.items())})
+    write_atomic(path, buf.getvalue())
+
+
+def load_params(path) -> dict:
+    """Params from a .npz file (no pickles). Raises GdslDataError."""
+    path = str(path)
+    if not os.path.exists(path):
+        raise GdslDataError(f"no such params file: {path}", filename=path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if not hasattr(z, "files"):
+                raise ValueError("not a .npz archive")
+            out = {k: np.asarray(z[k]) for k in z.files}
+    except GdslError:
+        raise
+    except Exception as e:   # corrupt zip, pickled arrays, not a .npz: one message
+        raise GdslDataError(f"cannot read params file {path}: {D._why(e)}", filename=path) from None
+    for k, a in out.items():
+        if a.dtype.kind not in "biuf" or not np.isfinite(a).all():
+            raise GdslDataError(f"params file {path}: `{k}` is not an array of finite numbers",
+                                filename=path)
+    return out
