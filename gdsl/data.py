@@ -100,6 +100,9 @@ def _why(e: Exception) -> str:
 
 
 def _load_npz(path: Path) -> Table:
+    if not zipfile.is_zipfile(path):
+        raise GdslDataError(f"cannot read data file {path}: not a .npz archive (corrupt or "
+                            f"another format)", filename=str(path))
     with np.load(path, allow_pickle=False) as z:
         arrays = {k: np.asarray(z[k]) for k in z.files}
     if not arrays:
@@ -108,6 +111,10 @@ def _load_npz(path: Path) -> Table:
 
 
 def _load_npy(path: Path, label_column: str | None) -> Table:
+    with open(path, "rb") as f:
+        if f.read(6) != b"\x93NUMPY":
+            raise GdslDataError(f"cannot read data file {path}: not a .npy file (corrupt or "
+                                f"another format)", filename=str(path))
     a = np.load(path, allow_pickle=False)
     if a.ndim != 2 or a.shape[1] < 2:
         raise GdslDataError(f"data file {path} holds an array of shape {a.shape}; a .npy data file "

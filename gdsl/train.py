@@ -96,8 +96,9 @@ class Trainable:
         self.consts = {k: v for k, v in compiled.consts.items()}
         self.labels = list(compiled.labels)
         # symbolic dims of every declared leaf, for --set NAME=SIZE and binding
+        example = {s[-1] for s in self.inputs.values() if s and isinstance(s[-1], str)}
         self.dim_names = sorted({d for s in [*self.inputs.values(), *self.params.values()]
-                                 if s for d in s if isinstance(d, str)})
+                                 if s for d in s if isinstance(d, str)} - example)
         self.model = m
 
 
@@ -162,10 +163,11 @@ def prepare(model, *, filename: str | None = None) -> Trainable:
 
 # -- data into arrays ---------------------------------------------------------------------------
 
-def arrays_for(tm: Trainable, data, what: str = "data") -> dict[str, np.ndarray]:
+def arrays_for(tm: Trainable, data, what: str = "data",
+               label_column: str | None = None) -> dict[str, np.ndarray]:
     """Model arrays from a data-set name, file path, Table, or a dict of arrays."""
     if isinstance(data, (str, os.PathLike)):
-        data = D.load(str(data))
+        data = D.load(str(data), label_column)
         what = data.source
     if isinstance(data, D.Table):
         return D.to_model(data, tm.inputs, tm.labels, what)
@@ -183,14 +185,16 @@ def split_consts(tm: Trainable, values: dict | None) -> tuple[dict, dict]:
             try:
                 consts[k] = float(v)
             except (TypeError, ValueError):
-                raise GdslValueError(f"--set {k}={v}: the value of const `{k}` must be a number") from None
+                raise GdslValueError(f"--set {k}={v}: the value of const `{k}` must be a number",
+                                     filename=tm.filename) from None
         elif k in tm.dim_names:
             try:
                 size = float(v)
                 if size != int(size) or size < 1:
                     raise ValueError
             except (TypeError, ValueError):
-                raise GdslValueError(f"--set {k}={v}: dimension `{k}` takes a positive integer") from None
+                raise GdslValueError(f"--set {k}={v}: dimension `{k}` takes a positive integer",
+                                     filename=tm.filename) from None
             dims[k] = int(size)
         else:
             import difflib
@@ -199,7 +203,8 @@ def split_consts(tm: Trainable, values: dict | None) -> tuple[dict, dict]:
             hint = f"; did you mean `{close[0]}`?" if close else ""
             raise GdslValueError(f"--set {k}=...: the model has no const or dimension `{k}` "
                                  f"(consts: {', '.join(tm.consts) or 'none'}; dimensions: "
-                                 f"{', '.join(tm.dim_names) or 'none'}){hint}")
+                                 f"{', '.join(tm.dim_names) or 'none'}){hint}",
+                                 filename=tm.filename)
     return consts, dims
 
 
@@ -215,7 +220,8 @@ def _bind(dims: dict, sym, size: int, who: str, bound_by: dict, err) -> None:
 
 
 def bind_dims(tm: Trainable, arrays_list: list[dict], params: dict | None, set_dims: dict,
-              hidden: int | None, params_file: str = "the params") -> dict:
+              hidden: int | None, params_file: str = "the params",
+              params_path: str | None = None) -> dict:
     """Sizes of the symbolic dims: from the data, loaded params, --set, labels, then `hidden`."""
     dims: dict = {}
     bound_by: dict = {}
@@ -244,7 +250,8 @@ def bind_dims(tm: Trainable, arrays_list: list[dict], params: dict | None, set_d
                 _bind(dims, sym, size, local_by[sym], bound_by, data_err)
     if params is not None:
         def perr(msg):
-            return GdslDataError(f"{params_file} do not match the model: {msg}")
+            return GdslDataError(f"{params_file} do not match the model: {msg}",
+                                 filename=params_path)
         missing = [k for k in tm.params if k not in params]
         extra = [k for k in params if k not in tm.params]
         if missing or extra:
@@ -368,7 +375,8 @@ class TrainResult:
 
 def train(model, data=None, *, val=None, params: dict | None = None, consts: dict | None = None,
           on_epoch: Callable[[dict], None] | None = None, progress: bool = False,
-          params_file: str = "the params", **settings) -> TrainResult:
+          params_file: str = "the params", params_path: str | None = None, label_column: str | None = None,
+          **settings) -> TrainResult:
     """Train a model's params by mini-batch gradient descent.
 
     ``model``: a .gdsl path, model text, CompiledModel or Trainable. ``data``: a built-in
@@ -378,7 +386,8 @@ def train(model, data=None, *, val=None, params: dict | None = None, consts: dic
     instead of the model's initialisers. ``consts``: {name: value} for consts, or sizes of
     symbolic dims. ``settings``: lr, epochs, batch_size, optimizer, seed, momentum, decay,
     val_fraction, hidden; None values keep the model's `train` line or the defaults.
-    ``on_epoch(record)`` is called after every epoch.
+    ``on_epoch(record)`` is called after every epoch. ``label_column``: the label column
+    of a .csv/.npy file (a header name or an index).
 
     Returns a TrainResult (params, history of {'epoch', 'train_loss', 'train_cost',
     'train_accuracy', 'val_loss', 'val_cost', 'val_accuracy', 'lr', 'seconds'}).
@@ -392,17 +401,18 @@ def train(model, data=None, *, val=None, params: dict | None = None, consts: dic
     if data is None:
         data = s.data
         source = s.data
-    train_arrays = arrays_for(tm, data, str(source) or "data")
+    train_arrays = arrays_for(tm, data, str(source) or "data", label_column)
     if isinstance(data, D.Table):
         source = data.source
     if val is not None:
-        val_arrays = arrays_for(tm, val, str(val) if isinstance(val, str) else "validation data")
+        val_arrays = arrays_for(tm, val, str(val) if isinstance(val, str) else "validation data",
+                                label_column)
     else:
         train_arrays, val_arrays = D.split(train_arrays, tm.labels, s.val_fraction, s.seed)
     if params is not None:
         params = {k: np.array(v, dtype=np.float64) for k, v in params.items()}
     dims = bind_dims(tm, [train_arrays] + ([val_arrays] if val_arrays else []), params, set_dims,
-                     s.hidden, params_file)
+                     s.hidden, params_file, params_path)
     check_label_range(tm, train_arrays, dims, "training data")
     if val_arrays:
         check_label_range(tm, val_arrays, dims, "validation data")
@@ -477,6 +487,10 @@ def load_params(path) -> dict:
     path = str(path)
     if not os.path.exists(path):
         raise GdslDataError(f"no such params file: {path}", filename=path)
+    import zipfile
+    if not zipfile.is_zipfile(path):
+        raise GdslDataError(f"cannot read params file {path}: not a .npz archive (corrupt or "
+                            f"another format)", filename=path)
     try:
         with np.load(path, allow_pickle=False) as z:
             if not hasattr(z, "files"):

@@ -1,0 +1,185 @@
+"""`gdsl run MODEL [--data FILE] [--epochs N] ... [--save PARAMS.npz] [--json]`: train a model."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import sys
+
+from .errors import GdslError, GdslUsageError
+from .train import OPTIMIZERS, load_params, prepare, save_params, train
+
+
+def register(sub):
+    p = sub.add_parser(
+        "run", help="train a model's params by mini-batch gradient descent",
+        description="Train MODEL's params by mini-batch gradient descent (shuffle every epoch, "
+        "batches of --batch-size, step --lr) and report loss, cost and accuracy on the training "
+        "and validation data after every epoch. Settings in the model's `train` line are the "
+        "defaults; flags override them. With no --data: the model's `train data=` or the "
+        "built-in digits set.")
+    p.add_argument("model", help="the .gdsl model file")
+    p.add_argument("--data", metavar="FILE",
+                   help="training data: .npz (arrays named like the model's inputs), .npy or .csv "
+                   "(one example per row, label in the last column or a column named label), "
+                   "or a built-in set: digits, spiral")
+    p.add_argument("--val", metavar="FILE", help="validation data (same formats); "
+                   "default: hold out --val-fraction of the training data")
+    p.add_argument("--val-fraction", type=float, metavar="F",
+                   help="fraction held out for validation when no --val is given (default 0.2)")
+    p.add_argument("--label-column", metavar="COL",
+                   help="the label column of a .csv/.npy file: a header name or an index "
+                   "(default: a column named label/y/target/class, else the last)")
+    p.add_argument("--epochs", type=int, metavar="N", help="passes over the training data")
+    p.add_argument("--batch-size", type=int, metavar="N", help="examples per gradient step")
+    p.add_argument("--lr", type=float, metavar="ETA", help="learning rate (step size)")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, help="update rule (default sgd)")
+    p.add_argument("--momentum", type=float, metavar="MU",
+                   help="momentum (and adam's beta1), default 0.9")
+    p.add_argument("--decay", type=float, metavar="D",
+                   help="learning-rate decay per epoch: lr at epoch e is lr * D**(e-1)")
+    p.add_argument("--seed", type=int, help="seed for initialisation, split and shuffling")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="set a const (--set lam=0.1) or a dimension's size (--set m=64); "
+                   "repeatable")
+    p.add_argument("--save", metavar="PARAMS.npz", help="write the trained params here (atomically)")
+    p.add_argument("--load", metavar="PARAMS.npz",
+                   help="start from these params; with --epochs 0 only evaluate them")
+    p.add_argument("--plot", metavar="CURVES.png",
+                   help="draw loss and accuracy per epoch (needs matplotlib: pip install gdsl[plot])")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object per epoch on standard output")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the final summary")
+    return p
+
+
+def parse_sets(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        name, eq, value = item.partition("=")
+        if not eq or not name.strip() or not value.strip():
+            raise GdslUsageError(f"--set {item}: expected NAME=VALUE, e.g. --set lam=0.1")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def _pct(a):
+    return "-" if a is None else f"{100 * a:.2f}%"
+
+
+def _num(v):
+    return "-" if v is None else f"{v:.4f}" if abs(v) < 1e4 else f"{v:.3e}"
+
+
+def format_epoch(r: dict, epochs: int) -> str:
+    w = len(str(epochs))
+    line = (f"epoch {r['epoch']:>{w}}/{epochs}  train loss {_num(r['train_loss'])} "
+            f"cost {_num(r['train_cost'])} acc {_pct(r['train_accuracy'])}")
+    if r["val_cost"] is not None:
+        line += (f"  |  val loss {_num(r['val_loss'])} cost {_num(r['val_cost'])} "
+                 f"acc {_pct(r['val_accuracy'])}")
+    return line
+
+
+def _json_value(v):
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def plot_curves(path: str, history: list[dict], title: str) -> None:
+    """Loss and accuracy per epoch, training and validation, written atomically."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .compiler import write_atomic
+    ep = [r["epoch"] for r in history]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    ax1.plot(ep, [r["train_loss"] for r in history], label="train loss")
+    ax1.plot(ep, [r["train_cost"] for r in history], "--", label="train cost")
+    if history and history[0]["val_loss"] is not None:
+        ax1.plot(ep, [r["val_loss"] for r in history], label="val loss")
+        ax1.plot(ep, [r["val_cost"] for r in history], "--", label="val cost")
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("loss / cost")
+    ax1.legend()
+    if history and history[0]["train_accuracy"] is not None:
+        ax2.plot(ep, [r["train_accuracy"] for r in history], label="train accuracy")
+        if history[0]["val_accuracy"] is not None:
+            ax2.plot(ep, [r["val_accuracy"] for r in history], label="val accuracy")
+        ax2.legend()
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel("accuracy")
+    fig.suptitle(title)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format=path.rsplit(".", 1)[-1] if "." in path else "png")
+    plt.close(fig)
+    write_atomic(path, buf.getvalue())
+
+
+def main(args) -> int:
+    try:
+        return _main(args)
+    except GdslError as e:
+        if e.filename is None:     # say which file the message is about
+            from .errors import GdslDataError
+            e.filename = (args.data or "data") if isinstance(e, GdslDataError) else args.model
+        raise
+
+
+def _main(args) -> int:
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise GdslError("--plot needs matplotlib, which is not installed; install it with "
+                            "`pip install 'gdsl[plot]'` (or pip install matplotlib)") from None
+    for flag, path in (("--save", args.save), ("--plot", args.plot)):
+        if path and (path == args.model or path in (args.data, args.val)):
+            raise GdslUsageError(f"{flag} {path} would overwrite an input file")
+    sets = parse_sets(args.set)
+    tm = prepare(args.model)
+    params = load_params(args.load) if args.load else None
+    progress = sys.stderr.isatty() and not args.json
+
+    def on_epoch(r):
+        if args.json:
+            print(json.dumps({k: _json_value(v) for k, v in r.items()}), flush=True)
+        elif not args.quiet:
+            line = format_epoch(r, s_epochs[0])
+            if progress:
+                from tqdm import tqdm
+                tqdm.write(line)
+            else:
+                print(line, flush=True)
+
+    from .train import settings_for
+    s_epochs = [settings_for(tm, epochs=args.epochs).epochs]
+    result = train(tm, args.data, val=args.val, params=params, consts=sets, on_epoch=on_epoch,
+                   progress=progress, params_file=f"the params in {args.load}", params_path=args.load,
+                   lr=args.lr, epochs=args.epochs, batch_size=args.batch_size,
+                   optimizer=args.optimizer, seed=args.seed, momentum=args.momentum,
+                   decay=args.decay, val_fraction=args.val_fraction, label_column=args.label_column)
+    if args.save:
+        save_params(args.save, result.params)
+    if args.plot:
+        plot_curves(args.plot, result.history, f"{args.model} on {result.data_source}")
+    f = result.final
+    if not args.json:
+        s = result.settings
+        out = sys.stderr if not args.quiet else sys.stdout
+        what = "evaluated" if s.epochs == 0 else (f"trained {s.epochs} epochs ({s.optimizer}, "
+                                                  f"lr {s.lr:g}, batch {s.batch_size}, seed {s.seed})")
+        print(f"{args.model}: {what} on {result.data_source or 'data'}: {result.n_train} "
+              f"training / {result.n_val} validation examples", file=out)
+        print(f"final: train acc {_pct(f['train_accuracy'])} cost {_num(f['train_cost'])}"
+              + (f"; val acc {_pct(f['val_accuracy'])} loss {_num(f['val_loss'])} "
+                 f"cost {_num(f['val_cost'])}" if f["val_cost"] is not None else ""), file=out)
+        if args.save:
+            print(f"saved params to {args.save}", file=out)
+        if args.plot:
+            print(f"wrote {args.plot}", file=out)
+    return 0
