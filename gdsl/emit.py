@@ -140,13 +140,23 @@ class _Function:
 
 def source_text(source: str, span) -> str:
     """The text of a span (its first line), with anything unprintable escaped."""
-    lines = source.split("\n")
+    lines = _lines(source)
     if not 1 <= span.line <= len(lines):
         return ""
     line = lines[span.line - 1]
     end = span.end_col - 1 if span.end_line == span.line else len(line)
     text = line[span.col - 1:end].strip()
     return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+
+
+_split_cache: dict = {}
+
+
+def _lines(source: str) -> list[str]:
+    if _split_cache.get("source") is not source:
+        _split_cache["source"] = source
+        _split_cache["lines"] = source.split("\n")
+    return _split_cache["lines"]
 
 
 def _metadata(model) -> list[ast.stmt]:

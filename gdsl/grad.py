@@ -154,14 +154,14 @@ def differentiate(model) -> None:
     contributions: dict[int, list[V]] = {model.loss: [b.lit(1.0)]}   # set g = 1
     grad_of: dict[int, V] = {}
     for n in reversed(model.topo(active)):
-        d = G.nodes[n]
+        d = G._node[n]
         b.extra.update(span=d["span"], line=d["line"], backward=True)
         parts = contributions.pop(n)
         g = parts[0]
         for p in parts[1:]:
             g = g + p                   # a node used several times: sum over its children
         grad_of[n] = g
-        gd = G.nodes[g.id]
+        gd = G._node[g.id]
         if g.id >= first_backward and gd.get("grad_of") is None and gd["op"] != "literal":
             gd["grad_of"] = n
         if d["op"] in LEAVES:
@@ -188,7 +188,7 @@ def differentiate(model) -> None:
             model.grads[name] = grad_of[w].id
         else:   # the loss does not depend on w
             model.grads[name] = b.op("zeros_like", V(b, w)).id
-            G.nodes[model.grads[name]]["grad_of"] = w
+            G._node[model.grads[name]]["grad_of"] = w
 
 
 def _reachable_from(model, nodes) -> set[int]:

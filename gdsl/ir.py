@@ -15,6 +15,7 @@ creation order, which is also the deterministic tie-break for scheduling.
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 
 import networkx as nx
@@ -64,7 +65,7 @@ class Model:
         return n
 
     def node(self, n: int) -> dict:
-        return self.G.nodes[n]
+        return self.G._node[n]      # the node's attribute dict (G.nodes[n] without the view)
 
     def set_args(self, n: int, args: tuple[int, ...]) -> None:
         """Rewire n to new arguments, keeping edges in step with the args list."""
@@ -86,19 +87,40 @@ class Model:
             self.loss = new
 
     def topo(self, nodes=None) -> list[int]:
-        """Deterministic topological order (creation order breaks ties), without recursion."""
-        G = self.G if nodes is None else self.G.subgraph(nodes)
-        return list(nx.lexicographical_topological_sort(G))
+        """Deterministic topological order (creation order breaks ties), without recursion.
+
+        Kahn's algorithm with a heap: among the nodes whose arguments are all done,
+        the earliest created goes first, so the forward pass follows the source.
+        """
+        attrs = self.G._node
+        succ = self.G._succ
+        nodes = set(attrs) if nodes is None else set(nodes)
+        waiting = {n: sum(1 for a in set(attrs[n]["args"]) if a in nodes) for n in nodes}
+        ready = [n for n, k in waiting.items() if k == 0]
+        heapq.heapify(ready)
+        order = []
+        while ready:
+            n = heapq.heappop(ready)
+            order.append(n)
+            for u in succ[n]:
+                if u in waiting:
+                    waiting[u] -= 1
+                    if waiting[u] == 0:
+                        heapq.heappush(ready, u)
+        if len(order) != len(nodes):
+            raise AssertionError("the graph has a cycle")
+        return order
 
     def needed(self, roots) -> set[int]:
         """Every node that the given roots depend on, roots included."""
+        attrs = self.G._node
         seen = set()
         stack = [r for r in roots if r is not None]
         while stack:
             n = stack.pop()
             if n not in seen:
                 seen.add(n)
-                stack.extend(self.node(n)["args"])
+                stack.extend(attrs[n]["args"])
         return seen
 
     def label(self, n: int) -> str:
@@ -119,12 +141,13 @@ class Model:
     def check(self, stage: str) -> None:
         """Verify the IR's invariants; a failure here is a compiler bug in ``stage``."""
         G = self.G
-        if not nx.is_directed_acyclic_graph(G):
-            raise AssertionError(f"after stage {stage!r}: the graph has a cycle")
-        for n, d in G.nodes(data=True):
-            args = d["args"]
-            if set(G.predecessors(n)) != set(args):
+        for n, d in G._node.items():
+            if G._pred[n].keys() != set(d["args"]):
                 raise AssertionError(f"after stage {stage!r}: edges of %{n} disagree with its args")
+        try:
+            self.topo()
+        except AssertionError:
+            raise AssertionError(f"after stage {stage!r}: the graph has a cycle") from None
         for r in self.roots():
             if r not in G:
                 raise AssertionError(f"after stage {stage!r}: root %{r} is not in the graph")

@@ -138,7 +138,7 @@ def infer(model, dims: Dims | None = None, order=None, leaf_shapes: dict | None 
     out: dict = {}
     store = leaf_shapes is None
     for n in (order if order is not None else model.topo()):
-        d = G.nodes[n]
+        d = G._node[n]
         op = d["op"]
         if op in ("input", "param", "const", "literal"):
             shape = d["shape"] if store or n not in leaf_shapes else leaf_shapes[n]
@@ -156,7 +156,7 @@ def infer(model, dims: Dims | None = None, order=None, leaf_shapes: dict | None 
 
 def shape_error(model, n: int, why: str, dims: Dims, shapes: dict) -> GdslShapeError:
     G = model.G
-    d = G.nodes[n]
+    d = G._node[n]
     text = _snippet(model, d["span"])
     notes = []
     seen = set()
@@ -164,7 +164,7 @@ def shape_error(model, n: int, why: str, dims: Dims, shapes: dict) -> GdslShapeE
         if a in seen:
             continue
         seen.add(a)
-        ad = G.nodes[a]
+        ad = G._node[a]
         if ad["op"] == "literal":
             continue
         where = f", defined at {ad['span']}" if ad["span"] else ""

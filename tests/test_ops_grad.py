@@ -1,0 +1,192 @@
+"""Every differentiable op's backward pass against central differences in float64.
+
+One parametrised test walks the op table over shape groups with broadcasting,
+as JAX's lax_autodiff_test and autograd's numpy tests do.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import gdsl
+from gdsl.ops import OPS, defop
+
+from helpers import assert_grads_match, numeric_grad
+
+BROADCAST_GROUPS = [
+    [(), (3, 4)], [(3, 4), ()], [(3, 4), (3, 4)], [(3, 4), (3, 1)], [(3, 1), (3, 4)],
+    [(3, 4), (1, 4)], [(1, 4), (3, 1)], [(2, 3, 4), (2, 1, 4)], [(4,), (3, 4)], [(), ()],
+]
+UNARY_SHAPES = [(), (3, 4), (2, 3, 4)]
+
+
+def decl(name, shape):
+    return f"input {name}[{', '.join(map(str, shape))}]"
+
+
+def positive(rng, shape):
+    return rng.uniform(0.5, 2.0, size=shape)
+
+
+def away_from_zero(rng, shape):
+    x = rng.normal(size=shape)
+    return np.where(np.abs(x) < 0.1, 0.5, x)
+
+
+# op -> (expression, domain of the arguments)
+BINARY = {
+    "add": ("a + b", None), "sub": ("a - b", None), "mul": ("a * b", None),
+    "div": ("a / b", "b_positive"), "pow": ("a ** b", "a_positive"),
+    "maximum": ("maximum(a, b)", "distinct"), "minimum": ("minimum(a, b)", "distinct"),
+}
+UNARY = {
+    "neg": "-a", "exp": "exp(a)", "log": "log(a)", "tanh": "tanh(a)", "sigmoid": "sigmoid(a)",
+    "relu": "relu(a)", "abs": "abs(a)", "sqrt": "sqrt(a)", "square": "square(a)",
+    "transpose": "a.T", "sqnorm": "sqnorm(a)",
+}
+POSITIVE = {"log", "sqrt"}
+KINKED = {"relu", "abs"}
+
+
+def check(text, arrays, wrt):
+    m = gdsl.compile(text, wrt=wrt)
+    assert_grads_match(m, arrays)
+    return m
+
+
+@pytest.mark.parametrize("op", sorted(BINARY))
+@pytest.mark.parametrize("shapes", BROADCAST_GROUPS, ids=str)
+def test_binary_ops(op, shapes, rng):
+    expr, domain = BINARY[op]
+    sa, sb = shapes
+    a, b = rng.normal(size=sa), rng.normal(size=sb)
+    if domain == "b_positive":
+        b = positive(rng, sb)
+    if domain == "a_positive":
+        a = positive(rng, sa)
+    if domain == "distinct":   # keep a - b away from the kink at a == b
+        b = a.mean() + np.where(rng.random(sb) < 0.5, -1, 1) * rng.uniform(0.2, 1, sb) if sb else np.float64(0.3)
+    out = np.broadcast_shapes(sa, sb)
+    G = rng.normal(size=out)
+    text = "\n".join([decl("a", sa), decl("b", sb), decl("G", out), f"J = sum(({expr}) * G)"])
+    check(text, dict(a=a, b=b, G=G), ["a", "b"])
+
+
+@pytest.mark.parametrize("op", sorted(UNARY))
+@pytest.mark.parametrize("shape", UNARY_SHAPES, ids=str)
+def test_unary_ops(op, shape, rng):
+    a = positive(rng, shape) if op in POSITIVE else (
+        away_from_zero(rng, shape) if op in KINKED else rng.normal(size=shape))
+    out = shape[::-1] if op == "transpose" else (() if op == "sqnorm" else shape)
+    G = rng.normal(size=out)
+    text = "\n".join([decl("a", shape), decl("G", out), f"J = sum(({UNARY[op]}) * G)"])
+    check(text, dict(a=a, G=G), ["a"])
+
+
+MATMUL_SHAPES = [((3, 4), (4, 5)), ((3, 4), (4,)), ((4,), (4, 5)), ((4,), (4,)), ((1, 4), (4, 1))]
+
+
+@pytest.mark.parametrize("sa, sb", MATMUL_SHAPES, ids=str)
+@pytest.mark.parametrize("declared", [True, False], ids=["declared", "free"])
+def test_matmul(sa, sb, declared, rng):
+    a, b = rng.normal(size=sa), rng.normal(size=sb)
+    out = np.empty(sa)[..., :] @ np.empty(sb)
+    G = rng.normal(size=np.shape(out))
+    decls = [decl("a", sa), decl("b", sb), decl("G", np.shape(out))] if declared else []
+    check("\n".join(decls + ["J = sum((a @ b) * G)"]), dict(a=a, b=b, G=G), ["a", "b"])
+
+
+REDUCTIONS = [(None, False), (0, False), (1, False), (-1, False), (0, True), (1, True), (None, True)]
+
+
+@pytest.mark.parametrize("fn", ["sum", "mean", "max"])
+@pytest.mark.parametrize("axis, keepdims", REDUCTIONS, ids=str)
+@pytest.mark.parametrize("shape", [(3, 4), (2, 3, 4)], ids=str)
+def test_reductions(fn, axis, keepdims, shape, rng):
+    a = rng.permutation(np.arange(np.prod(shape), dtype=float)).reshape(shape) / 7   # no ties
+    ref = getattr(np, fn)(a, axis=axis, keepdims=keepdims)
+    G = rng.normal(size=np.shape(ref))
+    kw = f", axis={axis}" if axis is not None else ""
+    kw += ", keepdims=True" if keepdims else ""
+    text = "\n".join([decl("a", shape), decl("G", np.shape(ref)), f"v = {fn}(a{kw})", "J = sum(v * G)"])
+    m = check(text, dict(a=a, G=G), ["a"])
+    np.testing.assert_allclose(m.forward(a=a, G=G)["J"], np.sum(ref * G))
+
+
+@pytest.mark.parametrize("fn", ["softmax", "logsoftmax"])
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_softmax(fn, axis, rng):
+    s = rng.normal(size=(4, 5)) * 3
+    G = rng.normal(size=(4, 5))
+    text = f"input s[4, 5]\ninput G[4, 5]\nJ = sum({fn}(s, axis={axis}) * G)"
+    m = check(text, dict(s=s, G=G), ["s"])
+    e = np.exp(s - s.max(axis=axis, keepdims=True))
+    p = e / e.sum(axis=axis, keepdims=True)
+    want = p if fn == "softmax" else np.log(p)
+    np.testing.assert_allclose(m.forward(s=s, G=G)["J"], np.sum(want * G))
+
+
+@pytest.mark.parametrize("labels", ["onehot", "integer"])
+@pytest.mark.parametrize("optimize", [True, False], ids=["fused", "unfused"])
+def test_xent(labels, optimize, rng):
+    C, n = 4, 6
+    s = rng.normal(size=(C, n))
+    k = rng.integers(0, C, size=n)
+    y = np.eye(C)[k].T if labels == "onehot" else k
+    m = gdsl.compile(f"input s[{C}, {n}]\ninput y[{C}, {n}]\nJ = xent(softmax(s), y)",
+                     wrt=["s"], optimize=optimize)
+    assert_grads_match(m, dict(s=s, y=y))
+    p = np.exp(s) / np.exp(s).sum(0)
+    np.testing.assert_allclose(m.forward(s=s, y=y)["J"], -np.mean(np.log(p[k, np.arange(n)])))
+    # the lecture's closed form: dl/ds = (P - Y) / n
+    _, g = m.value_and_grad(s=s, y=y)
+    np.testing.assert_allclose(g["s"], (p - np.eye(C)[k].T) / n, atol=1e-12)
+
+
+def test_xent_of_probabilities(rng):
+    C, n = 3, 5
+    p = rng.uniform(0.1, 1, size=(C, n))
+    y = np.eye(C)[rng.integers(0, C, n)].T
+    m = gdsl.compile(f"input p[{C}, {n}]\ninput y[{C}, {n}]\nJ = xent(p, y)", wrt=["p"])
+    assert_grads_match(m, dict(p=p, y=y))
+    np.testing.assert_allclose(m.forward(p=p, y=y)["J"], -np.mean(np.log((y * p).sum(0))))
+
+
+@pytest.mark.parametrize("labels", ["onehot", "integer"])
+def test_svm(labels, rng):
+    C, n = 4, 7
+    s = rng.normal(size=(C, n))
+    k = rng.integers(0, C, size=n)
+    y = np.eye(C)[k].T if labels == "onehot" else k
+    m = gdsl.compile(f"input s[{C}, {n}]\ninput y[{C}, {n}]\nJ = svm(s, y)", wrt=["s"])
+    margins = s - s[k, np.arange(n)] + 1
+    assert np.min(np.abs(margins)) > 1e-3          # away from the hinge
+    assert_grads_match(m, dict(s=s, y=y))
+    want = np.sum(np.maximum(0, margins) * (1 - np.eye(C)[k].T)) / n
+    np.testing.assert_allclose(m.forward(s=s, y=y)["J"], want)
+
+
+def test_every_differentiable_user_op_is_covered():
+    covered = set(BINARY) | set(UNARY) | {"matmul", "sum", "mean", "max", "softmax", "logsoftmax",
+                                          "xent", "svm"}
+    differentiable = {name for name, op in OPS.items() if op.vjp and any(op.vjp)
+                      and (op.user or name in {"add", "sub", "mul", "div", "pow", "neg",
+                                               "matmul", "transpose"})}
+    assert differentiable <= covered, differentiable - covered
+
+
+def test_a_wrong_derivative_fails_the_check(rng):
+    """Negative control: an op whose vjp is off by a factor must not pass the comparison."""
+    defop("bad_square", 1, lambda dims, s, at: s[0], OPS["square"].emit,
+          lambda g, ans, x, **at: 3 * g * x)              # d x² = 2x, not 3x
+    try:
+        m = gdsl.compile("input a[3]\nJ = sum(bad_square(a))", wrt=["a"])
+        a = rng.normal(size=3)
+        with pytest.raises(AssertionError):
+            assert_grads_match(m, dict(a=a))
+        # and the finite differences agree with the true derivative
+        num = numeric_grad(lambda **kw: m.forward(**kw)["J"], dict(a=a), "a")
+        np.testing.assert_allclose(num, 2 * a, rtol=1e-6)
+    finally:
+        del OPS["bad_square"]
