@@ -346,6 +346,23 @@ class CompiledModel:
             out[name] = draw(self.init[name], concrete, rng, dtype)
         return out
 
+    # -- seeing and explaining (gdsl.draw, gdsl.explain) ---------------------------------------
+    def draw(self, target: str = "svg", backward: bool = False, shapes: bool = False):
+        """Draw the graph as on the lecture's slides: to a file (.dot, .svg, .png; returns the
+        path) or, given a bare format name, as its text (dot, svg) or bytes (png)."""
+        from .draw import draw
+        return draw(self, target, backward=backward, shapes=shapes)
+
+    def explain(self, format: str = "text", jacobians: bool = False) -> str:
+        """Forward order, BackOp order and local Jacobians in the lecture's notation
+        (format 'text', 'markdown' or 'latex'); ``jacobians=True`` adds the explicit check."""
+        from .explain import explain
+        return explain(self, format, jacobians=jacobians)
+
+    def _repr_svg_(self) -> str:
+        from .draw import repr_svg
+        return repr_svg(self)
+
 
 def _from(who: str) -> str:
     return who if who == "the model" else f"array `{who}`"
