@@ -129,10 +129,10 @@ class Builder:
     def unbroadcast(self, g: V, x: V) -> V:
         """Sum g back over the axes along which x was broadcast."""
         gs, xs = g.shape, x.shape
-        if gs == xs:
-            return g
         if gs is None or xs is None:
             return self.op("sum_to", g, x)
+        if gs == xs:
+            return g
         lead = len(gs) - len(xs)
         if lead > 0:
             g = self.op("sum", g, axis=lead - 1 if lead == 1 else tuple(range(lead)))

@@ -57,7 +57,8 @@ def check(text, arrays, wrt):
 
 @pytest.mark.parametrize("op", sorted(BINARY))
 @pytest.mark.parametrize("shapes", BROADCAST_GROUPS, ids=str)
-def test_binary_ops(op, shapes, rng):
+@pytest.mark.parametrize("declared", [True, False], ids=["declared", "free"])
+def test_binary_ops(op, shapes, declared, rng):
     expr, domain = BINARY[op]
     sa, sb = shapes
     a, b = rng.normal(size=sa), rng.normal(size=sb)
@@ -69,8 +70,8 @@ def test_binary_ops(op, shapes, rng):
         b = a.mean() + np.where(rng.random(sb) < 0.5, -1, 1) * rng.uniform(0.2, 1, sb) if sb else np.float64(0.3)
     out = np.broadcast_shapes(sa, sb)
     G = rng.normal(size=out)
-    text = "\n".join([decl("a", sa), decl("b", sb), decl("G", out), f"J = sum(({expr}) * G)"])
-    check(text, dict(a=a, b=b, G=G), ["a", "b"])
+    decls = [decl("a", sa), decl("b", sb), decl("G", out)] if declared else []
+    check("\n".join(decls + [f"J = sum(({expr}) * G)"]), dict(a=a, b=b, G=G), ["a", "b"])
 
 
 @pytest.mark.parametrize("op", sorted(UNARY))
