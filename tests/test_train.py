@@ -1,0 +1,151 @@
+"""train(): mini-batch gradient descent, metrics, optimisers, reproducibility, divergence."""
+
+import os
+
+import numpy as np
+import pytest
+
+from gdsl.errors import GdslDataError, GdslDivergedError, GdslValueError
+from gdsl.train import evaluate, load_params, prepare, save_params, train
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def model(name):
+    return os.path.join(ROOT, "models", name)
+
+
+@pytest.fixture(scope="module")
+def softmax():
+    return prepare(model("linear_softmax.gdsl"))
+
+
+def test_loss_terms_and_scores_found_in_graph():
+    tm = prepare(model("linear_softmax.gdsl"))
+    assert tm.loss_terms == ["l"] and tm.scores == "p" and tm.label == "y"
+    tm2 = prepare(model("mlp2.gdsl"))          # xent(...) inside J: named for reporting
+    assert tm2.loss_terms == ["data_loss"] and tm2.scores == "p"
+    tm3 = prepare(model("linear_svm.gdsl"))
+    assert tm3.scores == "s" and tm3.loss_terms == ["l"]
+
+
+def test_loss_falls_and_cost_is_loss_plus_regulariser(softmax):
+    r = train(softmax, "digits", epochs=3, seed=0)
+    h = r.history
+    assert [x["epoch"] for x in h] == [1, 2, 3]
+    assert h[-1]["train_cost"] < h[0]["train_cost"]
+    for x in h:
+        assert x["train_cost"] > x["train_loss"] > 0      # lam * ||W||² > 0
+        assert 0 <= x["val_accuracy"] <= 1
+    # cost - loss is exactly the regulariser lam * ||W||²
+    W = r.params["W"]
+    assert h[-1]["train_cost"] - h[-1]["train_loss"] == pytest.approx(0.01 * np.sum(W * W))
+
+
+def test_accuracy_is_argmax_over_classes(softmax):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4, 30))
+    y = rng.integers(0, 3, 30)
+    params = {"W": rng.normal(size=(3, 4)), "b": rng.normal(size=(3, 1))}
+    m = evaluate(softmax, params, {"x": x, "y": y})
+    s = params["W"] @ x + params["b"]
+    assert m["accuracy"] == pytest.approx(np.mean(s.argmax(axis=0) == y))
+
+
+@pytest.mark.parametrize("opt", ["sgd", "momentum", "adam"])
+def test_optimizers_reduce_the_cost(softmax, opt):
+    r = train(softmax, "digits", epochs=2, optimizer=opt, lr=0.01 if opt == "adam" else 0.1)
+    assert r.history[-1]["train_cost"] < 2.0 and r.history[-1]["train_accuracy"] > 0.8
+
+
+def test_settings_from_model_and_overrides(softmax):
+    r = train(softmax, "spiral", epochs=1, batch_size=64)
+    s = r.settings
+    assert (s.lr, s.optimizer, s.epochs, s.batch_size) == (0.1, "sgd", 1, 64)
+    with pytest.raises(GdslValueError, match="unknown optimizer"):
+        train(softmax, "spiral", epochs=1, optimizer="rmsprop")
+
+
+def test_reproducible_bitwise(softmax, tmp_path):
+    a = train(softmax, "digits", epochs=2, seed=5)
+    b = train(softmax, "digits", epochs=2, seed=5)
+    c = train(softmax, "digits", epochs=2, seed=6)
+    for k in a.params:
+        assert a.params[k].tobytes() == b.params[k].tobytes()
+    assert a.params["W"].tobytes() != c.params["W"].tobytes()
+    save_params(tmp_path / "a.npz", a.params)
+    save_params(tmp_path / "b.npz", b.params)
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+
+
+def test_saved_params_reproduce_val_accuracy(softmax, tmp_path):
+    r = train(softmax, "digits", epochs=2, seed=3)
+    save_params(tmp_path / "p.npz", r.params)
+    again = train(softmax, "digits", epochs=0, seed=3, params=load_params(tmp_path / "p.npz"))
+    assert again.history[0]["epoch"] == 0
+    assert again.history[0]["val_accuracy"] == r.final["val_accuracy"]
+    assert again.history[0]["val_cost"] == pytest.approx(r.final["val_cost"], abs=0)
+
+
+def test_resume_continues_from_loaded_params(softmax):
+    r = train(softmax, "digits", epochs=1, seed=0)
+    resumed = train(softmax, "digits", epochs=1, seed=0, params=r.params)
+    assert resumed.history[0]["train_cost"] < r.history[0]["train_cost"]
+
+
+def test_divergence_names_epoch_and_step(softmax):
+    with pytest.raises(GdslDivergedError, match=r"epoch 1, step \d+.*smaller --lr"):
+        train(softmax, "digits", epochs=3, lr=1e30)
+
+
+def test_set_consts_and_dims():
+    tm = prepare(model("mlp2.gdsl"))
+    r = train(tm, "spiral", epochs=1, consts={"m": 7, "lam": 0.0})
+    assert r.params["W1"].shape == (7, 2) and r.consts == {"lam": 0.0}
+    assert r.final["train_cost"] == pytest.approx(r.final["train_loss"])
+    with pytest.raises(GdslValueError, match="no const or dimension `lamb`.*did you mean `lam`"):
+        train(tm, "spiral", epochs=1, consts={"lamb": 1})
+
+
+def test_params_that_do_not_match(softmax):
+    with pytest.raises(GdslDataError, match="missing `b`"):
+        train(softmax, "digits", epochs=0, params={"W": np.zeros((10, 64))})
+    with pytest.raises(GdslDataError, match="d = 2"):
+        train(softmax, "spiral", epochs=0, params={"W": np.zeros((10, 64)), "b": np.zeros((10, 1))})
+
+
+def test_labels_out_of_range(softmax):
+    rng = np.random.default_rng(0)
+    data = {"x": rng.normal(size=(3, 20)), "y": rng.integers(0, 3, 20)}
+    val = {"x": rng.normal(size=(3, 5)), "y": np.array([0, 1, 2, 3, 1])}
+    params = {"W": np.zeros((3, 3)), "b": np.zeros((3, 1))}
+    with pytest.raises(GdslDataError, match="labels out of range"):
+        train(softmax, data, val=val, params=params, epochs=1)
+
+
+def test_regression_model_without_classes(tmp_path):
+    text = "input x[d, n]\ninput t[1, n]\nparam w[1, d]\nJ = mean(square(w @ x - t))\n"
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 200))
+    t = np.array([[1.0, -2.0, 0.5]]) @ x
+    r = train(text, {"x": x, "t": t}, epochs=30, lr=0.1, batch_size=20, val_fraction=0.25)
+    assert r.final["train_accuracy"] is None and r.final["val_loss"] < 1e-3
+    assert np.allclose(r.params["w"], [[1.0, -2.0, 0.5]], atol=1e-2)
+
+
+def test_linear_softmax_default_reaches_94_percent_on_digits():
+    r = train(model("linear_softmax.gdsl"))
+    assert r.data_source.startswith("digits") and r.final["val_accuracy"] >= 0.94
+
+
+def test_mlp2_default_reaches_96_percent_on_digits():
+    r = train(model("mlp2.gdsl"))
+    assert r.final["val_accuracy"] >= 0.96
+
+
+def test_spiral_nonlinear_beats_linear():
+    mlp = train(model("spiral_mlp.gdsl"))
+    lin = train(model("spiral_linear.gdsl"))
+    assert mlp.data_source.startswith("spiral") and lin.data_source.startswith("spiral")
+    assert mlp.final["val_accuracy"] >= 0.95
+    assert lin.final["val_accuracy"] < 0.70
