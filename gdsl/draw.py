@@ -229,8 +229,8 @@ def to_dot(view: View, *, backward: bool = False, shapes: bool = False) -> str:
     title = Path(m.filename).name if m.filename else "model"
     lines = [f"digraph {_q('gdsl')} {{",
              "  rankdir=LR; forcelabels=true; nodesep=0.35; ranksep=0.5;",
-             f'  label={_q(title + ": inputs grey, params blue, consts dashed")}; '
-             'labelloc=b; fontsize=10; fontname="Helvetica";',
+             (f'  label={_q(title + ": inputs grey, params blue, consts dashed")}; '
+              'labelloc=b; fontsize=10; fontname="Helvetica";'),
              '  node [fontname="Helvetica", fontsize=14, width=0.45, fixedsize=false];',
              '  edge [arrowsize=0.7];']
     for n in view.nodes:
@@ -279,7 +279,8 @@ def render(view: View, fmt: str, *, backward: bool = False, shapes: bool = False
         return dot.encode("utf-8")
     exe = graphviz()
     if exe:
-        proc = subprocess.run([exe, f"-T{fmt}"], input=dot.encode("utf-8"), capture_output=True)
+        proc = subprocess.run([exe, f"-T{fmt}"], input=dot.encode("utf-8"), capture_output=True,
+                              check=False)
         if proc.returncode == 0:
             return proc.stdout
         if note:
@@ -335,7 +336,7 @@ def layout(view: View, backward: bool = False):
     if backward:
         low = min(y for _, y in pos.values())
         for n in nodes:    # gradients mirror their values: chain, then other ops, then leaves
-            x, y = pos[n]
+            x = pos[n][0]
             row = 0.0 if n in on_chain else (-1.1 if view.kind[n] == "op" else -2.2)
             pos[("g", n)] = (x, low - 1.6 + row)
     return pos

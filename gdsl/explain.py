@@ -21,8 +21,8 @@ and prints the largest difference from the compiled ``value_and_grad``.
 from __future__ import annotations
 
 import ast
-import itertools
 import re
+import textwrap
 
 import numpy as np
 
@@ -125,7 +125,7 @@ def _namespace() -> dict:
     if _NS is None:
         ns = {"np": np}
         for src in HELPERS.values():
-            exec(src, ns)   # the op table's own NumPy helpers, written by hand in gdsl.ops
+            exec(src, ns)   # noqa: S102 -- the op table's own NumPy helpers, written by hand in gdsl.ops
         _NS = ns
     return _NS
 
@@ -618,8 +618,8 @@ class JacobianCheck:
             lines.append([("t", "max |chained Jacobians − value_and_grad| for "),
                           ("m", f"∂{L.J}/∂{display_name(w)}"), ("t", f": {diff:.3g}")])
         verdict = "agree" if self.max_diff <= 1e-10 else "DISAGREE"
-        lines.append([("t", f"max abs difference: {self.max_diff:.3g} (the two {verdict} "
-                       "to 1e-10)")])
+        summary = f"max abs difference: {self.max_diff:.3g} (the two {verdict} to 1e-10)"
+        lines.append([("t", summary)])
         return ("Explicit Jacobians for one example, multiplied along the graph", lines)
 
 
@@ -645,22 +645,24 @@ def render_markdown(title, sections) -> str:
         out.append("")
         for line in lines:
             text = "".join(f"`{t}`" if k == "m" else t for k, t in line).rstrip()
+            nested = line[0][0] == "t" and not line[0][1].strip()
+            bullet = "   - " if nested else ("" if re.match(r"\d+\. ", text) else "- ")
             if "\n" in text:
                 first, rest = text.split("\n", 1)
-                out.append(f"- {first.strip()}")
+                out.append(f"{bullet}{first.strip()}")
                 out.append("")
                 out.append("  ```")
-                out.extend("  " + r.strip() for r in rest.splitlines())
+                out.extend("  " + r for r in textwrap.dedent(rest).splitlines())
                 out.append("  ```")
             else:
-                out.append(f"- {text.strip()}")
+                out.append(f"{bullet}{text.strip()}")
         out.append("")
     return "\n".join(out)
 
 
 TEX = [("‖", r"\| "), ("ᵀ", r"^{\top}"), ("²", "^{2}"), ("³", "^{3}"), ("−", "-"),
        ("⊗", r"\otimes "), ("⊙", r"\odot "), ("·", r"\cdot "), ("Σ", r"\sum "), ("√", r"\sqrt "),
-       ("≠", r"\neq "), ("ⱼ", "_j"), ("→", r"\to "), ("λ", r"\lambda "), ("α", r"\alpha "),
+       ("≠", r"\neq "), ("ⱼ", "_j"), ("→", r"\to "), ("×", r"\times "), ("λ", r"\lambda "), ("α", r"\alpha "),
        ("β", r"\beta "), ("γ", r"\gamma "), ("δ", r"\delta "), ("ε", r"\varepsilon "),
        ("η", r"\eta "), ("θ", r"\theta "), ("μ", r"\mu "), ("ρ", r"\rho "), ("σ", r"\sigma "),
        ("τ", r"\tau "), ("φ", r"\varphi "), ("ω", r"\omega "), ("κ", r"\kappa "), ("ν", r"\nu ")]
@@ -684,7 +686,7 @@ def _tex_text(text: str) -> str:
                  ("#", r"\#"), ("_", r"\_"), ("{", r"\{"), ("}", r"\}"), ("−", "-"),
                  ("|", r"$|$")):
         text = text.replace(a, b)
-    return text
+    return "".join(f"${tex(ch).strip()}$" if ord(ch) > 127 and ch not in "−" else ch for ch in text)
 
 
 def render_latex(title, sections) -> str:
@@ -729,5 +731,4 @@ def jacobian_check(compiled, seed: int = 0) -> JacobianCheck:
     return JacobianCheck(Lesson(View(teaching_model(compiled))), compiled, seed)
 
 
-__all__ = ["explain", "jacobian_check", "Lesson", "JacobianCheck", "example_shapes", "FORMATS",
-           "itertools"]
+__all__ = ["FORMATS", "JacobianCheck", "Lesson", "example_shapes", "explain", "jacobian_check"]

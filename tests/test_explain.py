@@ -1,0 +1,169 @@
+"""gdsl explain / model.explain: the lecture's forward and backward order and Jacobians."""
+
+import contextlib
+import io
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import gdsl
+from gdsl.cli import main
+from gdsl.draw import View, teaching_model
+from gdsl.explain import Lesson, jacobian_check
+
+ROOT = Path(__file__).resolve().parents[1]
+LECTURE = ROOT / "models" / "linear_softmax.gdsl"
+MODELS = sorted((ROOT / "models").glob("*.gdsl"))
+
+# every formula the lecture writes for this graph
+FORMULAS = ["∂J/∂r = λ", "∂r/∂W = 2W", "∂l/∂p = −yᵀ/(yᵀp)", "∂p/∂s = diag(p) − ppᵀ",
+            "∂s/∂b = I", "∂s/∂z = I", "∂z/∂vec(W) = I ⊗ xᵀ", "∂J/∂l = 1", "∂J/∂J = 1",
+            "∂J/∂W = gᵀxᵀ + 2λW", "∂J/∂b = g", "g = −yᵀ/(yᵀp) (diag(p) − ppᵀ)"]
+
+
+@pytest.fixture(scope="module")
+def lecture():
+    return gdsl.compile_file(LECTURE)
+
+
+@pytest.fixture(scope="module")
+def lesson(lecture):
+    return Lesson(View(teaching_model(lecture)))
+
+
+def names(lesson, order):
+    return [lesson.view.name[n] for n in order]
+
+
+def test_forward_order_is_topological_and_matches_the_slides(lesson):
+    v = lesson.view
+    computed = [n for n in v.nodes if v.kind[n] == "op"]
+    assert names(lesson, computed) == ["z", "s", "p", "l", "r", "J"]
+    seen = {n for n in v.nodes if v.kind[n] != "op"}
+    for n in computed:                     # every value after everything it uses
+        assert set(v.visible_args(n)) <= seen
+        seen.add(n)
+    order = names(lesson, computed)
+    assert order.index("z") < order.index("s") < order.index("p") < order.index("l") < \
+        order.index("J") and order.index("r") < order.index("J")
+
+
+def test_backward_order_is_the_lectures_backop(lesson):
+    order = names(lesson, lesson.backward_order)
+    assert order == ["J", "r", "l", "p", "s", "b", "z", "W"]    # as on the slides
+    assert order[0] == "J" and set(order[1:3]) == {"r", "l"}
+    assert order[-1] == "W"                                     # after both z and r
+    done = set()
+    for n in lesson.backward_order:        # a gradient completes after all its children's
+        assert set(lesson.children[n]) <= done
+        done.add(n)
+    assert "x" not in order and "y" not in order                # nobody asked for them
+
+
+def test_every_lecture_formula_appears(lecture):
+    text = lecture.explain()
+    for f in FORMULAS:
+        assert f in text, f
+
+
+def test_formulas_come_from_the_op_table(lecture, monkeypatch):
+    import dataclasses
+
+    from gdsl import ops
+    softmax = ops.OPS["softmax"]
+    monkeypatch.setitem(ops.OPS, "softmax", dataclasses.replace(softmax, jacobian=("S({ans})",)))
+    assert "∂p/∂s = S(p)" in lecture.explain()
+
+
+@pytest.mark.parametrize("fmt", ["markdown", "latex"])
+def test_other_formats(lecture, fmt):
+    text = lecture.explain(format=fmt, jacobians=True)
+    if fmt == "markdown":
+        assert text.startswith("# ") and "`∂p/∂s = diag(p) − ppᵀ`" in text
+    else:
+        assert r"\frac{\partial p}{\partial s} = \operatorname{diag}(p) - pp^{\top}" in text
+        assert r"\otimes" in text and r"2\lambda W" in text
+        assert "λ" not in text and "∂" not in text
+
+
+def test_unknown_format_is_a_usage_error(lecture):
+    with pytest.raises(gdsl.GdslUsageError):
+        lecture.explain(format="html")
+
+
+@pytest.mark.parametrize("path", MODELS, ids=[p.stem for p in MODELS])
+def test_chained_jacobians_agree_with_value_and_grad(path):
+    m = gdsl.compile_file(path)
+    check = jacobian_check(m)
+    assert set(check.diffs) == set(m.wrt)
+    assert check.max_diff <= 1e-10
+    assert abs(check.loss - check.ref_loss) <= 1e-10
+    text = m.explain(jacobians=True)
+    assert "max abs difference" in text and "agree to 1e-10" in text
+
+
+def test_chained_jacobians_match_finite_differences(lecture):
+    check = jacobian_check(lecture, seed=3)
+    arrays = dict(check.arrays)
+    W = arrays["W"]
+    h = 1e-6
+    for idx in [(0, 0), (2, 3)]:
+        up, down = W.copy(), W.copy()
+        up[idx] += h
+        down[idx] -= h
+        fd = (lecture.forward(**{**arrays, "W": up})["J"]
+              - lecture.forward(**{**arrays, "W": down})["J"]) / (2 * h)
+        chained = check.grad[lecture.model.names["W"]].reshape(W.shape)[idx]
+        assert abs(fd - chained) < 1e-7
+
+
+def test_a_wrong_local_jacobian_is_caught(lecture, monkeypatch):
+    # negative control: spoil one op's vector-Jacobian product and the check must disagree
+    import dataclasses
+
+    from gdsl import ops
+    sq = ops.OPS["sqnorm"]
+    monkeypatch.setitem(ops.OPS, "sqnorm",
+                        dataclasses.replace(sq, vjp=(lambda g, ans, x, **at: x * (3 * g),)))
+    check = jacobian_check(lecture)
+    assert check.max_diff > 1e-6
+
+
+def test_single_example_shapes_for_a_model_without_declarations():
+    m = gdsl.compile_file(ROOT / "models" / "oneliner.gdsl")
+    check = jacobian_check(m)
+    shapes = {m.model.node(n)["name"]: s for n, s in check.shapes.items()
+              if m.model.node(n)["op"] == "input"}
+    assert shapes["x"][-1] == 1 and shapes["W"] == (3, 4) and shapes["lam"] == ()
+
+
+def test_mlp_names_its_gradients_per_layer():
+    text = gdsl.compile_file(ROOT / "models" / "mlp2.gdsl").explain()
+    assert "∂J/∂W2 = g_sᵀhᵀ + 2λW2" in text and "∂J/∂b2 = g_s" in text
+    assert "∂h/∂t2 = diag([t2 > 0])" in text
+
+
+def _cli(*args):
+    """Run the CLI in this process (as `gdsl ...`); (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as e:
+            code = e.code
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+
+def test_cli_explain(tmp_path):
+    r = _cli("explain", str(LECTURE))
+    assert r.returncode == 0, r.stderr
+    for f in FORMULAS:
+        assert f in r.stdout
+    r = _cli("explain", str(LECTURE), "--jacobians", "--format", "markdown")
+    assert r.returncode == 0 and "max abs difference" in r.stdout
+    out = tmp_path / "notes.tex"
+    r = _cli("explain", str(LECTURE), "--format", "latex", "-o", str(out))
+    assert r.returncode == 0 and r"\frac" in out.read_text(encoding="utf-8")
+    r = _cli("explain", str(LECTURE), "--format", "pdf")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
