@@ -282,6 +282,10 @@ class Lesson:
             if node is not None and self.scalar(node):   # diag(λ) of a scalar is λ
                 formula = formula.replace(f"diag({{{key}}})", f"{{{key}}}")
                 formula = formula.replace(f"{{{key}}}ᵀ", f"{{{key}}}")
+        if (self.scalar(c) and all(n is None or self.scalar(n) for n in names.values())
+                and formula.startswith("diag(") and formula.endswith(")")
+                and _paren(formula[5:-1]) is not None and formula.count("diag(") == 1):
+            formula = formula[5:-1]              # a 1×1 Jacobian: diag(1/2) is 1/2
         if d["op"] == "matmul" and formula.endswith(" ⊗ I"):
             s = self.shapes.get(c)
             if s is not None and (len(s) < 2 or s[-1] == 1):    # W ⊗ I₁ = W for one example
@@ -507,7 +511,7 @@ def _paren(text: str) -> str:
     for i, ch in enumerate(text):
         depth += ch in "([{"
         depth -= ch in ")]}"
-        if depth == 0 and ch in "+−-" and 0 < i < len(text) - 1 and text[i - 1] == " ":
+        if depth == 0 and ch in "+−-⊗" and 0 < i < len(text) - 1 and text[i - 1] == " ":
             return f"({text})"
     return text
 
