@@ -138,15 +138,27 @@ class _Function:
         return ("grad of: " if d.get("backward") else "") + text
 
 
-def source_text(source: str, span) -> str:
-    """The text of a span (its first line), with anything unprintable escaped."""
+def source_text(source: str, span, limit: int = 100) -> str:
+    """The text of a span (its first line, cut at ``limit``), with anything unprintable escaped."""
+    key = (source, span, limit)
+    if key in _text_cache:
+        return _text_cache[key]
     lines = _lines(source)
     if not 1 <= span.line <= len(lines):
         return ""
     line = lines[span.line - 1]
     end = span.end_col - 1 if span.end_line == span.line else len(line)
     text = line[span.col - 1:end].strip()
-    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+    if len(text) > limit:
+        text = text[:limit - 3] + "..."
+    text = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+    if len(_text_cache) > 100_000:
+        _text_cache.clear()
+    _text_cache[key] = text
+    return text
+
+
+_text_cache: dict = {}
 
 
 _split_cache: dict = {}
