@@ -170,7 +170,7 @@ def _main(args) -> int:
     f = result.final
     if not args.json:
         s = result.settings
-        out = sys.stderr if not args.quiet else sys.stdout
+        out = sys.stdout
         what = "evaluated" if s.epochs == 0 else (f"trained {s.epochs} epochs ({s.optimizer}, "
                                                   f"lr {s.lr:g}, batch {s.batch_size}, seed {s.seed})")
         print(f"{args.model}: {what} on {result.data_source or 'data'}: {result.n_train} "

@@ -198,38 +198,42 @@ def _load_csv(path: Path, label_column: str | None) -> Table:
 
 # -- labels -----------------------------------------------------------------------------------
 
+def _p(what: str) -> str:
+    return f"{what}: " if what else ""
+
+
 def as_int_labels(y: np.ndarray, what: str) -> np.ndarray:
     """Integer class labels [n] from integers, integral floats or one-hot rows [n, C]."""
     y = np.asarray(y)
     if y.dtype.kind == "b":
         y = y.astype(np.int64)
     if y.dtype.kind not in "iuf":
-        raise GdslDataError(f"{what}: labels must be numbers, got {y.dtype}")
+        raise GdslDataError(f"{_p(what)}labels must be numbers, got {y.dtype}")
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim == 2:
         ok = np.isin(y, (0, 1)).all() and (y.sum(axis=1) == 1).all()
         if not ok:
-            raise GdslDataError(f"{what}: 2-D labels must be one-hot (one 1 per example, "
+            raise GdslDataError(f"{_p(what)}2-D labels must be one-hot (one 1 per example, "
                                 f"the rest 0), got values like {y.ravel()[:4].tolist()}")
         return y.argmax(axis=1).astype(np.int64)
     if y.ndim != 1:
-        raise GdslDataError(f"{what}: labels must be integers [n] or one-hot [n, C], "
+        raise GdslDataError(f"{_p(what)}labels must be integers [n] or one-hot [n, C], "
                             f"got shape {y.shape}")
     if y.dtype.kind == "f":
         if not np.isfinite(y).all() or (y != np.round(y)).any():
-            raise GdslDataError(f"{what}: class labels must be whole numbers, got e.g. "
+            raise GdslDataError(f"{_p(what)}class labels must be whole numbers, got e.g. "
                                 f"{y[(~np.isfinite(y)) | (y != np.round(y))][0]}")
     y = y.astype(np.int64)
     if y.size and y.min() < 0:
-        raise GdslDataError(f"{what}: labels out of range: {y.min()} is negative "
+        raise GdslDataError(f"{_p(what)}labels out of range: {y.min()} is negative "
                             f"(classes are numbered 0..C-1)")
     return y
 
 
 def check_labels(y: np.ndarray, C: int, what: str) -> None:
     if y.size and y.max() >= C:
-        raise GdslDataError(f"{what}: labels out of range: found label {y.max()}, but the model "
+        raise GdslDataError(f"{_p(what)}labels out of range: found label {y.max()}, but the model "
                             f"has {C} classes (labels 0..{C - 1})")
 
 
@@ -247,12 +251,12 @@ def to_model(table: Table, inputs: dict, labels: list[str], what: str) -> dict[s
     features = [k for k in inputs if k not in labels]
     if len(features) != 1 or len(labels) > 1:
         raise GdslDataError(
-            f"{what}: a table of features and labels fits a model with one feature input and "
+            f"{_p(what)}a table of features and labels fits a model with one feature input and "
             f"one label input, but this model takes {', '.join(inputs) or 'no inputs'}; "
             f"give a .npz file with one array per input")
     X = np.asarray(table.X, dtype=np.float64)
     if not np.isfinite(X).all():
-        raise GdslDataError(f"{what}: the features contain NaN or infinite values")
+        raise GdslDataError(f"{_p(what)}the features contain NaN or infinite values")
     out = {features[0]: _columns(X, inputs[features[0]], features[0], what)}
     if labels:
         out[labels[0]] = as_int_labels(table.y, what)
@@ -263,14 +267,14 @@ def _columns(X: np.ndarray, declared, name: str, what: str) -> np.ndarray:
     """Rows [n, d] -> the declared layout [d, n] (a 1-row input [n] stays 1-D)."""
     if declared is not None and len(declared) == 1:
         if X.shape[1] != 1:
-            raise GdslDataError(f"{what}: input `{name}` is declared 1-D, but the data has "
+            raise GdslDataError(f"{_p(what)}input `{name}` is declared 1-D, but the data has "
                                 f"{X.shape[1]} feature columns")
         return np.ascontiguousarray(X[:, 0])
     if declared is not None and len(declared) != 2:
-        raise GdslDataError(f"{what}: input `{name}` is declared with {len(declared)} axes; "
+        raise GdslDataError(f"{_p(what)}input `{name}` is declared with {len(declared)} axes; "
                             f"a table fills only [d, n]")
     if declared is not None and isinstance(declared[0], int) and declared[0] != X.shape[1]:
-        raise GdslDataError(f"{what}: input `{name}` is declared with {declared[0]} features, "
+        raise GdslDataError(f"{_p(what)}input `{name}` is declared with {declared[0]} features, "
                             f"but the data has {X.shape[1]}")
     return np.ascontiguousarray(X.T)
 
@@ -279,7 +283,7 @@ def _npz_to_model(table: Table, inputs: dict, labels: list[str], what: str) -> d
     arrays = table.arrays
     missing = [k for k in inputs if k not in arrays]
     if missing:
-        raise GdslDataError(f"{what}: no array named {', '.join(f'`{k}`' for k in missing)} "
+        raise GdslDataError(f"{_p(what)}no array named {', '.join(f'`{k}`' for k in missing)} "
                             f"(the file holds {', '.join(arrays)}; the model takes "
                             f"{', '.join(inputs)})")
     # the example count: what every array shares, on its first or last axis
@@ -290,25 +294,28 @@ def _npz_to_model(table: Table, inputs: dict, labels: list[str], what: str) -> d
             continue
         s = {a.shape[0], a.shape[-1]}
         cands = s if cands is None else cands & s
+    if cands and len(cands) > 1:
+        # square-ish ambiguity (as many examples as features or classes): the larger is n
+        cands = {max(cands)}
     if not cands:
-        raise GdslDataError(f"{what}: the arrays disagree on the number of examples: "
+        raise GdslDataError(f"{_p(what)}the arrays disagree on the number of examples: "
                             + ", ".join(f"{k} {arrays[k].shape}" for k in inputs))
     out = {}
     for k, declared in inputs.items():
         a = arrays[k]
         if a.dtype.kind not in "biuf":
-            raise GdslDataError(f"{what}: array `{k}` has dtype {a.dtype}; expected numbers")
+            raise GdslDataError(f"{_p(what)}array `{k}` has dtype {a.dtype}; expected numbers")
         if k in labels:
             if a.ndim == 2 and a.shape[0] == 1 and a.shape[1] in cands:
                 a = a[0]    # integer labels as a row [1, n]
             elif a.ndim == 2 and a.shape[1] in cands and (a.shape[0] not in cands
                                                          or a.shape[1] != a.shape[0]):
                 a = a.T     # one-hot in the model's layout [C, n] -> rows [n, C]
-            out[k] = as_int_labels(a, f"{what}: array `{k}`")
+            out[k] = as_int_labels(a, f"{_p(what)}array `{k}`")
             continue
         a = a.astype(np.float64)
         if not np.isfinite(a).all():
-            raise GdslDataError(f"{what}: array `{k}` contains NaN or infinite values")
+            raise GdslDataError(f"{_p(what)}array `{k}` contains NaN or infinite values")
         if a.ndim >= 2 and a.shape[-1] not in cands and a.shape[0] in cands:
             a = np.ascontiguousarray(np.moveaxis(a, 0, -1))    # examples as rows -> columns
         elif (a.ndim == 2 and declared is not None and len(declared) == 2

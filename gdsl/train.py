@@ -167,8 +167,14 @@ def arrays_for(tm: Trainable, data, what: str = "data",
                label_column: str | None = None) -> dict[str, np.ndarray]:
     """Model arrays from a data-set name, file path, Table, or a dict of arrays."""
     if isinstance(data, (str, os.PathLike)):
-        data = D.load(str(data), label_column)
-        what = data.source
+        path = str(data)
+        data = D.load(path, label_column)
+        try:
+            return D.to_model(data, tm.inputs, tm.labels,
+                              "" if path not in D.BUILTIN else data.source)
+        except GdslDataError as e:
+            e.filename = e.filename or path
+            raise
     if isinstance(data, D.Table):
         return D.to_model(data, tm.inputs, tm.labels, what)
     if isinstance(data, dict):
@@ -273,7 +279,8 @@ def bind_dims(tm: Trainable, arrays_list: list[dict], params: dict | None, set_d
     if tm.label is not None and tm.inputs.get(tm.label):
         csym = tm.inputs[tm.label][0]
         if isinstance(csym, str) and csym not in dims:
-            ys = [a[tm.label] for a in arrays_list if tm.label in a and a[tm.label].ndim == 1]
+            # from the training labels only: a validation label beyond them is out of range
+            ys = [a[tm.label] for a in arrays_list[:1] if tm.label in a and a[tm.label].ndim == 1]
             if ys:
                 dims[csym] = int(max(int(y.max()) for y in ys if y.size)) + 1
                 bound_by[csym] = "the labels"
