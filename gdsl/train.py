@@ -71,8 +71,9 @@ class Settings:
 def settings_for(model: Trainable, **overrides) -> Settings:
     s = Settings()
     names = {f.name for f in fields(Settings)}
-    for k, v in {**model.compiled.train_options, **overrides}.items():
-        if v is not None and k in names:
+    given = {k: v for k, v in overrides.items() if v is not None}
+    for k, v in {**model.compiled.train_options, **given}.items():
+        if k in names:
             setattr(s, k, v)
     s.check()
     return s

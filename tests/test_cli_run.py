@@ -150,3 +150,12 @@ def test_default_run_prints_summary_via_console_script():
     p = subprocess.run(["gdsl", "run", SOFTMAX, "--data", "spiral", "--epochs", "1", "-q"],
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0 and "final: train acc" in p.stdout and "spiral" in p.stdout
+
+
+def test_default_run_uses_model_settings_and_reaches_94_percent(capsys):
+    """`gdsl run models/linear_softmax.gdsl` with no other argument: digits, >= 94% val."""
+    code, out, err = run(capsys, SOFTMAX, "--json")
+    assert code == 0
+    recs = records(out)
+    assert len(recs) == 40 and recs[-1]["lr"] == 0.1        # epochs from the model's train line
+    assert recs[-1]["val_accuracy"] >= 0.94
