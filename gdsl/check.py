@@ -181,7 +181,7 @@ def _helpers() -> dict:
     if not _HELPER_NS:
         ns = {"np": np}
         for src in HELPERS.values():
-            exec(compile(src, "<gdsl helpers>", "exec"), ns)
+            exec(compile(src, "<gdsl helpers>", "exec"), ns)   # noqa: S102 (gdsl.ops.HELPERS: hand-written, no model text)
         _HELPER_NS.update(ns)
     return _HELPER_NS
 
@@ -202,9 +202,7 @@ def record(m: Model, leaf_values: dict[int, object], nodes=None) -> dict[int, ob
         d = m.node(n)
         if n in values:
             continue
-        if d["op"] == "literal":
-            values[n] = d["value"]
-        elif d["op"] == "const":
+        if d["op"] == "literal" or d["op"] == "const":
             values[n] = d["value"]
         elif d["op"] in LEAVES:
             continue

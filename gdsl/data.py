@@ -220,10 +220,9 @@ def as_int_labels(y: np.ndarray, what: str) -> np.ndarray:
     if y.ndim != 1:
         raise GdslDataError(f"{_p(what)}labels must be integers [n] or one-hot [n, C], "
                             f"got shape {y.shape}")
-    if y.dtype.kind == "f":
-        if not np.isfinite(y).all() or (y != np.round(y)).any():
-            raise GdslDataError(f"{_p(what)}class labels must be whole numbers, got e.g. "
-                                f"{y[(~np.isfinite(y)) | (y != np.round(y))][0]}")
+    if y.dtype.kind == "f" and (not np.isfinite(y).all() or (y != np.round(y)).any()):
+        raise GdslDataError(f"{_p(what)}class labels must be whole numbers, got e.g. "
+                            f"{y[(~np.isfinite(y)) | (y != np.round(y))][0]}")
     y = y.astype(np.int64)
     if y.size and y.min() < 0:
         raise GdslDataError(f"{_p(what)}labels out of range: {y.min()} is negative "
@@ -348,7 +347,7 @@ def split(arrays: dict, labels, fraction: float, seed: int) -> tuple[dict, dict 
         return arrays, None
     if not 0 < fraction < 1:
         raise GdslDataError(f"the validation fraction must lie in [0, 1), got {fraction}")
-    n_val = max(1, int(math.floor(n * fraction + 0.5)))
+    n_val = max(1, math.floor(n * fraction + 0.5))
     if n_val >= n:
         raise GdslDataError(f"only {n} examples: too few to hold out {fraction:g} for validation")
     perm = np.random.default_rng([seed, 7]).permutation(n)

@@ -19,9 +19,9 @@ import io
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -506,7 +506,7 @@ def load_params(path) -> dict:
             out = {k: np.asarray(z[k]) for k in z.files}
     except GdslError:
         raise
-    except Exception as e:   # corrupt zip, pickled arrays, not a .npz: one message
+    except Exception as e:   # noqa: BLE001 (corrupt zip, pickled arrays, not a .npz: one message)
         raise GdslDataError(f"cannot read params file {path}: {D._why(e)}", filename=path) from None
     for k, a in out.items():
         if a.dtype.kind not in "biuf" or not np.isfinite(a).all():

@@ -96,7 +96,7 @@ def test_labels():
 def test_split_is_seeded_and_disjoint():
     arrays = {"x": np.arange(20.0).reshape(2, 10), "y": np.arange(10)}
     tr, va = D.split(arrays, ["y"], 0.3, seed=1)
-    tr2, va2 = D.split(arrays, ["y"], 0.3, seed=1)
+    _tr2, va2 = D.split(arrays, ["y"], 0.3, seed=1)
     assert np.array_equal(va["y"], va2["y"]) and len(va["y"]) == 3 and len(tr["y"]) == 7
     assert sorted(tr["y"].tolist() + va["y"].tolist()) == list(range(10))
     assert np.array_equal(tr["x"][0], tr["y"].astype(float))
