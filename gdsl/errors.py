@@ -92,10 +92,15 @@ class GdslError(Exception):
     def _source_line(self) -> str | None:
         if self.span is None or self.source is None:
             return None
-        lines = self.source.splitlines()
+        # Lines are counted at "\n" only, as the lexer counts them (splitlines would also
+        # break at \r, \f, U+2028 ... and show the wrong line). Control characters are shown
+        # as U+FFFD, one column each, so the caret stays aligned and a model file cannot send
+        # escape sequences to the user's terminal.
+        lines = self.source.split("\n")
         if not 1 <= self.span.line <= len(lines):
             return None
-        return lines[self.span.line - 1].expandtabs(1)
+        line = lines[self.span.line - 1].removesuffix("\r").expandtabs(1)
+        return "".join(c if c.isprintable() else "\ufffd" for c in line)
 
     def __str__(self) -> str:
         return self.render()

@@ -151,7 +151,24 @@ def infer(model, dims: Dims | None = None, order=None, leaf_shapes: dict | None 
         out[n] = shape
         if store:
             d["shape"] = shape
+    if store:
+        check_scalar_loss(model, dims)
     return out
+
+
+def check_scalar_loss(model, dims: Dims) -> None:
+    """Differentiation starts from dJ/dJ = 1: the loss must be one number, shape []."""
+    if model.loss is None or not model.wrt:
+        return
+    shape = dims.shape(model.G.nodes[model.loss]["shape"])
+    if shape is None or shape == ():
+        return
+    d = model.G.nodes[model.loss]
+    name = model.loss_name or _snippet(model, d["span"]) or "the loss"
+    raise GdslShapeError(
+        f"the loss `{name}` must be a scalar to differentiate, but it has shape {show_shape(shape)}",
+        d["span"], notes=[f"differentiating with respect to {', '.join(model.wrt)}"],
+        help="reduce it, e.g. `J = sum(...)` or `mean(...)`, and name it with `loss J`")
 
 
 def shape_error(model, n: int, why: str, dims: Dims, shapes: dict) -> GdslShapeError:
