@@ -10,8 +10,9 @@ unasked-for gradient (the data x, the labels y) is computed.
 
 from __future__ import annotations
 
-from .errors import GdslTypeError
+from .errors import GdslShapeError, GdslTypeError
 from .ops import OPS
+from .shapes import Mismatch
 
 LEAVES = ("input", "param", "const", "literal")
 
@@ -86,7 +87,12 @@ class Builder:
         key = _key(name, ids, attrs)
         if key not in self.memo:
             m = self.m
-            shape = OPS[name].shape(m.dims, [m.node(i)["shape"] for i in ids], attrs)
+            try:
+                shape = OPS[name].shape(m.dims, [m.node(i)["shape"] for i in ids], attrs)
+            except Mismatch as e:   # the seed dJ/dJ = 1 is a scalar: a loss that is not one ends here
+                raise GdslShapeError(f"cannot build the backward pass here: {e}", self.extra.get("span"),
+                                     help="the loss must be a scalar: reduce it, e.g. `J = sum(...)`, "
+                                     "and name it with `loss J`") from None
             self.memo[key] = m.add(name, ids, attrs=attrs, shape=shape, **self.extra)
         return V(self, self.memo[key])
 
