@@ -254,9 +254,11 @@ def _draw(m: Model, shapes: dict, every: dict, rng, positive: bool, labels: set)
         if v is not None:
             continue
         shape = shapes[n]
-        scores = next((every.get(m.node(u)["args"][0]) for u in m.G.successors(n)
+        scores = next((every.get(m.node(u)["args"][0 if m.node(u)["op"] != "onehot" else 1])
+                       for u in m.G.successors(n)
                        if m.node(u)["op"] in ("xent", "xent_logits", "svm")
-                       and m.node(u)["args"][1] == n), None)
+                       and m.node(u)["args"][1] == n
+                       or m.node(u)["op"] == "onehot" and m.node(u)["args"][0] == n), None)
         if scores and tuple(shape) == tuple(scores):       # one-hot [C, n...]
             idx = rng.integers(0, shape[0], size=shape[1:])
             Y = np.zeros(shape)

@@ -280,7 +280,7 @@ class CompiledModel:
             if kind in "biu" and k not in self.labels:
                 a = a.astype(np.float64)
             out[k] = a
-        sig = tuple((k, a.shape, a.dtype.kind) for k, a in sorted(out.items()))
+        sig = (len(order),) + tuple((k, a.shape, a.dtype.kind) for k, a in sorted(out.items()))
         if sig not in self._checked:
             self._check_shapes(out, order)
             self._checked[sig] = True

@@ -50,6 +50,9 @@ class Namer:
             d = model.node(n)
             if d["name"] is not None and d.get("grad_of") is None:
                 base = d["name"]
+            elif d["op"] == "onehot" and model.node(d["args"][0])["name"]:
+                label = model.node(d["args"][0])["name"]      # the lecture's Y for labels y
+                base = label.upper() if label.islower() and label.isalpha() else label + "_onehot"
             elif d.get("grad_of") is not None and model.node(d["grad_of"])["name"]:
                 base = "g_" + model.node(d["grad_of"])["name"]
             else:
@@ -88,17 +91,17 @@ class _Function:
         """Yield (comment, ast statement, node) in order."""
         m = self.m
         exprs: dict[int, tuple[ast.expr, int]] = {}
-        leaves = [n for n in self.order if m.node(n)["op"] in ("input", "param", "const")]
-        for n in leaves:
+        for n in model_leaves(m):       # names Python cannot take as parameters: from **arrays
             d = m.node(n)
-            key = _str(d["name"])
-            if d["op"] == "const" and d.get("value") is not None:
-                value = ast.Call(ast.Attribute(_name("arrays"), "get", ast.Load()),
-                                 [key, const(d["value"])], [])
-            else:
-                value = ast.Subscript(_name("arrays"), key, ast.Load())
-            yield None, ast.Assign([ast.Name(self.namer.of(m, n), ast.Store())], value), n
-            exprs[n] = (_name(self.namer.of(m, n)), 0)
+            name = self.namer.of(m, n)
+            if name != d["name"] and n in self.order:
+                if d["op"] == "const" and d.get("value") is not None:
+                    value = ast.Call(ast.Attribute(_name("arrays"), "get", ast.Load()),
+                                     [_str(d["name"]), const(d["value"])], [])
+                else:
+                    value = ast.Subscript(_name("arrays"), _str(d["name"]), ast.Load())
+                yield None, ast.Assign([ast.Name(name, ast.Store())], value), n
+            exprs[n] = (_name(name), 0)
         last_line = None
         for n in self.order:
             d = m.node(n)
@@ -198,14 +201,29 @@ def _metadata(model) -> list[ast.stmt]:
     return [ast.Assign([ast.Name(k, ast.Store())], v) for k, v in rows]
 
 
-_EXPECT = '''
-def _expect(arrays, required):
-    """Check the arrays passed in: every required one present, nothing unknown."""
-    missing = [k for k in required if k not in arrays]
-    unknown = [k for k in arrays if k not in INPUTS and k not in PARAMS and k not in CONSTS]
-    if missing or unknown:
-        raise TypeError("missing arrays: %s; unknown arrays: %s" % (missing, unknown))
-'''
+def model_leaves(model) -> list[int]:
+    return [*model.inputs.values(), *model.params.values(), *model.consts.values()]
+
+
+def _signature(model, namer: Namer, fname: str, order: list[int]) -> str:
+    """``def f(*, x, y, W, b, lam=0.01):`` -- Python itself checks the names passed in.
+    A model name that Python cannot take as a parameter comes in through ``**arrays``."""
+    needed = set(order)
+    kwonly, defaults, rest = [], [], False
+    for n in model_leaves(model):
+        d = model.node(n)
+        if namer.of(model, n) != d["name"]:
+            rest = True
+            continue
+        kwonly.append(ast.arg(d["name"]))
+        if d["op"] == "const" and d.get("value") is not None:
+            defaults.append(const(d["value"]))
+        else:
+            defaults.append(None if n in needed else ast.Constant(None))
+    args = ast.arguments(posonlyargs=[], args=[], vararg=None, kwonlyargs=kwonly, kw_defaults=defaults,
+                         kwarg=ast.arg("arrays") if rest else None, defaults=[])
+    fn = ast.FunctionDef(fname, args, [ast.Pass()], [], None, None, type_params=[])
+    return _unparse(fn).split("\n")[0]
 
 
 def emit_module(model, title: str) -> tuple[str, dict[int, int]]:
@@ -232,8 +250,6 @@ def emit_module(model, title: str) -> tuple[str, dict[int, int]]:
         put("")
         put(_unparse(ast.parse(HELPERS[name].strip())))
     put("")
-    put(_unparse(ast.parse(_EXPECT.strip())))
-    put("")
     for stmt in _metadata(model):
         put(_unparse(stmt))
 
@@ -249,13 +265,8 @@ def emit_module(model, title: str) -> tuple[str, dict[int, int]]:
         f = _Function(model, namer, order, roots)
         put("")
         put("")
-        put(f"def {fname}(**arrays):")
+        put(_signature(model, namer, fname, order))
         put('    """' + _doc_escape(doc) + '"""')
-        leaves = [model.node(n)["name"] for n in order if model.node(n)["op"] in ("input", "param")]
-        consts_needed = [model.node(n)["name"] for n in order
-                         if model.node(n)["op"] == "const" and model.node(n)["value"] is None]
-        put("    " + _unparse(ast.Expr(ast.Call(_name("_expect"), [
-            _name("arrays"), ast.Tuple([_str(k) for k in leaves + consts_needed], ast.Load())], []))))
         for comment, stmt, node in f.statements(fname):
             if comment:
                 put("    # " + comment)

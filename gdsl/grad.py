@@ -97,6 +97,8 @@ class Builder:
         return V(self, self.memo[key])
 
     def _fold(self, name, args):
+        if name == "onehot" and self.m.node(args[0].id)["op"] == "onehot":   # already one-hot
+            return args[0]
         lits = [self._literal(a) for a in args]
         if len(args) == 2 and None not in lits:
             x, y = lits
@@ -162,7 +164,9 @@ def differentiate(model) -> None:
     for n in reversed(model.topo(active)):
         d = G._node[n]
         b.extra.update(span=d["span"], line=d["line"], backward=True)
-        parts = contributions.pop(n)
+        parts = contributions.pop(n, None)
+        if parts is None:       # reaches the loss only as a cache argument: no gradient
+            continue
         g = parts[0]
         for p in parts[1:]:
             g = g + p                   # a node used several times: sum over its children
@@ -175,7 +179,7 @@ def differentiate(model) -> None:
         op = OPS[d["op"]]
         args = [V(b, a) for a in d["args"]]
         for i, a in enumerate(d["args"]):
-            if a not in active:
+            if a not in active or _is_cache(op, i):
                 continue
             rule = op.vjp[i] if op.vjp else None
             if rule is None:
@@ -197,12 +201,18 @@ def differentiate(model) -> None:
             G._node[model.grads[name]]["grad_of"] = w
 
 
+def _is_cache(op, i: int) -> bool:
+    return i >= op.arity - op.cached
+
+
 def _reachable_from(model, nodes) -> set[int]:
+    """Nodes that depend on the given ones through something with a derivative
+    (a mask, a count or a one-hot of them is piecewise constant: no gradient)."""
     seen = set()
     stack = list(nodes)
     while stack:
         n = stack.pop()
         if n not in seen:
             seen.add(n)
-            stack.extend(model.G.successors(n))
+            stack.extend(u for u in model.G.successors(n) if not OPS[model.node(u)["op"]].constant)
     return seen

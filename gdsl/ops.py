@@ -14,6 +14,10 @@ Each row gives
     jacobian   for teaching: the local Jacobian of the op in the lecture's notation,
                one per argument ({x}, {y}, {ans} are the argument and result names)
     helpers    module-level NumPy helpers the emission calls (see HELPERS)
+    caches     for an op whose last arguments are values it could compute itself from the
+               others (the fused cross-entropy takes p = softmax(s) so that one exp serves
+               both): the rule that builds them. They carry no gradient of their own; a
+               check of the op perturbs the others and rebuilds the caches.
 
 Conventions, as in the lecture: classes along axis 0 and examples along the
 remaining axes (X is d x n, one-hot Y is C x n); losses average over examples.
@@ -42,6 +46,9 @@ class Op:
     helpers: tuple[str, ...] = ()
     user: bool = True          # callable by name from a model file
     doc: str = ""
+    caches: Callable | None = None   # builds the trailing cache arguments from the others
+    cached: int = 0                  # how many trailing arguments are caches
+    constant: bool = False           # piecewise constant (masks, counts, one-hot): gradient 0
 
 
 OPS: dict[str, Op] = {}
@@ -190,8 +197,8 @@ defop("minimum", 2, bcast, lambda a, at, s: np_("minimum", *a),
 # comparisons: masks for the backward pass, no derivative of their own
 for _name, _sym in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
     defop(_name, 2, bcast, lambda a, at, s, _sym=_sym: bin_(a[0], _sym, a[1]), None, None,
-          user=False)
-defop("step", 1, same, lambda a, at, s: bin_(a[0], ">", const(0)), None, user=False)
+          user=False, constant=True)
+defop("step", 1, same, lambda a, at, s: bin_(a[0], ">", const(0)), None, user=False, constant=True)
 
 # elementwise, one argument
 
@@ -294,7 +301,7 @@ def _count_emit(a, at, s):
     return ast.Subscript(attr(a[0], "shape"), const(axis), ast.Load())
 
 
-defop("count", 1, scalar, _count_emit, None, user=False, keywords={"axis": None})
+defop("count", 1, scalar, _count_emit, None, user=False, keywords={"axis": None}, constant=True)
 
 
 def _examples_emit(a, at, s):
@@ -304,7 +311,7 @@ def _examples_emit(a, at, s):
     return attr(ast.Subscript(a[0], const(0), ast.Load()), "size")
 
 
-defop("examples", 1, scalar, _examples_emit, None, user=False)
+defop("examples", 1, scalar, _examples_emit, None, user=False, constant=True)
 
 
 def _sum_to_emit(a, at, s):
@@ -313,7 +320,8 @@ def _sum_to_emit(a, at, s):
 
 # g summed back to the shape of x where shapes are known only at call time
 defop("sum_to", 2, like_second, _sum_to_emit, None, user=False, helpers=("_sum_to",))
-defop("zeros_like", 1, same, lambda a, at, s: np_("zeros_like", a[0]), None, user=False)
+defop("zeros_like", 1, same, lambda a, at, s: np_("zeros_like", a[0]), None, user=False,
+      constant=True)
 
 # softmax and losses: classes along axis 0
 
@@ -342,20 +350,28 @@ def _xent_vjp(g, ans, p, y, **at):
     return -(Y / call("sum", Y * p, axis=0, keepdims=True)) * (g / call("examples", p))
 
 
-def _xent_logits_vjp(g, ans, s, y, **at):
+def _xent_logits_vjp(g, ans, s, Y, p, **at):
     # fused softmax + cross-entropy: ∂l/∂s = (p - y) / n
-    return (call("softmax", s, axis=0) - call("onehot", y, s)) * (g / call("examples", s))
+    return (p - Y) * (g / call("examples", s))
 
 
 defop("xent", 2, loss_shape, lambda a, at, s: helper("_xent", *a), _xent_vjp, None,
       helpers=("_xent", "_onehot"), jacobian=("−{y}ᵀ/({y}ᵀ{x})",),
       doc="cross-entropy -log(yᵀp) of probabilities p [C, n] and labels (one-hot [C, n] or "
           "integers [n]), averaged over examples")
-defop("xent_logits", 2, loss_shape, lambda a, at, s: helper("_xent_logits", *a),
-      _xent_logits_vjp, None, user=False, helpers=("_xent_logits", "_onehot"),
-      jacobian=("softmax({x})ᵀ − {y}ᵀ",))
-defop("onehot", 2, like_second, lambda a, at, s: helper("_onehot", *a), None, None, user=False,
-      helpers=("_onehot",))
+defop("xent_logits", 3, loss_shape, lambda a, at, s: helper("_xent_logits", *a),
+      _xent_logits_vjp, None, None, user=False, helpers=("_xent_logits",),
+      caches=lambda s, Y: [call("softmax", s, axis=0)], cached=1,
+      jacobian=("softmax({x})ᵀ − {y}ᵀ",),
+      doc="cross-entropy of softmax(s) for one-hot Y, given p = softmax(s): "
+          "Σ log Σ exp(s) − yᵀs over the examples, averaged")
+def onehot_shape(dims, s, at):
+    sh.labels_like(dims, s[1], s[0])
+    return s[1]
+
+
+defop("onehot", 2, onehot_shape, lambda a, at, s: helper("_onehot", *a), None, None, user=False,
+      helpers=("_onehot",), constant=True)
 defop("svm", 2, loss_shape, lambda a, at, s: helper("_svm", *a),
       lambda g, ans, s, y, **at: call("svm_grad", g, s, y), None,
       helpers=("_svm", "_onehot"), jacobian=("Σⱼ≠y [{x}ⱼ − {x}_y + 1 > 0](eⱼ − e_y)ᵀ",),
@@ -404,11 +420,10 @@ def _xent(p, y):
     return -np.log((Y * p).sum(axis=0)).sum() / p[0].size
 ''',
     "_xent_logits": '''
-def _xent_logits(s, y):
-    """Cross-entropy of softmax(s) by log-sum-exp: log Σ exp(s) - yᵀs, averaged over examples."""
-    m = s.max(axis=0, keepdims=True)
-    lse = m + np.log(np.exp(s - m).sum(axis=0, keepdims=True))
-    return np.vdot(_onehot(y, s), lse - s) / s[0].size
+def _xent_logits(s, Y, p):
+    """Cross-entropy of p = softmax(s), by log Σ exp(s) = max(s) - log(max(p)): never log(0)."""
+    lse = s.max(axis=0) - np.log(p.max(axis=0))
+    return (lse.sum() - np.vdot(Y, s)) / s[0].size
 ''',
     "_svm": '''
 def _svm(s, y):
@@ -455,7 +470,7 @@ def _mm_grad_y(g, x, y):
 }
 
 # helpers that call other helpers
-HELPER_DEPS = {"_xent": ("_onehot",), "_xent_logits": ("_onehot",), "_svm": ("_onehot",),
+HELPER_DEPS = {"_xent": ("_onehot",), "_svm": ("_onehot",),
                "_svm_grad": ("_onehot",)}
 
 

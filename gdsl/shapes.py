@@ -153,14 +153,16 @@ def infer(model, dims: Dims | None = None, order=None, leaf_shapes: dict | None 
             d["shape"] = shape
     if store:
         check_scalar_loss(model, dims)
+    elif model.loss in out and any(g in out for g in model.grads.values()):
+        check_scalar_loss(model, dims, out[model.loss])   # at call time, before value_and_grad
     return out
 
 
-def check_scalar_loss(model, dims: Dims) -> None:
+def check_scalar_loss(model, dims: Dims, shape: Shape = None) -> None:
     """Differentiation starts from dJ/dJ = 1: the loss must be one number, shape []."""
     if model.loss is None or not model.wrt:
         return
-    shape = dims.shape(model.G.nodes[model.loss]["shape"])
+    shape = dims.shape(model.G.nodes[model.loss]["shape"] if shape is None else shape)
     if shape is None or shape == ():
         return
     d = model.G.nodes[model.loss]

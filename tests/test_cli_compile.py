@@ -11,7 +11,7 @@ def gdsl(*args, env=None, cwd=None):
 
 def test_compile_to_stdout_and_file(tmp_path):
     r = gdsl("compile", "models/linear_softmax.gdsl")
-    assert r.returncode == 0 and "def value_and_grad(**arrays):" in r.stdout
+    assert r.returncode == 0 and "def value_and_grad(*, x, y, W, b, lam=0.01):" in r.stdout
     out = tmp_path / "m.py"
     r = gdsl("compile", "models/linear_softmax.gdsl", "-o", str(out))
     assert r.returncode == 0 and out.read_text() == gdsl("compile", "models/linear_softmax.gdsl").stdout

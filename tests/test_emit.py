@@ -43,7 +43,7 @@ def test_code_reads_like_the_model():
         assert line + "\n" in body, line
     assert "g_W = " in body and "return (J, {'W': g_W, 'b': g_b})" in body
     # the fused, stable softmax + cross-entropy: backward is (p - y) / n
-    assert "g_s = (p - _onehot(y, s)) / s.shape[1]" in body
+    assert "g_s = (p - Y) / s.shape[1]" in body and "Y = _onehot(y, s)" in body
 
 
 def test_module_runs_without_gdsl(tmp_path, rng):
