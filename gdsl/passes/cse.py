@@ -1,0 +1,38 @@
+"""Common subexpressions: one node per distinct (op, arguments, attributes).
+
+    a = x * y; b = x * y      ->  b is a      # computed once
+"""
+
+from __future__ import annotations
+
+LEAVES = ("input", "param", "const")
+
+
+def cse(model) -> None:
+    seen: dict = {}
+    for n in model.topo():
+        d = model.node(n)
+        if d["op"] in LEAVES:
+            continue
+        key = (("literal", d["value"]) if d["op"] == "literal"
+               else (d["op"], d["args"], tuple(sorted(d["attrs"].items()))))
+        keep = seen.setdefault(key, n)
+        if keep != n:
+            merge(model, n, keep, "same value as")
+
+
+def merge(model, old: int, keep: int, why: str | None) -> None:
+    """Replace node ``old`` by ``keep`` everywhere and drop it, keeping what names it had;
+    ``why`` (if given) goes into the report of rewrites."""
+    od, kd = model.node(old), model.node(keep)
+    if why is not None and od["op"] != "literal":
+        model.rewrites.append(f"{od['span'] or '-'}: {model.label(old)} {why} {model.label(keep)}")
+    if kd["name"] is None and od["name"] is not None:
+        kd["name"], kd["line"] = od["name"], od["line"]
+    if kd.get("grad_of") is None and od.get("grad_of") is not None:
+        kd["grad_of"] = od["grad_of"]
+    for n, d in model.G.nodes(data=True):
+        if d.get("grad_of") == old:
+            d["grad_of"] = keep
+    model.replace_uses(old, keep)
+    model.G.remove_node(old)
