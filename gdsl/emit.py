@@ -267,20 +267,45 @@ def emit_module(model, title: str) -> tuple[str, dict[int, int]]:
         put("")
         put(_signature(model, namer, fname, order))
         put('    """' + _doc_escape(doc) + '"""')
-        for comment, stmt, node in f.statements(fname):
-            if comment:
-                put("    # " + comment)
-            put("    " + _unparse(stmt), node)
+        body = list(f.statements(fname))
         ex = f.exprs
         if fname == "forward":
             keys = ([model.loss_name] if model.loss is not None else []) + list(model.outputs)
             vals = ([model.loss] if model.loss is not None else []) + list(model.outputs.values())
-            fwd_ret = ast.Dict([_str(k) for k in keys], [ex[v][0] for v in vals])
-            put("    " + _unparse(ast.Return(fwd_ret)))
+            ret = ast.Return(ast.Dict([_str(k) for k in keys], [ex[v][0] for v in vals]))
         else:
             grads = ast.Dict([_str(k) for k in model.grads], [ex[v][0] for v in model.grads.values()])
-            put("    " + _unparse(ast.Return(ast.Tuple([ex[model.loss][0], grads], ast.Load()))))
+            ret = ast.Return(ast.Tuple([ex[model.loss][0], grads], ast.Load()))
+        dead_after = _liveness(model, body, ret)
+        for i, (comment, stmt, node) in enumerate(body):
+            if comment:
+                put("    # " + comment)
+            put("    " + _unparse(stmt), node)
+            if dead_after.get(i):
+                put("    " + _unparse(ast.Delete([ast.Name(v, ast.Del()) for v in dead_after[i]])))
+        put("    " + _unparse(ret))
     return "\n".join(lines) + "\n", linemap
+
+
+def _loaded(node) -> list[str]:
+    return [n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)]
+
+
+def _liveness(model, body, ret) -> dict[int, list[str]]:
+    """After which statement each intermediate is used for the last time: `del` it there,
+    so an array lives only as long as the rest of the pass needs it."""
+    leaves = {"input", "param", "const"}
+    temps = {stmt.targets[0].id for _, stmt, node in body if model.node(node)["op"] not in leaves}
+    returned = set(_loaded(ret))
+    last: dict[str, int] = {}
+    for i, (_, stmt, _) in enumerate(body):
+        for name in _loaded(stmt.value):
+            last[name] = i
+    dead: dict[int, list[str]] = {}
+    for name, i in last.items():
+        if name in temps and name not in returned:
+            dead.setdefault(i, []).append(name)
+    return dead
 
 
 def _doc_escape(s: str) -> str:

@@ -171,6 +171,10 @@ class ToAst(Transformer):
         end = _span(rpar)
         return S.Call(str(func), positional, keywords, Span.cover(_span(func), end), _span(func))
 
+    def group(self, c):
+        lpar, inner, rpar = c
+        return dataclasses.replace(inner, span=Span.cover(_span(lpar), _span(rpar)))
+
     def keyword(self, c):
         name, value = c
         return S.Keyword(str(name), value, Span.cover(_span(name), value.span))
