@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-import gdsl.ops as ops
+from gdsl import ops
 from gdsl.check import check, kink_distance, local_errors, rel_error
 from gdsl.cli import main
 from gdsl.ops import defop, np_, same
