@@ -20,6 +20,8 @@ def register(sub):
                    help="comma-separated names to differentiate with respect to (default: the params)")
     p.add_argument("-O", dest="opt", type=int, choices=[0, 1], default=1,
                    help="-O0 turns the optimisation passes off")
+    p.add_argument("--rewrites", action="store_true",
+                   help="list every rewrite the optimiser made (which line, what became what)")
     p.add_argument("--dump-after", metavar="STAGE", choices=STAGE_NAMES,
                    help="print the IR after a stage: " + ", ".join(STAGE_NAMES))
     return p
@@ -62,6 +64,12 @@ def main(args) -> int:
 
     model = run_pipeline(text, filename=args.model, wrt=parse_names(args.wrt),
                          optimize=args.opt > 0, after=after)
+    for w in model.warnings:
+        print(w.attach(text, args.model).render(), file=sys.stderr)
+    if args.rewrites:
+        print(f"# {len(model.rewrites)} rewrites", file=sys.stderr)
+        for r in model.rewrites:
+            print(f"{args.model}:{r}", file=sys.stderr)
     if args.output:
         write_atomic(args.output, model.code)
         print(f"wrote {args.output}", file=sys.stderr)

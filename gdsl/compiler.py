@@ -26,6 +26,7 @@ from .ir import Model
 from .parse import parse
 from .passes import optimise
 from .passes.fuse import fuse
+from .passes.warn import warn_unstable
 from .schedule import schedule
 from .shapes import Dims, infer, show_shape
 
@@ -57,6 +58,7 @@ def _shapes(m: Model, o: Options):
 def _fuse(m: Model, o: Options):
     if o.optimize:
         fuse(m)
+    warn_unstable(m)
 
 
 def _grad(m: Model, o: Options):

@@ -126,3 +126,28 @@ def test_svm_is_stable_on_extreme_logits(rng):
     assert np.isclose(J, np.sum(np.maximum(0, margins) * (1 - Y)) / n)
     active = (margins > 0) * (1 - Y)
     np.testing.assert_allclose(g["s"], (active - Y * active.sum(0)) / n)
+
+
+def test_warnings_for_values_that_can_be_zero():
+    text = "input x[3]\nparam w[3]\nh = relu(w * x)\nJ = sum(log(h) + 1 / h) + xent(exp(w), x)"
+    m = run_pipeline(text)
+    got = [(w.span.line, w.span.col, w.message) for w in m.warnings]
+    assert got == [
+        (4, 9, "log of `h`, a relu, which can be exactly 0: the result can be infinite"),
+        (4, 18, "division by `h`, a relu, which can be exactly 0: the result can be infinite"),
+        (4, 27, "cross-entropy −log(yᵀp) of an exp, which can be exactly 0: the result can be infinite"),
+    ]
+    # the fused forms are stable and warn about nothing
+    assert run_pipeline(open("models/mlp2.gdsl").read()).warnings == []
+    assert run_pipeline("input s[3, 2]\ninput y[3, 2]\nJ = sum(log(softmax(s)) * y)").warnings == []
+    # without the fusion, log(softmax) is flagged
+    assert len(run_pipeline("input s[3, 2]\ninput y[3, 2]\nJ = sum(log(softmax(s)) * y)",
+                            optimize=False).warnings) == 1
+
+
+def test_compile_reports_rewrites_and_warnings():
+    import subprocess
+    r = subprocess.run(["gdsl", "compile", "models/linear_softmax.gdsl", "--rewrites"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0
+    assert "models/linear_softmax.gdsl:12:5: xent(softmax(s), y) -> log-sum-exp cross-entropy" in r.stderr
