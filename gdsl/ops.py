@@ -11,6 +11,7 @@ Each row gives
                returns a graph value: the backward pass is built in the same IR.
     broadcasts whether arguments broadcast (the backward pass then sums g back
                over broadcast axes, one `unbroadcast` for every such op)
+    flops      the cost model of `gdsl stats`: FLOPs per output element, or a rule
     jacobian   for teaching: the local Jacobian of the op in the lecture's notation,
                one per argument ({x}, {y}, {ans} are the argument and result names)
     helpers    module-level NumPy helpers the emission calls (see HELPERS)
@@ -49,6 +50,7 @@ class Op:
     caches: Callable | None = None   # builds the trailing cache arguments from the others
     cached: int = 0                  # how many trailing arguments are caches
     constant: bool = False           # piecewise constant (masks, counts, one-hot): gradient 0
+    flops: Callable | int = 1        # FLOPs per output element, or (arg_sizes, out_size, shapes) -> FLOPs
 
 
 OPS: dict[str, Op] = {}
@@ -245,14 +247,18 @@ def _mm_vjp_y(g, ans, x, y, **at):
     return call("mm_grad_y", g, x, y)
 
 
+def _matmul_flops(sizes, out, shapes):
+    return 2 * out * (shapes[0][-1] if shapes[0] else 1)      # a multiply and an add per term
+
+
 defop("matmul", 2, lambda dims, s, at: sh.matmul(dims, *s), lambda a, at, s: bin_(a[0], "@", a[1]),
-      _mm_vjp_x, _mm_vjp_y, user=False, jacobian=("I ⊗ {y}ᵀ", "{x} ⊗ I"))
+      _mm_vjp_x, _mm_vjp_y, user=False, jacobian=("I ⊗ {y}ᵀ", "{x} ⊗ I"), flops=_matmul_flops)
 defop("mm_grad_x", 3, lambda dims, s, at: s[1], lambda a, at, s: helper("_mm_grad_x", *a), None,
       user=False, helpers=("_mm_grad_x",))
 defop("mm_grad_y", 3, lambda dims, s, at: s[2], lambda a, at, s: helper("_mm_grad_y", *a), None,
       user=False, helpers=("_mm_grad_y",))
 defop("transpose", 1, transposed, lambda a, at, s: attr(a[0], "T"),
-      lambda g, ans, x, **at: g.T, jacobian=("the permutation vec({x}) -> vec({x}ᵀ)",))
+      lambda g, ans, x, **at: g.T, jacobian=("the permutation vec({x}) -> vec({x}ᵀ)",), flops=0)
 
 # reductions
 
@@ -267,13 +273,17 @@ def _mean_vjp(g, ans, x, **at):
     return call("expand_to", g / call("count", x, axis=at.get("axis")), x, **at)
 
 
+def _per_input(sizes, out, shapes):
+    return sizes[0]
+
+
 defop("sum", 1, reduced, lambda a, at, s: meth(a[0], "sum", **reduce_kw(at)), _sum_vjp,
-      keywords=_RED, jacobian=("1ᵀ",))
+      keywords=_RED, jacobian=("1ᵀ",), flops=_per_input)
 defop("mean", 1, reduced, lambda a, at, s: meth(a[0], "mean", **reduce_kw(at)), _mean_vjp,
-      keywords=_RED, jacobian=("1ᵀ/n",))
+      keywords=_RED, jacobian=("1ᵀ/n",), flops=_per_input)
 defop("max", 1, reduced, lambda a, at, s: meth(a[0], "max", **reduce_kw(at)),
       lambda g, ans, x, **at: call("max_grad", g, x, ans, **at),
-      keywords=_RED, jacobian=("[{x} = max {x}]ᵀ",), helpers=("_max_grad",),
+      keywords=_RED, jacobian=("[{x} = max {x}]ᵀ",), helpers=("_max_grad",), flops=_per_input,
       doc="maximum along an axis; ties share the gradient equally")
 defop("max_grad", 3, like_second,
       lambda a, at, s: helper("_max_grad", *a, const(at.get("axis")), const(bool(at.get("keepdims")))),
@@ -291,7 +301,7 @@ def _expand_emit(a, at, s):
 
 # g of a reduced shape, broadcast back over the reduced axes (a view, nothing copied)
 defop("expand_to", 2, like_second, _expand_emit,
-      lambda g, ans, gx, x, **at: call("sum", g, **at), None, user=False, keywords=_RED)
+      lambda g, ans, gx, x, **at: call("sum", g, **at), None, user=False, keywords=_RED, flops=0)
 
 
 def _count_emit(a, at, s):
@@ -301,7 +311,8 @@ def _count_emit(a, at, s):
     return ast.Subscript(attr(a[0], "shape"), const(axis), ast.Load())
 
 
-defop("count", 1, scalar, _count_emit, None, user=False, keywords={"axis": None}, constant=True)
+defop("count", 1, scalar, _count_emit, None, user=False, keywords={"axis": None}, constant=True,
+      flops=0)
 
 
 def _examples_emit(a, at, s):
@@ -311,7 +322,7 @@ def _examples_emit(a, at, s):
     return attr(ast.Subscript(a[0], const(0), ast.Load()), "size")
 
 
-defop("examples", 1, scalar, _examples_emit, None, user=False, constant=True)
+defop("examples", 1, scalar, _examples_emit, None, user=False, constant=True, flops=0)
 
 
 def _sum_to_emit(a, at, s):
@@ -337,10 +348,10 @@ def _logsoftmax_vjp(g, ans, x, **at):
 
 
 defop("softmax", 1, along_axis, lambda a, at, s: helper("_softmax", a[0], axis=at["axis"]),
-      _softmax_vjp, keywords={"axis": 0}, helpers=("_softmax",),
+      _softmax_vjp, keywords={"axis": 0}, helpers=("_softmax",), flops=4,
       jacobian=("diag({ans}) − {ans}{ans}ᵀ",), doc="exp(s) / 1ᵀexp(s) along an axis (stable)")
 defop("logsoftmax", 1, along_axis, lambda a, at, s: helper("_logsoftmax", a[0], axis=at["axis"]),
-      _logsoftmax_vjp, keywords={"axis": 0}, helpers=("_logsoftmax",),
+      _logsoftmax_vjp, keywords={"axis": 0}, helpers=("_logsoftmax",), flops=4,
       jacobian=("I − 1softmax({x})ᵀ",), doc="log(softmax(s)) along an axis (stable)")
 
 
@@ -355,12 +366,13 @@ def _xent_logits_vjp(g, ans, s, Y, p, **at):
     return (p - Y) * (g / call("examples", s))
 
 
-defop("xent", 2, loss_shape, lambda a, at, s: helper("_xent", *a), _xent_vjp, None,
+defop("xent", 2, loss_shape, lambda a, at, s: helper("_xent", *a), _xent_vjp, None, flops=lambda z, o, s: 3 * z[0],
       helpers=("_xent", "_onehot"), jacobian=("−{y}ᵀ/({y}ᵀ{x})",),
       doc="cross-entropy -log(yᵀp) of probabilities p [C, n] and labels (one-hot [C, n] or "
           "integers [n]), averaged over examples")
 defop("xent_logits", 3, loss_shape, lambda a, at, s: helper("_xent_logits", *a),
       _xent_logits_vjp, None, None, user=False, helpers=("_xent_logits",),
+      flops=lambda z, o, s: 4 * z[0],
       caches=lambda s, Y: [call("softmax", s, axis=0)], cached=1,
       jacobian=("softmax({x})ᵀ − {y}ᵀ",),
       doc="cross-entropy of softmax(s) for one-hot Y, given p = softmax(s): "
@@ -374,13 +386,13 @@ defop("onehot", 2, onehot_shape, lambda a, at, s: helper("_onehot", *a), None, N
       helpers=("_onehot",), constant=True)
 defop("svm", 2, loss_shape, lambda a, at, s: helper("_svm", *a),
       lambda g, ans, s, y, **at: call("svm_grad", g, s, y), None,
-      helpers=("_svm", "_onehot"), jacobian=("Σⱼ≠y [{x}ⱼ − {x}_y + 1 > 0](eⱼ − e_y)ᵀ",),
+      helpers=("_svm", "_onehot"), flops=lambda z, o, s: 5 * z[0], jacobian=("Σⱼ≠y [{x}ⱼ − {x}_y + 1 > 0](eⱼ − e_y)ᵀ",),
       doc="multi-class hinge loss Σ_{j≠y} max(0, s_j - s_y + 1), averaged over examples "
           "(subgradient 0 exactly at the hinge)")
 defop("svm_grad", 3, like_second, lambda a, at, s: helper("_svm_grad", *a), None, None, None,
-      user=False, helpers=("_svm_grad", "_onehot"))
+      user=False, helpers=("_svm_grad", "_onehot"), flops=7)
 defop("sqnorm", 1, scalar, lambda a, at, s: np_("vdot", a[0], a[0]),
-      lambda g, ans, x, **at: x * (2 * g), jacobian=("2{x}",),
+      lambda g, ans, x, **at: x * (2 * g), jacobian=("2{x}",), flops=lambda z, o, s: 2 * z[0],
       doc="squared Frobenius norm ‖W‖² = Σ W²")
 
 
