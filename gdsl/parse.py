@@ -56,6 +56,9 @@ def _span(tok: Token) -> Span:
 
 def _number(tok: Token, sign: Token | None = None) -> float:
     value = float(tok)
+    if value == float("inf"):       # 1e999: float64 cannot hold it
+        raise GdslSyntaxError(f"the number `{tok}` is too large for float64 (at most about 1.8e308)",
+                              _span(tok))
     return -value if sign is not None and sign == "-" else value
 
 
@@ -122,6 +125,9 @@ class ToAst(Transformer):
                 if not d.isdigit():
                     raise GdslSyntaxError(f"a dimension is a name or a whole number, not `{d}`",
                                           _span(d), help="e.g. `input x[d, n]` or `param b[C, 1]`")
+                if len(d) > 18:         # beyond int64, and beyond any memory
+                    raise GdslLimitError(f"the dimension `{d[:20]}...` is too large", _span(d),
+                                         help="dimensions are at most 18 digits")
                 dims.append(S.DimSpec(int(d), _span(d)))
             else:
                 dims.append(S.DimSpec(str(d), _span(d)))
@@ -157,7 +163,7 @@ class ToAst(Transformer):
 
     def number(self, c):
         (tok,) = c
-        return S.Num(float(tok), str(tok), _span(tok))
+        return S.Num(_number(tok), str(tok), _span(tok))
 
     def name(self, c):
         (tok,) = c
