@@ -16,6 +16,7 @@ import keyword
 import unicodedata
 
 from .ops import HELPER_DEPS, HELPERS, OPS, const
+from .unparse import statement
 
 MAX_INLINE_DEPTH = 4
 MODULE_NAMES = {"np", "arrays", "forward", "value_and_grad", "INPUTS", "PARAMS", "CONSTS", "INIT",
@@ -63,8 +64,8 @@ class Namer:
 
 
 def _unparse(node) -> str:
-    if isinstance(node, ast.stmt) and not hasattr(node, "lineno"):
-        node.lineno = 1
+    if isinstance(node, ast.stmt):
+        return statement(node)
     return ast.unparse(node)
 
 
@@ -88,9 +89,9 @@ class _Function:
         self.rooted = set(roots)
 
     def statements(self, funcname: str):
-        """Yield (comment, ast statement, node) in order."""
+        """Yield (comment, ast statement, node, names it reads) in order."""
         m = self.m
-        exprs: dict[int, tuple[ast.expr, int]] = {}
+        exprs: dict[int, tuple[ast.expr, int, tuple]] = {}
         for n in model_leaves(m):       # names Python cannot take as parameters: from **arrays
             d = m.node(n)
             name = self.namer.of(m, n)
@@ -100,8 +101,8 @@ class _Function:
                                      [_str(d["name"]), const(d["value"])], [])
                 else:
                     value = ast.Subscript(_name("arrays"), _str(d["name"]), ast.Load())
-                yield None, ast.Assign([ast.Name(name, ast.Store())], value), n
-            exprs[n] = (_name(name), 0)
+                yield None, ast.Assign([ast.Name(name, ast.Store())], value), n, ()
+            exprs[n] = (_name(name), 0, (name,))
         last_line = None
         for n in self.order:
             d = m.node(n)
@@ -109,15 +110,16 @@ class _Function:
             if op in ("input", "param", "const"):
                 continue
             if op == "literal":
-                exprs[n] = (const(d["value"]), 0)
+                exprs[n] = (const(d["value"]), 0, ())
                 continue
             args = [exprs[a] for a in d["args"]]
             shapes = [m.dims.shape(m.node(a)["shape"]) for a in d["args"]]
             expr = OPS[op].emit([a[0] for a in args], d["attrs"], shapes)
             depth = 1 + max((a[1] for a in args), default=0)
+            reads = tuple(v for a in args for v in a[2])
             named = d["name"] is not None or d.get("grad_of") is not None
             if not named and self.uses.get(n, 0) == 1 and n not in self.rooted and depth <= MAX_INLINE_DEPTH:
-                exprs[n] = (expr, depth)
+                exprs[n] = (expr, depth, reads)
                 continue
             target = self.namer.of(m, n)
             comment = self._comment(d)
@@ -125,8 +127,8 @@ class _Function:
                 comment = None
             else:
                 last_line = comment
-            yield comment, ast.Assign([ast.Name(target, ast.Store())], expr), n
-            exprs[n] = (_name(target), 0)
+            yield comment, ast.Assign([ast.Name(target, ast.Store())], expr), n, reads
+            exprs[n] = (_name(target), 0, (target,))
         self.exprs = exprs
 
     def _comment(self, d) -> str | None:
@@ -276,8 +278,10 @@ def emit_module(model, title: str) -> tuple[str, dict[int, int]]:
         else:
             grads = ast.Dict([_str(k) for k in model.grads], [ex[v][0] for v in model.grads.values()])
             ret = ast.Return(ast.Tuple([ex[model.loss][0], grads], ast.Load()))
-        dead_after = _liveness(model, body, ret)
-        for i, (comment, stmt, node) in enumerate(body):
+        returned = {v for n in ([model.loss, *model.grads.values()] if fname != "forward" else
+                                fwd_roots) for v in ex[n][2]}
+        dead_after = _liveness(model, body, returned)
+        for i, (comment, stmt, node, _) in enumerate(body):
             if comment:
                 put("    # " + comment)
             put("    " + _unparse(stmt), node)
@@ -287,19 +291,14 @@ def emit_module(model, title: str) -> tuple[str, dict[int, int]]:
     return "\n".join(lines) + "\n", linemap
 
 
-def _loaded(node) -> list[str]:
-    return [n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)]
-
-
-def _liveness(model, body, ret) -> dict[int, list[str]]:
+def _liveness(model, body, returned: set[str]) -> dict[int, list[str]]:
     """After which statement each intermediate is used for the last time: `del` it there,
     so an array lives only as long as the rest of the pass needs it."""
     leaves = {"input", "param", "const"}
-    temps = {stmt.targets[0].id for _, stmt, node in body if model.node(node)["op"] not in leaves}
-    returned = set(_loaded(ret))
+    temps = {stmt.targets[0].id for _, stmt, node, _ in body if model.node(node)["op"] not in leaves}
     last: dict[str, int] = {}
-    for i, (_, stmt, _) in enumerate(body):
-        for name in _loaded(stmt.value):
+    for i, (_, _, _, reads) in enumerate(body):
+        for name in reads:
             last[name] = i
     dead: dict[int, list[str]] = {}
     for name, i in last.items():

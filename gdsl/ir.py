@@ -51,6 +51,7 @@ class Model:
     warnings: list[GdslError] = field(default_factory=list)
     dims: Dims = field(default_factory=Dims)
     _next: int = 0
+    _topo: list | None = None      # the whole graph's order, until the graph changes
 
     # -- building ---------------------------------------------------------------
     def add(self, op: str, args: tuple[int, ...] = (), *, attrs: dict | None = None,
@@ -58,6 +59,7 @@ class Model:
             shape=None, **extra) -> int:
         n = self._next
         self._next += 1
+        self._topo = None
         self.G.add_node(n, op=op, args=tuple(args), attrs=dict(attrs or {}), name=name,
                         span=span, line=line, shape=shape, **extra)
         for a in args:
@@ -69,11 +71,16 @@ class Model:
 
     def set_args(self, n: int, args: tuple[int, ...]) -> None:
         """Rewire n to new arguments, keeping edges in step with the args list."""
+        self._topo = None
         for a in set(self.node(n)["args"]):
             self.G.remove_edge(a, n)
         self.node(n)["args"] = tuple(args)
         for a in args:
             self.G.add_edge(a, n)
+
+    def remove(self, n: int) -> None:
+        self._topo = None
+        self.G.remove_node(n)
 
     def replace_uses(self, old: int, new: int) -> None:
         """Make every user of ``old`` use ``new`` instead."""
@@ -92,23 +99,32 @@ class Model:
         Kahn's algorithm with a heap: among the nodes whose arguments are all done,
         the earliest created goes first, so the forward pass follows the source.
         """
-        attrs = self.G._node
-        succ = self.G._succ
-        nodes = set(attrs) if nodes is None else set(nodes)
-        waiting = {n: sum(1 for a in set(attrs[n]["args"]) if a in nodes) for n in nodes}
+        if nodes is None and self._topo is not None:
+            return list(self._topo)
+        pred, succ = self.G._pred, self.G._succ
+        if nodes is None:
+            nodes = pred
+            waiting = {n: len(p) for n, p in pred.items()}
+        else:
+            nodes = set(nodes)
+            waiting = {n: sum(1 for a in pred[n] if a in nodes) for n in nodes}
         ready = [n for n, k in waiting.items() if k == 0]
         heapq.heapify(ready)
         order = []
+        push, pop = heapq.heappush, heapq.heappop
         while ready:
-            n = heapq.heappop(ready)
+            n = pop(ready)
             order.append(n)
             for u in succ[n]:
                 if u in waiting:
-                    waiting[u] -= 1
-                    if waiting[u] == 0:
-                        heapq.heappush(ready, u)
+                    k = waiting[u] - 1
+                    waiting[u] = k
+                    if k == 0:
+                        push(ready, u)
         if len(order) != len(nodes):
             raise AssertionError("the graph has a cycle")
+        if nodes is pred:
+            self._topo = list(order)
         return order
 
     def needed(self, roots) -> set[int]:

@@ -35,7 +35,10 @@ class Dims:
         return self.bound.get(d, d) if isinstance(d, str) else d
 
     def shape(self, s: Shape) -> Shape:
-        return None if s is None else tuple(self.resolve(d) for d in s)
+        if s is None or not self.bound:
+            return s
+        bound = self.bound
+        return tuple(bound.get(d, d) if isinstance(d, str) else d for d in s)
 
     def equal(self, a: Dim, b: Dim, what: str) -> Dim:
         a, b = self.resolve(a), self.resolve(b)

@@ -35,4 +35,4 @@ def merge(model, old: int, keep: int, why: str | None) -> None:
         if d.get("grad_of") == old:
             d["grad_of"] = keep
     model.replace_uses(old, keep)
-    model.G.remove_node(old)
+    model.remove(old)

@@ -17,4 +17,4 @@ def dce(model) -> None:
             continue
         if d["name"] and d["op"] != "literal" and not d.get("backward"):
             model.rewrites.append(f"{d['span'] or '-'}: removed `{d['name']}`, which nothing uses")
-        model.G.remove_node(n)
+        model.remove(n)
