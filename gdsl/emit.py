@@ -54,13 +54,20 @@ class Namer:
             elif d["op"] == "onehot" and model.node(d["args"][0])["name"]:
                 label = model.node(d["args"][0])["name"]      # the lecture's Y for labels y
                 base = label.upper() if label.islower() and label.isalpha() else label + "_onehot"
-            elif d.get("grad_of") is not None and model.node(d["grad_of"])["name"]:
+            elif _grad_of(model, d) is not None and model.node(d["grad_of"])["name"]:
                 base = "g_" + model.node(d["grad_of"])["name"]
             else:
                 self.temps += 1
                 base = f"t{self.temps}"
             self.names[n] = self.fresh(base)
         return self.names[n]
+
+
+def _grad_of(model, d):
+    """The node d is the gradient of, if it is still in the graph (an optimisation may have
+    removed it: x + -W -> x - W leaves the gradient of the gone `-W`)."""
+    g = d.get("grad_of")
+    return g if g is not None and g in model.G else None
 
 
 def _unparse(node) -> str:
@@ -77,6 +84,27 @@ def _str(s: str) -> ast.Constant:
     return ast.Constant(s)
 
 
+# Comparisons (the masks of relu, maximum, ... in the backward pass) give NumPy bool arrays.
+# A product keeps their 0/1 meaning (True * 2.5 = 2.5, True * True = True), and so do /, sum
+# and mean; but True + True is True, -True raises, and a bool gradient is not a number.
+# Where a mask reaches anything else it is cast: `(x > 0) * 1.0`.
+MASK_OPS = {"gt", "ge", "lt", "le", "step"}
+KEEPS_MEANING = {"mul", "div", "sum", "mean"}
+
+
+def _bool_arrays_to_cast(model, order: list[int], roots: set[int]) -> set[int]:
+    boolean: set[int] = set()
+    users: dict[int, list[int]] = {}
+    for n in order:
+        d = model.node(n)
+        for a in d["args"]:
+            users.setdefault(a, []).append(n)
+        if d["op"] in MASK_OPS or (d["op"] == "mul" and all(a in boolean for a in d["args"])):
+            boolean.add(n)
+    return {n for n in boolean
+            if n in roots or any(model.node(u)["op"] not in KEEPS_MEANING for u in users.get(n, ()))}
+
+
 class _Function:
     """One emitted function: the nodes its roots need, in schedule order."""
 
@@ -87,6 +115,7 @@ class _Function:
             for a in model.node(n)["args"]:
                 self.uses[a] = self.uses.get(a, 0) + 1
         self.rooted = set(roots)
+        self.as_float = _bool_arrays_to_cast(model, order, self.rooted)
 
     def statements(self, funcname: str):
         """Yield (comment, ast statement, node, names it reads) in order."""
@@ -115,6 +144,8 @@ class _Function:
             args = [exprs[a] for a in d["args"]]
             shapes = [m.dims.shape(m.node(a)["shape"]) for a in d["args"]]
             expr = OPS[op].emit([a[0] for a in args], d["attrs"], shapes)
+            if n in self.as_float:
+                expr = ast.BinOp(expr, ast.Mult(), ast.Constant(1.0))
             depth = 1 + max((a[1] for a in args), default=0)
             reads = tuple(v for a in args for v in a[2])
             named = d["name"] is not None or d.get("grad_of") is not None
@@ -135,7 +166,7 @@ class _Function:
         span = d.get("line") or d.get("span")
         if span is None:
             return None
-        if d["op"] == "add" and d.get("grad_of") is not None:
+        if d["op"] == "add" and _grad_of(self.m, d) is not None:
             return f"grad of {self.m.label(d['grad_of'])}: summed over its uses"
         text = source_text(self.m.source, span)
         if not text:
