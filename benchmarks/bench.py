@@ -1,0 +1,769 @@
+#!/usr/bin/env python3
+"""gdsl benchmarks: loss+gradient speed against hand-written NumPy and the peers, step memory,
+and compile time.
+
+    python3 benchmarks/bench.py                   # full run (~5-10 min); writes results + README
+    python3 benchmarks/bench.py --quick           # ~1 min smoke run; writes nothing
+    python3 benchmarks/bench.py --dtype float32   # one dtype only
+
+Install the peers with `pip install -e '.[bench]'` (any that is missing is skipped).
+Every implementation is checked against hand-written NumPy in float64 before it is timed.
+Times are medians over interleaved rounds after warm-up; each ratio is to hand-written NumPy
+measured in the same run. See benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+
+def _gdsl_path() -> Path:
+    """The gdsl checkout to benchmark: --gdsl-path DIR (e.g. a `git archive` of main) or this
+    repository; read before argparse so that children and `import gdsl` agree."""
+    for i, a in enumerate(sys.argv):
+        if a == "--gdsl-path" and i + 1 < len(sys.argv):
+            return Path(sys.argv[i + 1]).resolve()
+        if a.startswith("--gdsl-path="):
+            return Path(a.split("=", 1)[1]).resolve()
+    return ROOT
+
+
+GDSL_PATH = _gdsl_path()
+sys.path.insert(0, str(GDSL_PATH))
+
+import workloads as wl
+
+WORKLOADS = [  # (kind, dims)
+    ("W1", {"d": 3072, "C": 10, "n": 100}),
+    ("W1", {"d": 3072, "C": 10, "n": 10000}),
+    ("W1", {"d": 64, "C": 10, "n": 32}),
+    ("W2", {"d": 3072, "m": 50, "C": 10, "n": 100}),
+    ("W2", {"d": 3072, "m": 50, "C": 10, "n": 10000}),
+    ("W3", {"d": 3072, "C": 10, "n": 100}),
+]
+RTOL = {"float64": 1e-6, "float32": 1e-3}
+CHAIN_SIZES = [100, 1000, 10_000, 100_000]
+ENV_VARS = ["OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+            "MKL_NUM_THREADS", "XLA_FLAGS"]
+
+# implementation keys, in table order
+GDSL, WRAPPER, O0, NUMPY, ROWS, FLOOR = "gdsl", "gdsl wrapper", "gdsl -O0", "numpy", "rows", "floor"
+PEERS = {"autograd": wl.autograd_impl, "torch": wl.torch_impl, "jax": wl.jax_impl}
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def label(kind, dims):
+    return f"{kind} " + " ".join(f"{k}={v}" for k, v in dims.items() if k != "C")
+
+
+# -- timing ---------------------------------------------------------------------------------
+
+def time_all(fns: dict, *, rounds: int, target: float, budget: float) -> dict:
+    """Median seconds per call of each fn. Calls are batched so a batch lasts ~`target` s;
+    the fns are interleaved round by round (rotating the order) so that load on the machine
+    hits them alike; the number of rounds shrinks so one workload stays within `budget` s."""
+    for f in fns.values():       # warm-up: caches, BLAS buffers, JIT
+        f()
+        f()
+    batch, single = {}, {}
+    for name, f in fns.items():
+        t0 = time.perf_counter()
+        f()
+        single[name] = time.perf_counter() - t0
+        batch[name] = max(1, int(target / max(single[name], 1e-7)))
+    per_round = sum(batch[k] * single[k] for k in fns)
+    rounds = max(5, min(rounds, int(budget / max(per_round, 1e-9))))
+    samples = {name: [] for name in fns}
+    names = list(fns)
+    was = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        for r in range(rounds):
+            for name in names[r % len(names):] + names[:r % len(names)]:
+                f, k = fns[name], batch[name]
+                t0 = time.perf_counter()
+                for _ in range(k):
+                    f()
+                samples[name].append((time.perf_counter() - t0) / k)
+    finally:
+        if was:
+            gc.enable()
+    out = {}
+    for name, s in samples.items():
+        q = statistics.quantiles(s, n=4) if len(s) >= 2 else [s[0]] * 3
+        out[name] = {"median": statistics.median(s), "q1": q[0], "q3": q[2], "batch": batch[name],
+                         "rounds": rounds}
+    return out
+
+
+def peak_memory(fn) -> int:
+    """Peak bytes allocated during one call beyond what was live before it (tracemalloc sees
+    NumPy's array buffers; it does not see PyTorch's or XLA's allocators)."""
+    fn()
+    gc.collect()
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        out = fn()
+        peak = tracemalloc.get_traced_memory()[1]
+        del out
+    finally:
+        tracemalloc.stop()
+    return peak - base
+
+
+# -- checking -------------------------------------------------------------------------------
+
+def compare(ref, got) -> float:
+    """Largest relative error: |ΔJ|/|J| and, per gradient, max|Δg|/max|g|."""
+    (J0, g0), (J1, g1) = ref, got
+    errs = [abs(float(J1) - float(J0)) / max(abs(float(J0)), 1e-300)]
+    if len(g0) != len(g1):
+        return math.inf
+    for a, b in zip(g0, g1):
+        b = np.asarray(b)
+        if a.shape != b.shape:
+            return math.inf
+        errs.append(float(np.max(np.abs(b.astype(np.float64) - a))) / max(np.max(np.abs(a)),
+                                                                          1e-300))
+    return max(errs)
+
+
+def grad_dtypes(result) -> set:
+    J, gs = result
+    return {str(np.asarray(J).dtype)} | {str(np.asarray(g).dtype) for g in gs}
+
+
+# -- one workload ---------------------------------------------------------------------------
+
+def build_impls(kind, dims, dtype, peers, args, notes):
+    """{name: (step, to_numpy)} for gdsl, hand-written NumPy and the `peers`; records errors
+    and first-call (JAX compile) times in `notes`."""
+    import gdsl
+
+    lam = wl.LAM[kind]
+    a = wl.make_data(kind, dims, dtype)
+    pnames = wl.PARAMS[kind]
+    gargs = dict(a, lam=lam)       # lam as a Python float, as a user passes it
+    impls = {}
+
+    def gd_conv(r):
+        return np.asarray(r[0]), [np.asarray(r[1][k]) for k in pnames]
+
+    params = [a[k] for k in pnames]
+    hand = wl.NUMPY[kind]
+    impls[NUMPY] = (lambda: hand(*params, a["x"], a["y"], lam), lambda r: r)
+    if GDSL in peers:
+        try:
+            m = gdsl.compile(wl.TEXTS[kind])
+            vg = m.module.value_and_grad
+            impls[GDSL] = (lambda: vg(**gargs), gd_conv)
+            impls[WRAPPER] = (lambda: m.value_and_grad(**gargs), gd_conv)
+            notes["source"] = m.source
+            notes["wrapper_us"] = wrapper_overhead(m, gargs)
+        except Exception as e:  # noqa: BLE001 -- a broken emitter is reported, not fatal
+            notes["errors"][GDSL] = f"{type(e).__name__}: {e}"
+        if not args.no_O0:
+            try:
+                m0 = gdsl.compile(wl.TEXTS[kind], optimize=False)
+                vg0 = m0.module.value_and_grad
+                impls[O0] = (lambda: vg0(**gargs), gd_conv)
+            except Exception as e:  # noqa: BLE001
+                notes["errors"][O0] = f"{type(e).__name__}: {e}"
+        xr, yr = np.ascontiguousarray(a["x"].T), np.ascontiguousarray(a["y"].T)
+        rows = wl.NUMPY_ROWS[kind]
+        impls[ROWS] = (lambda: rows(*params, xr, yr, lam), lambda r: r)
+        impls[FLOOR] = (wl.blas_floor(kind, a), None)
+
+    for name, make in PEERS.items():
+        if name not in peers:
+            continue
+        try:
+            step, conv = make(kind, a, lam)
+            t0 = time.perf_counter()
+            step()                                   # JAX: trace + compile
+            notes["first_call"][name] = time.perf_counter() - t0
+            impls[name] = (step, conv)
+        except ImportError as e:
+            notes["errors"][name] = f"not installed ({e.name})"
+        except Exception as e:  # noqa: BLE001 -- a broken peer is reported
+            notes["errors"][name] = f"{type(e).__name__}: {e}"
+    return a, impls
+
+
+def wrapper_overhead(m, arrays) -> float | None:
+    """µs that CompiledModel.value_and_grad adds to the emitted function: timed with the
+    emitted function replaced by a stub, so the figure does not drown in the step's noise."""
+    import types
+
+    real, calls = m.module, []
+    stub = types.SimpleNamespace(**vars(real))
+    stub.value_and_grad = lambda **kw: calls.append(1)
+    m.module = stub
+    try:
+        m.value_and_grad(**arrays)
+        if not calls:                    # the wrapper does not go through m.module
+            return None
+        best = []
+        for _ in range(7):
+            t0 = time.perf_counter()
+            for _ in range(200):
+                m.value_and_grad(**arrays)
+            best.append((time.perf_counter() - t0) / 200)
+        return statistics.median(best) * 1e6
+    finally:
+        m.module = real
+
+
+def run_workload(kind, dims, dtype, peers, args, memory=True):
+    """Check every implementation against hand-written NumPy in float64, then time them."""
+    notes = {"errors": {}, "first_call": {}, "err": {}, "dtypes": {}}
+    a, impls = build_impls(kind, dims, dtype, peers, args, notes)
+    a64 = {k: v.astype(np.float64) for k, v in a.items()}
+    ref = wl.NUMPY[kind](*[a64[k] for k in wl.PARAMS[kind]], a64["x"], a64["y"], wl.LAM[kind])
+    timed = {}
+    for name, (step, conv) in impls.items():
+        if conv is None:
+            timed[name] = step
+            continue
+        try:
+            r = conv(step())
+        except Exception as e:  # noqa: BLE001 -- reported in the table
+            notes["errors"][name] = f"{type(e).__name__}: {e}"
+            continue
+        err = compare(ref, r)
+        notes["err"][name] = err
+        notes["dtypes"][name] = sorted(grad_dtypes(r))
+        if not err <= RTOL[dtype]:
+            notes["errors"][name] = f"disagrees with hand-written NumPy: rel err {err:.2e}"
+            log(f"  !! {name}: rel err {err:.2e} > {RTOL[dtype]}")
+            if name not in (GDSL, WRAPPER, O0):     # a wrong peer is not timed
+                continue
+        timed[name] = step
+    checked = dict(timed)
+    timed.pop(WRAPPER, None)                        # its overhead is timed on its own
+    times = time_all(timed, rounds=args.rounds, target=args.target, budget=args.budget)
+    mem = {}
+    if memory:
+        for name in (GDSL, WRAPPER, O0, NUMPY, ROWS, "autograd"):
+            if name in checked:
+                mem[name] = peak_memory(checked[name])
+    return {"kind": kind, "dims": dims, "dtype": dtype, "label": label(kind, dims),
+            "times": times, "mem": mem, "errors": notes["errors"],
+            "first_call": notes["first_call"], "err": notes["err"], "dtypes": notes["dtypes"],
+            "source": notes.get("source"), "wrapper_us": notes.get("wrapper_us")}
+
+
+def selected(args):
+    dtypes = ["float64", "float32"] if args.dtype == "both" else [args.dtype]
+    return [(kind, dims, dtype) for dtype in dtypes for kind, dims in WORKLOADS
+            if not args.only or args.only in label(kind, dims) + " "]
+
+
+def child_peer(peer: str, args) -> dict:
+    """PyTorch and JAX run in a process of their own, each against hand-written NumPy timed
+    in the same process: their thread pools (OpenMP, Eigen) and NumPy's OpenBLAS threads
+    would otherwise spin against each other on 2 cores and distort every figure."""
+    if args.threads and peer == "torch":
+        import torch
+        torch.set_num_threads(args.threads)
+    if args.threads == 1 and peer == "jax":      # XLA reads this when jax is first imported
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                                   " --xla_cpu_multi_thread_eigen=false"
+                                   " intra_op_parallelism_threads=1").strip()
+    out = {}
+    for kind, dims, dtype in selected(args):
+        r = run_workload(kind, dims, dtype, [peer], args, memory=False)
+        out[f"{r['label']}|{dtype}"] = {k: r[k] for k in ("times", "errors", "first_call", "err",
+                                                           "dtypes")}
+        log(f"  [{peer}] {r['label']} {dtype}: " + ", ".join(
+            f"{k} {v['median'] * 1e3:.3f} ms" for k, v in r["times"].items()))
+    info = {}
+    if peer == "torch":
+        import torch
+        info["torch_threads_default"] = torch.get_num_threads()
+        cfg = torch.__config__.show().replace(",", "\n").splitlines()
+        info["torch_threads"] = torch.get_num_threads()
+        info["torch_blas"] = ", ".join(x.strip() for x in cfg if "BLAS_INFO" in x) or "?"
+        info["torch_cpu"] = ", ".join(x.strip(" -") for x in cfg if "CPU capability" in x)
+    elif peer == "jax":
+        import jax
+        info["jax_devices"] = str(jax.devices())
+    return {"results": out, "info": info}
+
+
+def run_peers(args, results, info):
+    """Run each out-of-process peer over the selected workloads and merge into `results`."""
+    for peer in ("torch", "jax"):
+        if peer in args.skip:
+            continue
+        log(f"{peer} (own process) ...")
+        cmd = ["peer", peer, "--dtype", args.dtype, "--only", args.only]
+        if args.quick:
+            cmd.append("--quick")
+        if args.threads:
+            cmd += ["--threads", str(args.threads)]
+        got = run_child(cmd, timeout=900)
+        if "timeout" in got or "error" in got:
+            for r in results:
+                r["errors"][peer] = f"child process failed: {got}"
+            continue
+        info.update(got["info"])
+        for r in results:
+            c = got["results"].get(f"{r['label']}|{r['dtype']}")
+            if not c:
+                continue
+            t = c["times"]
+            if peer in t:
+                r["peer_ratio"][peer] = t[peer]["median"] / t[NUMPY]["median"]
+                r["peer_times"][peer] = {"peer": t[peer], "numpy": t[NUMPY]}
+            for k in ("errors", "first_call", "err", "dtypes"):
+                if peer in c[k]:
+                    r[k][peer] = c[k][peer]
+
+
+# -- compile time (in child processes: a clean heap, a timeout, no torch/jax loaded) ----------
+
+def chain_text(k: int) -> str:
+    lines = ["param a0[n, 1]"]
+    lines += [f"a{i} = tanh(a{i - 1}) * 0.5 + a{i - 1}" for i in range(1, k + 1)]
+    lines.append(f"J = sum(a{k})")
+    return "\n".join(lines) + "\n"
+
+
+def child_chain(k: int) -> dict:
+    import gdsl
+    import gdsl.compiler as gc_
+
+    stages, last = {}, [0.0]
+
+    def after(name, _m):
+        t = time.perf_counter()
+        stages[name] = t - last[0]
+        last[0] = t
+
+    orig = gc_.run_pipeline
+
+    def patched(*a, **kw):
+        try:
+            return orig(*a, after=after, **kw)
+        except TypeError:                      # the pipeline no longer takes `after`
+            return orig(*a, **kw)
+
+    gdsl.compile(chain_text(1))                # build the Lark parser outside the timing
+    gc_.run_pipeline = patched
+    text = chain_text(k)
+    t0 = time.perf_counter()
+    last[0] = t0
+    m = gdsl.compile(text)
+    total = time.perf_counter() - t0
+    G = m.graph
+    fwd = len(getattr(m.model, "forward_order", []) or [])
+    return {"statements": k + 1, "forward_nodes": fwd, "graph_nodes": G.number_of_nodes(),
+                "lines": len(m.source.splitlines()), "seconds": total,
+                "stages": {s: round(v, 4) for s, v in stages.items()}}
+
+
+def child_models() -> dict:
+    t0 = time.perf_counter()
+    import gdsl
+    out = {"import_s": time.perf_counter() - t0, "models": {}}
+    models = GDSL_PATH / "models" if (GDSL_PATH / "models").is_dir() else ROOT / "models"
+    for i, path in enumerate(sorted(models.glob("*.gdsl"))):
+        t0 = time.perf_counter()
+        gdsl.compile_file(path)
+        first = time.perf_counter() - t0
+        reps = []
+        for _ in range(15):
+            t0 = time.perf_counter()
+            gdsl.compile_file(path)
+            reps.append(time.perf_counter() - t0)
+        out["models"][path.name] = {"first": first, "median": statistics.median(reps),
+                                        "first_in_process": (i == 0)}
+    return out
+
+
+def run_child(what: list[str], timeout: float):
+    """Run this script as `--_child WHAT...` and return the JSON it prints last."""
+    me = str(Path(__file__).resolve())
+    cmd = [sys.executable, me, "--gdsl-path", str(GDSL_PATH), "--_child", *what]
+    live = what[0] == "peer"
+    if live:                       # "peer NAME --flags...": the flags go to the child's parser
+        cmd = [sys.executable, me, "--gdsl-path", str(GDSL_PATH), *what[2:], "--_child",
+               *what[:2]]
+    t0 = time.perf_counter()
+    try:
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=None if live else subprocess.PIPE,
+                           text=True, timeout=timeout, cwd=ROOT, check=False)
+    except subprocess.TimeoutExpired:
+        return {"timeout": timeout, "wall": time.perf_counter() - t0}
+    if p.returncode != 0:
+        tail = ((p.stderr or "").strip().splitlines() or [f"exit status {p.returncode}"])[-1]
+        return {"error": tail, "wall": time.perf_counter() - t0}
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def compile_bench(args) -> dict:
+    res = {"models": run_child(["models"], 300), "chains": {}}
+    sizes = CHAIN_SIZES[:2] if args.quick else CHAIN_SIZES
+    for size in sizes:
+        log(f"compile: chain of ~{size} nodes ...")
+        r = run_child(["chain", str(max(1, size // 3))], args.chain_timeout)
+        res["chains"][size] = r
+        if "seconds" not in r:
+            log(f"  {r}")
+            break                                   # a larger graph would only take longer
+        log(f"  {r['seconds']:.2f} s")
+    return res
+
+
+# -- the machine ----------------------------------------------------------------------------
+
+def machine_info(args) -> dict:
+    info = {"python": platform.python_version(), "numpy": np.__version__,
+            "nproc": os.cpu_count(), "affinity": len(os.sched_getaffinity(0)),
+            "platform": platform.platform(), "loadavg_start": os.getloadavg()}
+    import gdsl
+    info["gdsl_file"] = str(Path(gdsl.__file__).parent)
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        info["cpu"] = platform.processor()
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        info["numpy_blas"] = f"{blas.get('name')} {blas.get('version')}"
+    except (KeyError, TypeError, ValueError):
+        info["numpy_blas"] = "?"
+    try:
+        from threadpoolctl import threadpool_info
+        info["threadpools"] = [
+            {k: p.get(k) for k in ("user_api", "internal_api", "version", "num_threads",
+                                   "architecture")} for p in threadpool_info()]
+    except ImportError:
+        info["threadpools"] = "threadpoolctl not installed"
+    info["env"] = {k: os.environ.get(k) for k in ENV_VARS}
+    info["threads"] = args.threads
+    from importlib.metadata import PackageNotFoundError, version
+    for mod in ("autograd", "torch", "jax", "jaxlib"):
+        try:
+            info[mod] = version(mod)
+        except PackageNotFoundError:
+            info[mod] = None
+    try:
+        head = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%h %s"],
+                              capture_output=True, text=True, check=False).stdout.strip()
+        if GDSL_PATH != ROOT:
+            info["gdsl_commit"] = f"from {GDSL_PATH} (this repository is at {head})"
+        else:
+            dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "gdsl"],
+                                   capture_output=True, text=True, check=False).stdout.strip()
+            info["gdsl_commit"] = head + (" (+ uncommitted changes in gdsl/)" if dirty else "")
+    except OSError:
+        info["gdsl_commit"] = "?"
+    return info
+
+
+# -- the report -----------------------------------------------------------------------------
+
+def fmt_ms(s):
+    return f"{s * 1e3:.3f}" if s < 0.01 else f"{s * 1e3:.2f}" if s < 1 else f"{s * 1e3:.0f}"
+
+
+def ratio(r, name):
+    t = r["times"]
+    if name in r.get("peer_ratio", {}):
+        x = r["peer_ratio"][name]
+    elif name in t:
+        x = t[name]["median"] / t[NUMPY]["median"]
+    else:
+        return "—"
+    bad = " ✗" if name in r["errors"] else ""
+    return f"{x:.2f}×{bad}"
+
+
+def report(results, comp, info, args) -> str:
+    out = []
+    w = out.append
+    w(f"Run: `{' '.join(['python3', 'benchmarks/bench.py', *sys.argv[1:]])}` on "
+      f"{time.strftime('%Y-%m-%d %H:%M')}, gdsl {info.get('gdsl_commit')}.\n")
+    w("### Machine\n")
+    w(f"- CPU: {info.get('cpu')}; nproc {info['nproc']} (affinity {info['affinity']}); "
+      f"{info['platform']}")
+    w(f"- Python {info['python']}, NumPy {info['numpy']} with {info['numpy_blas']}")
+    tp = info["threadpools"]
+    if isinstance(tp, list):
+        for p in tp:
+            w(f"- threadpoolctl: {p['internal_api']} {p['version']} ({p['user_api']}), "
+              f"{p['num_threads']} threads, core type {p['architecture']}")
+    env = {k: v for k, v in info["env"].items() if v is not None}
+    if info.get("threads"):
+        w(f"- **--threads {info['threads']}: NumPy's BLAS, PyTorch and XLA limited to "
+          f"{info['threads']} thread(s)**")
+    w("- Environment: " + (", ".join(f"{k}={v}" for k, v in env.items()) if env else
+                           "none of " + ", ".join(ENV_VARS) + " is set"))
+    w(f"- Peers: HIPS autograd {info.get('autograd')}, PyTorch {info.get('torch')} "
+      f"({info.get('torch_threads')} threads; {info.get('torch_blas', '?')}; "
+      f"{info.get('torch_cpu', '?')}), "
+      f"JAX {info.get('jax')} / jaxlib {info.get('jaxlib')} (CPU, x64 enabled)")
+    w(f"- Load average at start / end: {' '.join(f'{x:.2f}' for x in info['loadavg_start'])}"
+      f" / {' '.join(f'{x:.2f}' for x in info['loadavg_end'])} "
+      "(the machine may be shared; ratios are interleaved round by round)")
+    busy = max(info["loadavg_start"][0], info["loadavg_end"][0]) - 1.0
+    if busy > 0.5 * info["affinity"]:
+        w(f"- **Warning: the machine was busy (load average above {busy + 1:.1f} on "
+          f"{info['affinity']} cores, ~1.0 of it this benchmark). Multi-threaded BLAS on a busy "
+          "machine waits for descheduled threads: absolute times and ratios are unreliable.**")
+    w("")
+
+    for dtype in dict.fromkeys(r["dtype"] for r in results):
+        rs = [r for r in results if r["dtype"] == dtype]
+        w(f"### Loss + gradient, {dtype}: median ms per call, ratio to hand-written NumPy\n")
+        w("| workload | NumPy ms | gdsl ms | **gdsl** | gdsl -O0 | wrapper +µs | NumPy rows "
+          "| BLAS floor | autograd | PyTorch | JAX jit | JAX 1st call ms |")
+        w("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for r in rs:
+            t = r["times"]
+            g = t.get(GDSL)
+            wrap = f"{r['wrapper_us']:.1f}" if r.get("wrapper_us") is not None else "—"
+            jc = r["first_call"].get("jax")
+            w(f"| {r['label']} | {fmt_ms(t[NUMPY]['median'])} | "
+              f"{fmt_ms(g['median']) if g else '—'} | **{ratio(r, GDSL)}** | {ratio(r, O0)} | "
+              f"{wrap} | {ratio(r, ROWS)} | {ratio(r, FLOOR)} | {ratio(r, 'autograd')} | "
+              f"{ratio(r, 'torch')} | {ratio(r, 'jax')} | "
+              f"{fmt_ms(jc) if jc is not None else '—'} |")
+        w("")
+
+    w("### Peak extra memory of one step (tracemalloc), MB and ratio to hand-written NumPy\n")
+    w("| workload | dtype | NumPy MB | gdsl MB | **gdsl** | gdsl wrapper | gdsl -O0 | NumPy rows "
+      "| autograd |")
+    w("|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        m = r["mem"]
+        base = m[NUMPY]
+
+        def mr(k, m=m, base=base):
+            return f"{m[k] / base:.2f}×" if k in m else "—"
+        w(f"| {r['label']} | {r['dtype']} | {base / 2**20:.2f} | "
+          f"{m[GDSL] / 2**20 if GDSL in m else float('nan'):.2f} | **{mr(GDSL)}** | "
+          f"{mr(WRAPPER)} | {mr(O0)} | {mr(ROWS)} | {mr('autograd')} |")
+    w("")
+
+    w("### Agreement (checked before timing)\n")
+    worst = {}
+    for r in results:
+        for k, e in r["err"].items():
+            worst[(r["dtype"], k)] = max(worst.get((r["dtype"], k), 0.0), e)
+    for dtype in dict.fromkeys(r["dtype"] for r in results):
+        items = ", ".join(f"{k} {e:.1e}" for (d, k), e in worst.items() if d == dtype)
+        w(f"- {dtype} (tolerance {RTOL[dtype]:g}; largest relative error against hand-written "
+          f"NumPy in float64): {items}")
+    for r in results:
+        for k, e in r["errors"].items():
+            w(f"- **{r['label']} {r['dtype']}: {k}: {e}**")
+        if r["dtype"] == "float32":
+            up = [k for k, d in r["dtypes"].items() if "float64" in d]
+            if up:
+                w(f"- {r['label']} float32: returns float64 values: {', '.join(up)}")
+    w("")
+
+    w("### Must show\n")
+    for line in must_show(results, comp):
+        w(f"- {line}")
+    w("")
+
+    if comp:
+        w("### Compile time\n")
+        mo = comp["models"]
+        if "models" in mo:
+            w(f"`gdsl.compile_file` of each model in models/, in process after `import gdsl` "
+              f"({mo['import_s'] * 1e3:.0f} ms); median of 15 and the first call "
+              f"(the first in the process also builds the Lark parser):\n")
+            w("| model | median ms | first call ms | < 50 ms |")
+            w("|---|---|---|---|")
+            for name, v in mo["models"].items():
+                w(f"| {name} | {v['median'] * 1e3:.1f} | {v['first'] * 1e3:.1f}"
+                  f"{' (parser build)' if v['first_in_process'] else ''} | "
+                  f"{'✓' if v['median'] < 0.05 else '✗'} |")
+            w("")
+        else:
+            w(f"models: {mo}\n")
+        w("`gdsl.compile` of a chain `a{i} = tanh(a{i-1}) * 0.5 + a{i-1}` (3 forward nodes per "
+          "statement), in a fresh process; the stage split is from `run_pipeline(after=)`:\n")
+        w("| nodes (target) | statements | forward nodes | graph nodes (fwd+bwd) | compile s "
+          "| × previous | stages s |")
+        w("|---|---|---|---|---|---|---|")
+        prev = None
+        for size, v in comp["chains"].items():
+            if "seconds" in v:
+                x = f"{v['seconds'] / prev:.1f}×" if prev else ""
+                st = ", ".join(f"{k} {s:.2f}" for k, s in v["stages"].items())
+                w(f"| {int(size):,} | {v['statements']:,} | {v['forward_nodes']:,} | "
+                  f"{v['graph_nodes']:,} | {v['seconds']:.2f} | {x} | {st} |")
+                prev = v["seconds"]
+            elif "timeout" in v:
+                w(f"| {int(size):,} | {int(size) // 3 + 1:,} | | | **> {v['timeout']:.0f} "
+                  f"(timed out)** | {'> %.0f×' % (v['timeout'] / prev) if prev else ''} | |")
+            else:
+                w(f"| {int(size):,} | | | | **error: {v.get('error')}** | | |")
+        w("")
+    return "\n".join(out)
+
+
+def must_show(results, comp) -> list[str]:
+    lines = []
+
+    def ok(b):
+        return "✓" if b else "✗"
+
+    for r in results:
+        t = r["times"]
+        if GDSL not in t:
+            lines.append(f"{r['label']} {r['dtype']}: gdsl not timed ✗")
+            continue
+        n = r["dims"]["n"]
+        g = t[GDSL]["median"] / t[NUMPY]["median"]
+        limit = 1.05 if n >= 100 else 1.25
+        parts = [f"gdsl {g:.2f}× NumPy (≤ {limit}) {ok(g <= limit)}"]
+        pr = dict(r.get("peer_ratio", {}))
+        if "autograd" in t:
+            pr["autograd"] = t["autograd"]["median"] / t[NUMPY]["median"]
+        if n <= 100:
+            for peer in ("autograd", "torch"):
+                if peer in pr:
+                    parts.append(f"faster than {peer} {ok(g < pr[peer])}")
+            if "jax" in pr:
+                j = g / pr["jax"]
+                parts.append(f"{j:.2f}× JAX (≤ 1.05) {ok(j <= 1.05)}")
+        m = r["mem"]
+        if GDSL in m:
+            mm = m[GDSL] / m[NUMPY]
+            parts.append(f"memory {mm:.2f}× (≤ 1.2) {ok(mm <= 1.2)}")
+        lines.append(f"{r['label']} {r['dtype']}: " + "; ".join(parts))
+    if comp:
+        mo = comp["models"].get("models", {})
+        if mo:
+            worst = max(v["median"] for v in mo.values())
+            lines.append(f"models/ compile: slowest median {worst * 1e3:.1f} ms (< 50 ms) "
+                         f"{ok(worst < 0.05)}")
+        ch = comp["chains"]
+        c4, c5 = ch.get(10_000, {}), ch.get(100_000, {})
+        if "seconds" in c4:
+            lines.append(f"10⁴-node chain: {c4['seconds']:.2f} s (< 2 s) {ok(c4['seconds'] < 2)}")
+            if "seconds" in c5:
+                x = c5["seconds"] / c4["seconds"]
+                lines.append(f"10⁵-node chain: {c5['seconds']:.1f} s, {x:.1f}× the 10⁴ one "
+                             f"(≤ 20×) {ok(x <= 20)}")
+            elif "timeout" in c5:
+                lines.append(f"10⁵-node chain: timed out after {c5['timeout']:.0f} s, "
+                             f"> {c5['timeout'] / c4['seconds']:.0f}× the 10⁴ one ✗")
+    return lines
+
+
+def update_readme(path: Path, text: str) -> None:
+    begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
+    readme = path.read_text(encoding="utf-8")
+    if begin not in readme or end not in readme:
+        log(f"{path}: no {begin} ... {end} markers; not updated")
+        return
+    head, rest = readme.split(begin, 1)
+    tail = rest.split(end, 1)[1]
+    path.write_text(f"{head}{begin}\n{text}\n{end}{tail}", encoding="utf-8")
+
+
+_limits: list = []      # keeps the threadpoolctl limit alive
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="~1 min smoke run; writes nothing")
+    p.add_argument("--dtype", choices=["float64", "float32", "both"], default="both")
+    p.add_argument("--only", default="", help="run only workloads whose label contains this, "
+                   "e.g. 'W2' or 'n=100 '")
+    p.add_argument("--skip", nargs="*", default=[], choices=list(PEERS),
+                   help="peers not to run")
+    p.add_argument("--no-O0", action="store_true", help="don't time gdsl -O0")
+    p.add_argument("--no-compile", action="store_true", help="skip the compile-time benchmark")
+    p.add_argument("--chain-timeout", type=float, default=None,
+                   help="seconds allowed per chain compile (default 150; 60 with --quick)")
+    p.add_argument("--no-write", action="store_true",
+                   help="don't write benchmarks/results.{md,json} and README.md")
+    p.add_argument("--threads", type=int, default=None,
+                   help="limit every library to N threads (NumPy's BLAS via threadpoolctl, "
+                   "torch.set_num_threads, XLA's Eigen pool); default: each library's own")
+    p.add_argument("--gdsl-path", default=str(ROOT),
+                   help="the gdsl source tree to benchmark (default: this repository)")
+    p.add_argument("--_child", nargs="+", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+
+    args.rounds = 7 if args.quick else 41
+    args.target = 0.004 if args.quick else 0.02
+    args.budget = 1.5 if args.quick else 12.0
+    if args._child and args._child[0] == "peer":
+        args.budget /= 2
+    if args.chain_timeout is None:
+        args.chain_timeout = 60.0 if args.quick else 150.0
+    if args.threads:
+        from threadpoolctl import threadpool_limits
+        _limits.append(threadpool_limits(args.threads))
+    if args._child:
+        what = args._child[0]
+        res = (child_models() if what == "models" else
+               child_chain(int(args._child[1])) if what == "chain" else
+               child_peer(args._child[1], args))
+        print(json.dumps(res))
+        return 0
+
+    t_start = time.perf_counter()
+    info = machine_info(args)
+    in_process = [GDSL] + [k for k in ("autograd",) if k not in args.skip]
+    results = []
+    for kind, dims, dtype in selected(args):
+        log(f"{label(kind, dims)} {dtype} ...")
+        r = run_workload(kind, dims, dtype, in_process, args)
+        r["peer_ratio"], r["peer_times"] = {}, {}
+        log("  " + ", ".join(f"{k} {v['median'] * 1e3:.3f} ms" for k, v in r["times"].items()))
+        results.append(r)
+    run_peers(args, results, info)
+    comp = None if args.no_compile else compile_bench(args)
+    info["loadavg_end"] = os.getloadavg()
+    text = report(results, comp, info, args)
+    text += f"\nTotal benchmark time: {time.perf_counter() - t_start:.0f} s.\n"
+    print(text)
+    if not args.quick and not args.no_write:
+        (HERE / "results.md").write_text(text, encoding="utf-8")
+        raw = {"machine": info, "compile": comp,
+                   "results": [{k: v for k, v in r.items() if k != "source"} for r in results]}
+        (HERE / "results.json").write_text(json.dumps(raw, indent=1, default=str) + "\n",
+                                           encoding="utf-8")
+        update_readme(HERE / "README.md", text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
