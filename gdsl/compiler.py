@@ -228,12 +228,12 @@ class CompiledModel:
                 f"params {', '.join(self.wrt) or '-'}>")
 
     # -- calling ------------------------------------------------------------------------------
-    def forward(self, **arrays) -> dict:
+    def forward(self, /, **arrays) -> dict:
         """The loss and every output, by name. Raises GdslError on bad arrays."""
         arrays = self._prepare(arrays, self.model.forward_order)
         return self._run(self.module.forward, arrays)
 
-    def value_and_grad(self, **arrays) -> tuple:
+    def value_and_grad(self, /, **arrays) -> tuple:
         """(loss, {name: gradient}) for the wrt names. Raises GdslError on bad arrays."""
         arrays = self._prepare(arrays, self.model.backward_order)
         return self._run(self.module.value_and_grad, arrays)
