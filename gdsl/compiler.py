@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import importlib.util
 import os
@@ -91,6 +93,10 @@ STAGES: list[tuple[str, Callable]] = [
 ]
 STAGE_NAMES = [name for name, _ in STAGES]
 
+# Check the IR's invariants after every stage: on in the test suite and with GDSL_CHECK_IR=1,
+# off by default (it costs a tenth of the compile time of a large model).
+CHECK_IR = os.environ.get("GDSL_CHECK_IR", "") not in ("", "0")
+
 
 def run_pipeline(text: str, *, filename: str | None = None, wrt: list[str] | None = None,
                  optimize: bool = True, after: Callable[[str, Model], None] | None = None,
@@ -103,10 +109,28 @@ def run_pipeline(text: str, *, filename: str | None = None, wrt: list[str] | Non
     """
     m = model if model is not None else Model(source=text, filename=filename)
     opts = Options(wrt=wrt, optimize=optimize, outputs=outputs)
+    with _no_gc():
+        return _run_stages(m, opts, text, filename, start, after)
+
+
+@contextlib.contextmanager
+def _no_gc():
+    """Python's cycle collector would walk the whole graph again and again as a large model
+    allocates (the IR holds no cycles worth collecting): pause it while compiling."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _run_stages(m, opts, text, filename, start, after) -> Model:
     try:
         for name, stage in STAGES[STAGE_NAMES.index(start):]:
             stage(m, opts)
-            if name != "parse":
+            if name != "parse" and CHECK_IR:
                 m.check(name)
             if after is not None:
                 after(name, m)
@@ -208,7 +232,8 @@ class CompiledModel:
         self.source: str = model.code
         self.graph = model.G
         stem = Path(model.filename).stem if model.filename else "model"
-        self.module, self.path = load_module(self.source, stem)
+        with _no_gc():
+            self.module, self.path = load_module(self.source, stem)
         self.inputs = dict(self.module.INPUTS)
         self.params = dict(self.module.PARAMS)
         self.consts = dict(self.module.CONSTS)

@@ -1,7 +1,14 @@
 """Shared fixtures."""
 
+import os
+
 import numpy as np
 import pytest
+
+import gdsl.compiler
+
+os.environ["GDSL_CHECK_IR"] = "1"          # every compile in the tests checks the IR after each stage
+gdsl.compiler.CHECK_IR = True
 
 
 @pytest.fixture
