@@ -326,8 +326,9 @@ class Generator:
         return E("leaf", shape, name=name)
 
     def literal(self) -> E:
-        v = self.r.choice([2.0, 0.5, 3.0, 1.5, 0.25, 1e-1, 2.5e-1, -1.0, -0.5, 10.0])
-        style = {1e-1: "1e-1", 2.5e-1: "2.5E-1", 0.25: ".25", 2.0: self.r.choice(["2", "2.0", "2."])}
+        v = self.r.choice([2.0, 0.5, 3.0, 1.5, 0.25, 1e-1, -1.0, -0.5, 10.0])
+        style = {1e-1: "1e-1", 0.25: self.r.choice([".25", "2.5E-1", "0.25"]),
+                 2.0: self.r.choice(["2", "2.0", "2."])}
         e = E("lit", (), value=v, style=style.get(v, ""))
         if v < 0:
             e = E("neg", (), args=(E("lit", (), value=-v),))
@@ -400,7 +401,7 @@ class Generator:
             if k == 3 and len(s) >= 1:
                 return s[1:]               # a trailing 1-D, e.g. [n] with [C, n]
             return s
-        a, b = s_a, s_b = shape, smaller(shape)
+        a, b = shape, smaller(shape)
         if r.random() < 0.5:
             a, b = b, a
         if len(shape) == 2 and r.random() < 0.15 and shape[0] != 1 and shape[1] != 1:

@@ -17,10 +17,10 @@ import warnings
 
 import numpy as np
 import pytest
-
-import gdsl
 from fuzzkit import record
 from randmodel import DIFFERENTIABLE, Rejected, random_model
+
+import gdsl
 
 MODELS = int(os.environ.get("GDSL_DIFF_MODELS", "500"))
 SEED = int(os.environ.get("GDSL_DIFF_SEED", random.randrange(2**31)))
@@ -56,7 +56,7 @@ def cross_check(seed: int):
     rng = np.random.default_rng(seed)
     try:
         compiled = gdsl.compile(m.text, wrt=m.wrt, optimize=bool(seed % 4))
-    except Exception as e:                         # the generator writes valid models only
+    except Exception as e:  # noqa: BLE001 -- the generator writes valid models only
         return m, f"compile raised {type(e).__name__}: {e}"
     for _attempt in range(20):
         arrays = m.arrays(rng, int_labels=True)
@@ -69,7 +69,7 @@ def cross_check(seed: int):
         try:
             loss, grads = compiled.value_and_grad(**arrays)
             outputs = compiled.forward(**arrays)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 -- any failure is reported with the model
             return m, f"gdsl raised {type(e).__name__}: {e}\narrays: { {k: np.shape(v) for k, v in arrays.items()} }"
         problems = []
         scale = max([1.0, abs(ref_loss)] + [float(np.abs(g).max(initial=0)) for g in ref_grads.values()])

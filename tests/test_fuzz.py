@@ -17,10 +17,18 @@ import os
 import random
 
 import pytest
+from fuzzkit import (
+    PropertyFailure,
+    audit_emitted,
+    check_error,
+    check_text,
+    record,
+    run_grammar_cases,
+    run_mutation_cases,
+    seed_texts,
+)
 
 import gdsl
-from fuzzkit import (PropertyFailure, audit_emitted, check_error, check_text, record,
-                     run_grammar_cases, run_mutation_cases, seed_texts)
 
 CASES = int(os.environ.get("GDSL_FUZZ_CASES", "2400"))
 SEED = int(os.environ.get("GDSL_FUZZ_SEED", random.randrange(2**32)))
