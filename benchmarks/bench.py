@@ -65,6 +65,7 @@ ENV_VARS = ["OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OM
 
 # implementation keys, in table order
 GDSL, WRAPPER, O0, NUMPY, ROWS, FLOOR = "gdsl", "gdsl wrapper", "gdsl -O0", "numpy", "rows", "floor"
+CHUNKED = "rows chunked"
 PEERS = {"autograd": wl.autograd_impl, "torch": wl.torch_impl, "jax": wl.jax_impl}
 
 
@@ -82,11 +83,9 @@ def time_all(fns: dict, *, rounds: int, target: float, budget: float) -> dict:
     """Median seconds per call of each fn. Calls are batched so a batch lasts ~`target` s;
     the fns are interleaved round by round (rotating the order) so that load on the machine
     hits them alike; the number of rounds shrinks so one workload stays within `budget` s."""
-    for f in fns.values():       # warm-up: caches, BLAS buffers, JIT
-        f()
-        f()
     batch, single = {}, {}
-    for name, f in fns.items():
+    for name, f in fns.items():     # warm-up (caches, BLAS buffers, JIT), then one timed call
+        f()
         t0 = time.perf_counter()
         f()
         single[name] = time.perf_counter() - t0
@@ -119,8 +118,7 @@ def time_all(fns: dict, *, rounds: int, target: float, budget: float) -> dict:
 
 def peak_memory(fn) -> int:
     """Peak bytes allocated during one call beyond what was live before it (tracemalloc sees
-    NumPy's array buffers; it does not see PyTorch's or XLA's allocators)."""
-    fn()
+    NumPy's array buffers; it does not see PyTorch's or XLA's allocators). `fn` is warm."""
     gc.collect()
     tracemalloc.start()
     try:
@@ -132,6 +130,19 @@ def peak_memory(fn) -> int:
     finally:
         tracemalloc.stop()
     return peak - base
+
+
+def page_faults(fn, calls=4) -> float:
+    """Minor page faults per call: fresh pages the allocator got from the kernel (and the
+    kernel zeroed) because glibc returned memory after the previous call (heap trim, mmap of
+    big blocks). Zero means the step reuses memory it already has."""
+    import resource
+
+    fn()
+    f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(calls):
+        fn()
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / calls
 
 
 # -- checking -------------------------------------------------------------------------------
@@ -195,6 +206,9 @@ def build_impls(kind, dims, dtype, peers, args, notes):
         xr, yr = np.ascontiguousarray(a["x"].T), np.ascontiguousarray(a["y"].T)
         rows = wl.NUMPY_ROWS[kind]
         impls[ROWS] = (lambda: rows(*params, xr, yr, lam), lambda r: r)
+        chunked = wl.NUMPY_CHUNKED[kind]
+        if dims["n"] > wl.CHUNK:
+            impls[CHUNKED] = (lambda: chunked(*params, xr, yr, lam), lambda r: r)
         impls[FLOOR] = (wl.blas_floor(kind, a), None)
 
     for name, make in PEERS.items():
@@ -265,21 +279,27 @@ def run_workload(kind, dims, dtype, peers, args, memory=True):
     checked = dict(timed)
     timed.pop(WRAPPER, None)                        # its overhead is timed on its own
     times = time_all(timed, rounds=args.rounds, target=args.target, budget=args.budget)
-    mem = {}
+    mem, faults = {}, {}
     if memory:
-        for name in (GDSL, WRAPPER, O0, NUMPY, ROWS, "autograd"):
+        for name in (GDSL, WRAPPER, O0, NUMPY, ROWS, CHUNKED, "autograd"):
             if name in checked:
                 mem[name] = peak_memory(checked[name])
+        for name in (GDSL, O0, NUMPY):
+            if name in checked:
+                faults[name] = page_faults(checked[name])
     return {"kind": kind, "dims": dims, "dtype": dtype, "label": label(kind, dims),
             "times": times, "mem": mem, "errors": notes["errors"],
             "first_call": notes["first_call"], "err": notes["err"], "dtypes": notes["dtypes"],
-            "source": notes.get("source"), "wrapper_us": notes.get("wrapper_us")}
+            "source": notes.get("source"), "wrapper_us": notes.get("wrapper_us"),
+            "faults": faults}
 
 
 def selected(args):
+    """The workloads to run; --quick leaves out n=10000 unless --only asks for it."""
     dtypes = ["float64", "float32"] if args.dtype == "both" else [args.dtype]
     return [(kind, dims, dtype) for dtype in dtypes for kind, dims in WORKLOADS
-            if not args.only or args.only in label(kind, dims) + " "]
+            if (args.only in label(kind, dims) + " " if args.only else
+                not (args.quick and dims["n"] > 1000))]
 
 
 def child_peer(peer: str, args) -> dict:
@@ -543,9 +563,9 @@ def report(results, comp, info, args) -> str:
     for dtype in dict.fromkeys(r["dtype"] for r in results):
         rs = [r for r in results if r["dtype"] == dtype]
         w(f"### Loss + gradient, {dtype}: median ms per call, ratio to hand-written NumPy\n")
-        w("| workload | NumPy ms | gdsl ms | **gdsl** | gdsl -O0 | wrapper +µs | NumPy rows "
-          "| BLAS floor | autograd | PyTorch | JAX jit | JAX 1st call ms |")
-        w("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        w("| workload | NumPy ms | gdsl ms | **gdsl** | gdsl -O0 | wrapper µs | NumPy rows "
+          "| rows chunked | BLAS floor | autograd | PyTorch | JAX jit | JAX 1st call ms |")
+        w("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in rs:
             t = r["times"]
             g = t.get(GDSL)
@@ -553,15 +573,19 @@ def report(results, comp, info, args) -> str:
             jc = r["first_call"].get("jax")
             w(f"| {r['label']} | {fmt_ms(t[NUMPY]['median'])} | "
               f"{fmt_ms(g['median']) if g else '—'} | **{ratio(r, GDSL)}** | {ratio(r, O0)} | "
-              f"{wrap} | {ratio(r, ROWS)} | {ratio(r, FLOOR)} | {ratio(r, 'autograd')} | "
+              f"{wrap} | {ratio(r, ROWS)} | {ratio(r, CHUNKED)} | {ratio(r, FLOOR)} | "
+              f"{ratio(r, 'autograd')} | "
               f"{ratio(r, 'torch')} | {ratio(r, 'jax')} | "
               f"{fmt_ms(jc) if jc is not None else '—'} |")
         w("")
 
     w("### Peak extra memory of one step (tracemalloc), MB and ratio to hand-written NumPy\n")
+    w("Page faults: minor faults per call, i.e. fresh pages from the kernel because the "
+      "allocator gave memory back after the previous call (each costs a fault and zeroing "
+      "4 KiB).\n")
     w("| workload | dtype | NumPy MB | gdsl MB | **gdsl** | gdsl wrapper | gdsl -O0 | NumPy rows "
-      "| autograd |")
-    w("|---|---|---|---|---|---|---|---|---|")
+      "| rows chunked | autograd | page faults gdsl / NumPy |")
+    w("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         m = r["mem"]
         base = m[NUMPY]
@@ -570,7 +594,8 @@ def report(results, comp, info, args) -> str:
             return f"{m[k] / base:.2f}×" if k in m else "—"
         w(f"| {r['label']} | {r['dtype']} | {base / 2**20:.2f} | "
           f"{m[GDSL] / 2**20 if GDSL in m else float('nan'):.2f} | **{mr(GDSL)}** | "
-          f"{mr(WRAPPER)} | {mr(O0)} | {mr(ROWS)} | {mr('autograd')} |")
+          f"{mr(WRAPPER)} | {mr(O0)} | {mr(ROWS)} | {mr(CHUNKED)} | {mr('autograd')} | "
+          f"{r['faults'].get(GDSL, float('nan')):.0f} / {r['faults'].get(NUMPY, float('nan')):.0f} |")
     w("")
 
     w("### Agreement (checked before timing)\n")
@@ -684,8 +709,9 @@ def must_show(results, comp) -> list[str]:
     return lines
 
 
-def update_readme(path: Path, text: str) -> None:
-    begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
+def update_readme(path: Path, text: str, tag: str) -> None:
+    """Replace the block between <!-- TAG:begin --> and <!-- TAG:end --> with `text`."""
+    begin, end = f"<!-- {tag}:begin -->", f"<!-- {tag}:end -->"
     readme = path.read_text(encoding="utf-8")
     if begin not in readme or end not in readme:
         log(f"{path}: no {begin} ... {end} markers; not updated")
@@ -701,7 +727,9 @@ _limits: list = []      # keeps the threadpoolctl limit alive
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="~1 min smoke run; writes nothing")
+    p.add_argument("--quick", action="store_true",
+                   help="~1 min smoke run: fewer rounds, no n=10000 (unless --only asks), "
+                   "chains up to 10^3 nodes; writes nothing")
     p.add_argument("--dtype", choices=["float64", "float32", "both"], default="both")
     p.add_argument("--only", default="", help="run only workloads whose label contains this, "
                    "e.g. 'W2' or 'n=100 '")
@@ -756,12 +784,13 @@ def main(argv=None) -> int:
     text += f"\nTotal benchmark time: {time.perf_counter() - t_start:.0f} s.\n"
     print(text)
     if not args.quick and not args.no_write:
-        (HERE / "results.md").write_text(text, encoding="utf-8")
+        tag = f"-threads{args.threads}" if args.threads else ""
+        (HERE / f"results{tag}.md").write_text(text, encoding="utf-8")
         raw = {"machine": info, "compile": comp,
                    "results": [{k: v for k, v in r.items() if k != "source"} for r in results]}
-        (HERE / "results.json").write_text(json.dumps(raw, indent=1, default=str) + "\n",
-                                           encoding="utf-8")
-        update_readme(HERE / "README.md", text)
+        (HERE / f"results{tag}.json").write_text(json.dumps(raw, indent=1, default=str) + "\n",
+                                                 encoding="utf-8")
+        update_readme(HERE / "README.md", text, f"bench{tag}")
     return 0
 
 

@@ -200,6 +200,80 @@ NUMPY = {"W1": numpy_w1, "W2": numpy_w2, "W3": numpy_w3}
 NUMPY_ROWS = {"W1": numpy_rows_w1, "W2": numpy_rows_w2, "W3": numpy_rows_w3}
 
 
+# -- hand-written NumPy, rows, in chunks of B examples: one pass over X instead of two ------
+# The loss is a sum over examples and each example's gradient needs only its own scores, so
+# the forward and backward pass can run block by block while the block of X is in cache:
+# gW accumulates G_blk.T @ X_blk. At n=10000, X (245 MB in float64) is otherwise streamed
+# from memory twice, once for S = X @ W.T and once for gW = G.T @ X.
+
+CHUNK = 256
+
+
+def chunked_w1(W, b, xr, yr, lam, B=CHUNK):
+    n = xr.shape[0]
+    gW, gb, loss = np.zeros_like(W), np.zeros((1, W.shape[0]), W.dtype), 0.0
+    for i in range(0, n, B):
+        xb = xr[i:i + B]
+        S = xb @ W.T
+        S += b.T
+        lb, G = _softmax_xent_rows(S, yr[i:i + B])   # G is divided by the block size
+        loss += lb * len(xb)
+        G *= len(xb) / n
+        gW += G.T @ xb
+        gb += G.sum(axis=0)
+    gW += (2 * lam) * W
+    return loss / n + lam * np.vdot(W, W), [gW, gb.T]
+
+
+def chunked_w2(W1, b1, W2, b2, xr, yr, lam, B=CHUNK):
+    n = xr.shape[0]
+    gW1, gW2 = np.zeros_like(W1), np.zeros_like(W2)
+    gb1, gb2, loss = np.zeros((1, W1.shape[0]), W1.dtype), np.zeros((1, W2.shape[0]), W2.dtype), 0.0
+    for i in range(0, n, B):
+        xb = xr[i:i + B]
+        H = xb @ W1.T
+        H += b1.T
+        np.maximum(H, 0, out=H)
+        S = H @ W2.T
+        S += b2.T
+        lb, G = _softmax_xent_rows(S, yr[i:i + B])
+        loss += lb * len(xb)
+        G *= len(xb) / n
+        gW2 += G.T @ H
+        gb2 += G.sum(axis=0)
+        dH = G @ W2
+        dH *= H > 0
+        gW1 += dH.T @ xb
+        gb1 += dH.sum(axis=0)
+    gW1 += (2 * lam) * W1
+    gW2 += (2 * lam) * W2
+    J = loss / n + lam * (np.vdot(W1, W1) + np.vdot(W2, W2))
+    return J, [gW1, gb1.T, gW2, gb2.T]
+
+
+def chunked_w3(W, b, xr, yr, lam, B=CHUNK):
+    n = xr.shape[0]
+    gW, gb, loss = np.zeros_like(W), np.zeros((1, W.shape[0]), W.dtype), 0.0
+    for i in range(0, n, B):
+        xb, yb = xr[i:i + B], yr[i:i + B]
+        S = xb @ W.T
+        S += b.T
+        S -= (yb * S).sum(axis=1, keepdims=True)
+        S += 1
+        np.maximum(S, 0, out=S)
+        loss += S.sum() - len(xb)
+        A = (S > 0).astype(S.dtype)
+        A -= yb * A.sum(axis=1, keepdims=True)
+        A *= 1.0 / n
+        gW += A.T @ xb
+        gb += A.sum(axis=0)
+    gW += (2 * lam) * W
+    return loss / n + lam * np.vdot(W, W), [gW, gb.T]
+
+
+NUMPY_CHUNKED = {"W1": chunked_w1, "W2": chunked_w2, "W3": chunked_w3}
+
+
 def blas_floor(kind: str, a: dict):
     """Only the matrix products of the columns version (on preallocated operands): the time
     no NumPy-emitting compiler can go below without changing the BLAS calls."""
