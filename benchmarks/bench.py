@@ -26,6 +26,7 @@ import sys
 import time
 import tracemalloc
 from pathlib import Path
+from resource import RUSAGE_SELF, getrusage
 
 import numpy as np
 
@@ -93,6 +94,7 @@ def time_all(fns: dict, *, rounds: int, target: float, budget: float) -> dict:
     per_round = sum(batch[k] * single[k] for k in fns)
     rounds = max(5, min(rounds, int(budget / max(per_round, 1e-9))))
     samples = {name: [] for name in fns}
+    faults = dict.fromkeys(fns, 0)
     names = list(fns)
     was = gc.isenabled()
     gc.collect()
@@ -101,18 +103,21 @@ def time_all(fns: dict, *, rounds: int, target: float, budget: float) -> dict:
         for r in range(rounds):
             for name in names[r % len(names):] + names[:r % len(names)]:
                 f, k = fns[name], batch[name]
+                f0 = getrusage(RUSAGE_SELF).ru_minflt
                 t0 = time.perf_counter()
                 for _ in range(k):
                     f()
                 samples[name].append((time.perf_counter() - t0) / k)
+                faults[name] += getrusage(RUSAGE_SELF).ru_minflt - f0
     finally:
         if was:
             gc.enable()
     out = {}
     for name, s in samples.items():
         q = statistics.quantiles(s, n=4) if len(s) >= 2 else [s[0]] * 3
-        out[name] = {"median": statistics.median(s), "q1": q[0], "q3": q[2], "batch": batch[name],
-                         "rounds": rounds}
+        out[name] = {"median": statistics.median(s), "q1": q[0], "q3": q[2], "min": min(s),
+                     "batch": batch[name], "rounds": rounds,
+                     "faults": faults[name] / (rounds * batch[name])}
     return out
 
 
@@ -130,19 +135,6 @@ def peak_memory(fn) -> int:
     finally:
         tracemalloc.stop()
     return peak - base
-
-
-def page_faults(fn, calls=4) -> float:
-    """Minor page faults per call: fresh pages the allocator got from the kernel (and the
-    kernel zeroed) because glibc returned memory after the previous call (heap trim, mmap of
-    big blocks). Zero means the step reuses memory it already has."""
-    import resource
-
-    fn()
-    f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(calls):
-        fn()
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / calls
 
 
 # -- checking -------------------------------------------------------------------------------
@@ -279,19 +271,15 @@ def run_workload(kind, dims, dtype, peers, args, memory=True):
     checked = dict(timed)
     timed.pop(WRAPPER, None)                        # its overhead is timed on its own
     times = time_all(timed, rounds=args.rounds, target=args.target, budget=args.budget)
-    mem, faults = {}, {}
+    mem = {}
     if memory:
         for name in (GDSL, WRAPPER, O0, NUMPY, ROWS, CHUNKED, "autograd"):
             if name in checked:
                 mem[name] = peak_memory(checked[name])
-        for name in (GDSL, O0, NUMPY):
-            if name in checked:
-                faults[name] = page_faults(checked[name])
     return {"kind": kind, "dims": dims, "dtype": dtype, "label": label(kind, dims),
             "times": times, "mem": mem, "errors": notes["errors"],
             "first_call": notes["first_call"], "err": notes["err"], "dtypes": notes["dtypes"],
-            "source": notes.get("source"), "wrapper_us": notes.get("wrapper_us"),
-            "faults": faults}
+            "source": notes.get("source"), "wrapper_us": notes.get("wrapper_us")}
 
 
 def selected(args):
@@ -399,11 +387,13 @@ def child_chain(k: int) -> dict:
     last[0] = t0
     m = gdsl.compile(text)
     total = time.perf_counter() - t0
-    G = m.graph
     fwd = len(getattr(m.model, "forward_order", []) or [])
-    return {"statements": k + 1, "forward_nodes": fwd, "graph_nodes": G.number_of_nodes(),
-                "lines": len(m.source.splitlines()), "seconds": total,
-                "stages": {s: round(v, 4) for s, v in stages.items()}}
+    bwd = len(getattr(m.model, "backward_order", []) or [])
+    if stages:    # the rest: CompiledModel writes the module to a file and imports it
+        stages["load module"] = total - sum(stages.values())
+    return {"statements": k + 1, "forward_nodes": fwd, "backward_nodes": bwd,
+            "graph_nodes": m.graph.number_of_nodes(), "lines": len(m.source.splitlines()),
+            "seconds": total, "stages": {s: round(v, 4) for s, v in stages.items()}}
 
 
 def child_models() -> dict:
@@ -488,6 +478,7 @@ def machine_info(args) -> dict:
         info["threadpools"] = "threadpoolctl not installed"
     info["env"] = {k: os.environ.get(k) for k in ENV_VARS}
     info["threads"] = args.threads
+    info["fault_us"] = fault_cost()
     from importlib.metadata import PackageNotFoundError, version
     for mod in ("autograd", "torch", "jax", "jaxlib"):
         try:
@@ -526,6 +517,31 @@ def ratio(r, name):
     return f"{x:.2f}×{bad}"
 
 
+def flt(r, name):
+    t = r["times"].get(name)
+    return f"{t['faults']:.0f}" if t and "faults" in t else "—"
+
+
+def fault_cost() -> float:
+    """µs per minor page fault: first touch of freshly mapped memory (64 MiB, mmap'd)."""
+    import mmap
+
+    size = 64 << 20
+    best = math.inf
+    for _ in range(3):
+        m = mmap.mmap(-1, size)
+        a = np.frombuffer(m, dtype=np.uint8)
+        f0 = getrusage(RUSAGE_SELF).ru_minflt
+        t0 = time.perf_counter()
+        a[::4096] = 1
+        dt = time.perf_counter() - t0
+        n = getrusage(RUSAGE_SELF).ru_minflt - f0
+        del a
+        m.close()
+        best = min(best, dt / max(n, 1) * 1e6)
+    return best
+
+
 def report(results, comp, info, args) -> str:
     out = []
     w = out.append
@@ -533,7 +549,8 @@ def report(results, comp, info, args) -> str:
       f"{time.strftime('%Y-%m-%d %H:%M')}, gdsl {info.get('gdsl_commit')}.\n")
     w("### Machine\n")
     w(f"- CPU: {info.get('cpu')}; nproc {info['nproc']} (affinity {info['affinity']}); "
-      f"{info['platform']}")
+      f"{info['platform']}; a minor page fault (first touch of fresh memory) costs "
+      f"{info['fault_us']:.2f} µs")
     w(f"- Python {info['python']}, NumPy {info['numpy']} with {info['numpy_blas']}")
     tp = info["threadpools"]
     if isinstance(tp, list):
@@ -580,9 +597,10 @@ def report(results, comp, info, args) -> str:
         w("")
 
     w("### Peak extra memory of one step (tracemalloc), MB and ratio to hand-written NumPy\n")
-    w("Page faults: minor faults per call, i.e. fresh pages from the kernel because the "
-      "allocator gave memory back after the previous call (each costs a fault and zeroing "
-      "4 KiB).\n")
+    w("Page faults: minor page faults per call while timing (interleaved with the other "
+      "implementations), i.e. fresh 4 KiB pages that the kernel maps and zeroes because glibc "
+      f"gave memory back (heap trim, munmap) after an earlier call; here one costs "
+      f"~{info.get('fault_us', float('nan')):.1f} µs.\n")
     w("| workload | dtype | NumPy MB | gdsl MB | **gdsl** | gdsl wrapper | gdsl -O0 | NumPy rows "
       "| rows chunked | autograd | page faults gdsl / NumPy |")
     w("|---|---|---|---|---|---|---|---|---|---|---|")
@@ -595,7 +613,7 @@ def report(results, comp, info, args) -> str:
         w(f"| {r['label']} | {r['dtype']} | {base / 2**20:.2f} | "
           f"{m[GDSL] / 2**20 if GDSL in m else float('nan'):.2f} | **{mr(GDSL)}** | "
           f"{mr(WRAPPER)} | {mr(O0)} | {mr(ROWS)} | {mr(CHUNKED)} | {mr('autograd')} | "
-          f"{r['faults'].get(GDSL, float('nan')):.0f} / {r['faults'].get(NUMPY, float('nan')):.0f} |")
+          f"{flt(r, GDSL)} / {flt(r, NUMPY)} |")
     w("")
 
     w("### Agreement (checked before timing)\n")
@@ -639,7 +657,7 @@ def report(results, comp, info, args) -> str:
             w(f"models: {mo}\n")
         w("`gdsl.compile` of a chain `a{i} = tanh(a{i-1}) * 0.5 + a{i-1}` (3 forward nodes per "
           "statement), in a fresh process; the stage split is from `run_pipeline(after=)`:\n")
-        w("| nodes (target) | statements | forward nodes | graph nodes (fwd+bwd) | compile s "
+        w("| nodes (target) | statements | forward nodes | value_and_grad nodes | compile s "
           "| × previous | stages s |")
         w("|---|---|---|---|---|---|---|")
         prev = None
@@ -648,7 +666,7 @@ def report(results, comp, info, args) -> str:
                 x = f"{v['seconds'] / prev:.1f}×" if prev else ""
                 st = ", ".join(f"{k} {s:.2f}" for k, s in v["stages"].items())
                 w(f"| {int(size):,} | {v['statements']:,} | {v['forward_nodes']:,} | "
-                  f"{v['graph_nodes']:,} | {v['seconds']:.2f} | {x} | {st} |")
+                  f"{v.get('backward_nodes', 0):,} | {v['seconds']:.2f} | {x} | {st} |")
                 prev = v["seconds"]
             elif "timeout" in v:
                 w(f"| {int(size):,} | {int(size) // 3 + 1:,} | | | **> {v['timeout']:.0f} "
