@@ -55,6 +55,7 @@ def _resolve(m: Model, o: Options):
 
 def _shapes(m: Model, o: Options):
     infer(m)
+    m.written = m.G.copy()      # the model as written, with shapes: CompiledModel.graph
 
 
 def _fuse(m: Model, o: Options):
@@ -230,7 +231,7 @@ class CompiledModel:
     def __init__(self, model: Model):
         self.model = model
         self.source: str = model.code
-        self.graph = model.G
+        self.graph = getattr(model, "written", model.G)   # as written; model.G has the backward pass
         stem = Path(model.filename).stem if model.filename else "model"
         with _no_gc():
             self.module, self.path = load_module(self.source, stem)

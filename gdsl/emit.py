@@ -56,6 +56,8 @@ class Namer:
                 base = label.upper() if label.islower() and label.isalpha() else label + "_onehot"
             elif _grad_of(model, d) is not None and model.node(d["grad_of"])["name"]:
                 base = "g_" + model.node(d["grad_of"])["name"]
+            elif d.get("hint"):
+                base = d["hint"]
             else:
                 self.temps += 1
                 base = f"t{self.temps}"
@@ -326,7 +328,8 @@ def _liveness(model, body, returned: set[str]) -> dict[int, list[str]]:
     """After which statement each intermediate is used for the last time: `del` it there,
     so an array lives only as long as the rest of the pass needs it."""
     leaves = {"input", "param", "const"}
-    temps = {stmt.targets[0].id for _, stmt, node, _ in body if model.node(node)["op"] not in leaves}
+    temps = {stmt.targets[0].id for _, stmt, node, _ in body
+             if model.node(node)["op"] not in leaves and model.node(node)["shape"] != ()}
     last: dict[str, int] = {}
     for i, (_, _, _, reads) in enumerate(body):
         for name in reads:

@@ -52,6 +52,7 @@ class Model:
     dims: Dims = field(default_factory=Dims)
     _next: int = 0
     _topo: list | None = None      # the whole graph's order, until the graph changes
+    written: nx.DiGraph | None = None   # a copy of the graph as the model writes it (after shapes)
 
     # -- building ---------------------------------------------------------------
     def add(self, op: str, args: tuple[int, ...] = (), *, attrs: dict | None = None,

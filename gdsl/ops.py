@@ -361,22 +361,33 @@ def _xent_vjp(g, ans, p, y, **at):
     return -(Y / call("sum", Y * p, axis=0, keepdims=True)) * (g / call("examples", p))
 
 
-def _xent_logits_vjp(g, ans, s, Y, p, **at):
-    # fused softmax + cross-entropy: ∂l/∂s = (p - y) / n
-    return (p - Y) * (g / call("examples", s))
+def _xent_logits_vjp(g, ans, s, Y, m, Z, **at):
+    # fused softmax + cross-entropy: ∂l/∂s = (p - y) / n, with p = exp(s - m) / Z
+    return (call("exp", s - m) / Z - Y) * (g / call("examples", s))
+
+
+def _xent_logits_caches(s, Y):
+    # m = max(s) and Z = Σ exp(s - m), per example: what softmax(s) = exp(s - m) / Z is made of
+    m = call("max", s, axis=0, keepdims=True)
+    return [m, call("sum", call("exp", s - m), axis=0, keepdims=True)]
+
+
+def _xent_logits_emit(a, at, s):
+    # l = Σ (log Z + m) - yᵀs over the examples, / n: log Σ exp(s) without overflow, no log(0)
+    st, Y, m, Z = a
+    total = bin_(bin_(meth(np_("log", Z), "sum"), "+", meth(m, "sum")), "-", np_("vdot", Y, st))
+    return bin_(total, "/", _examples_emit([st], {}, s[:1]))
 
 
 defop("xent", 2, loss_shape, lambda a, at, s: helper("_xent", *a), _xent_vjp, None, flops=lambda z, o, s: 3 * z[0],
       helpers=("_xent", "_onehot"), jacobian=("−{y}ᵀ/({y}ᵀ{x})",),
       doc="cross-entropy -log(yᵀp) of probabilities p [C, n] and labels (one-hot [C, n] or "
           "integers [n]), averaged over examples")
-defop("xent_logits", 3, loss_shape, lambda a, at, s: helper("_xent_logits", *a),
-      _xent_logits_vjp, None, None, user=False, helpers=("_xent_logits",),
-      flops=lambda z, o, s: 4 * z[0],
-      caches=lambda s, Y: [call("softmax", s, axis=0)], cached=1,
-      jacobian=("softmax({x})ᵀ − {y}ᵀ",),
-      doc="cross-entropy of softmax(s) for one-hot Y, given p = softmax(s): "
-          "Σ log Σ exp(s) − yᵀs over the examples, averaged")
+defop("xent_logits", 4, loss_shape, _xent_logits_emit,
+      _xent_logits_vjp, None, None, None, user=False, caches=_xent_logits_caches, cached=2,
+      flops=lambda z, o, s: 2 * z[0], jacobian=("softmax({x})ᵀ − {y}ᵀ",),
+      doc="cross-entropy of softmax(s) for labels Y whose columns sum to 1: "
+          "Σ log Σ exp(s) − yᵀs over the examples, averaged; m and Z are its caches")
 def onehot_shape(dims, s, at):
     sh.labels_like(dims, s[1], s[0])
     return s[1]
@@ -430,12 +441,6 @@ def _xent(p, y):
     """Cross-entropy -log(yᵀp), averaged over the examples."""
     Y = _onehot(y, p)
     return -np.log((Y * p).sum(axis=0)).sum() / p[0].size
-''',
-    "_xent_logits": '''
-def _xent_logits(s, Y, p):
-    """Cross-entropy of p = softmax(s), by log Σ exp(s) = max(s) - log(max(p)): never log(0)."""
-    lse = s.max(axis=0) - np.log(p.max(axis=0))
-    return (lse.sum() - np.vdot(Y, s)) / s[0].size
 ''',
     "_svm": '''
 def _svm(s, y):

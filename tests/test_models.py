@@ -75,8 +75,11 @@ def test_lecture_graph_has_the_slides_nodes_and_edges(lecture):
     assert args("J") == ["l", "mul"]
     lam_r = G.nodes[names["J"]]["args"][1]
     assert [G.nodes[a]["name"] for a in G.nodes[lam_r]["args"]] == ["lam", "r"]
-    # the loss reads p in the model; the optimiser fuses softmax into it (xent of s)
-    assert G.nodes[names["l"]]["op"] in ("xent", "xent_logits")
+    assert G.nodes[names["l"]]["op"] == "xent" and args("l") == ["p", "y"]
+    assert not any(d.get("backward") for _, d in G.nodes(data=True))
+    # what is compiled: the optimiser fused softmax into the loss (p = e / Z, l of s)
+    fused = lecture.model
+    assert fused.node(fused.names["l"])["op"] == "xent_logits"
     assert {G.nodes[n]["role"] if "role" in G.nodes[n] else G.nodes[n]["op"]
             for n in (names["x"], names["y"])} == {"input"}
     assert {G.nodes[names[k]]["op"] for k in ("W", "b")} == {"param"}

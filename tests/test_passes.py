@@ -65,7 +65,9 @@ def test_softmax_and_cross_entropy_fuse():
     assert m.node(l)["op"] == "xent_logits"
     assert "log-sum-exp" in "\n".join(m.rewrites)
     src = gdsl.compile_file("models/linear_softmax.gdsl").source
-    assert src.count("np.exp(") == 1                  # one exp serves p and the loss
+    fwd, vag = src[src.index("def forward"):src.index("def value_and_grad")], src[src.index("def value_and_grad"):]
+    assert fwd.count("np.exp(") == 1 and vag.count("np.exp(") == 1   # one exp serves p and the loss
+    assert "g_s = (p - Y) / s.shape[1]" in vag
 
 
 def test_log_of_softmax_becomes_logsoftmax():

@@ -1,13 +1,14 @@
 """Stable fusions, and labels turned one-hot once.
 
-    xent(softmax(s), y) -> xent_logits(s, Y, p)   # log Σ exp(s) from p's own max: one exp
-                                                   # for both; gradient (p - Y) / n
+    xent(softmax(s), y) -> p = e / Z, l = xent_logits(s, Y, m, Z)
+                          with m = max(s), e = exp(s - m), Z = Σ e per example: one exp
+                          serves p and the loss (log Z + m - yᵀs); the gradient is (p - Y) / n
     log(softmax(s))     -> logsoftmax(s)          # never log(0) = -inf
     xent(p, y), svm(s, y) -> xent(p, Y), svm(s, Y) with Y = onehot(y, ...) computed once
                                                    # for the forward and the backward pass
 
-The softmax node p stays the value the user named; the fused loss reads it
-as a cache argument (see the op table), so it is computed once.
+The softmax node p keeps its name and becomes e / Z; the fused loss reads m and Z
+as cache arguments (see the op table), so nothing is computed twice.
 """
 
 from __future__ import annotations
@@ -36,9 +37,16 @@ def fuse(model) -> None:
         if d["op"] == "xent" and src["op"] == "softmax" and src["attrs"].get("axis") == 0:
             s = V(b, src["args"][0])
             Y = b.op("onehot", labels, s)
-            caches = OPS["xent_logits"].caches(s, Y)
+            p = d["args"][0]
+            b.extra = dict(span=src["span"], line=src["line"])
+            m, Z = OPS["xent_logits"].caches(s, Y)
+            e = b.op("exp", s - m)
+            for v, hint in ((m, "m"), (e, "e"), (Z, "Z")):      # the lecture-style names
+                model.node(v.id).setdefault("hint", hint)
+            model.node(p).update(op="div", attrs={})
+            model.set_args(p, (e.id, Z.id))
             d["op"] = "xent_logits"
-            model.set_args(n, (s.id, Y.id, *(c.id for c in caches)))
+            model.set_args(n, (s.id, Y.id, m.id, Z.id))
             model.rewrites.append(f"{d['span']}: xent(softmax(s), y) -> log-sum-exp cross-entropy")
         else:
             model.set_args(n, (scores.id, Y.id))
