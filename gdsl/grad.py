@@ -67,7 +67,7 @@ class Builder:
     def lit(self, value: float) -> V:
         value = float(value)
         key = ("literal", value)
-        if key not in self.memo:
+        if self.memo.get(key) not in self.m.G:      # new, or optimised away since
             self.memo[key] = self.m.add("literal", value=value, shape=(), **self.extra)
         return V(self, self.memo[key])
 
@@ -84,8 +84,8 @@ class Builder:
         if folded is not None:
             return folded
         ids = tuple(a.id for a in args)
-        key = _key(name, ids, attrs)
-        if key not in self.memo:
+        key = (name, ids, tuple(sorted(attrs.items())) if attrs else ())
+        if self.memo.get(key) not in self.m.G:      # new, or optimised away since
             m = self.m
             try:
                 shape = OPS[name].shape(m.dims, [m.node(i)["shape"] for i in ids], attrs)

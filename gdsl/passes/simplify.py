@@ -7,6 +7,8 @@ Every row keeps the shape: literals are scalars, so x * 1 has x's shape.
 
 from __future__ import annotations
 
+from collections import deque
+
 from ..grad import Builder, V
 from .cse import merge
 
@@ -71,24 +73,32 @@ def _show(model, n) -> str:
 
 
 def simplify(model) -> None:
-    changed = True
-    while changed:
-        changed = False
-        b = Builder(model)
-        for n in model.topo():
-            if n not in model.G:
+    """Apply the rules with a worklist: every node once in order, then again whenever one of
+    its arguments was rewritten, until nothing matches."""
+    rules: dict[str, list] = {}
+    for op, matches, replace in RULES:
+        rules.setdefault(op, []).append((matches, replace, replace.__code__.co_argcount - 1))
+    b = Builder(model)
+    work = deque(model.topo())
+    queued = set(work)
+    while work:
+        n = work.popleft()
+        queued.discard(n)
+        if n not in model.G:
+            continue
+        d = model.node(n)
+        for matches, replace, arity in rules.get(d["op"], ()):
+            if len(d["args"]) != arity or not matches(model, *d["args"]):
                 continue
-            d = model.node(n)
-            for op, matches, replace in RULES:
-                if d["op"] != op or len(d["args"]) != replace.__code__.co_argcount - 1:
-                    continue
-                if not matches(model, *d["args"]):
-                    continue
-                b.extra = dict(span=d["span"], line=d["line"], backward=d.get("backward", False))
-                new = replace(b, *d["args"])
-                if new == n:
-                    continue
-                model.rewrites.append(f"{d['span'] or '-'}: {_show(model, n)} -> {_show(model, new)}")
-                merge(model, n, new, None)
-                changed = True
-                break
+            b.extra = dict(span=d["span"], line=d["line"], backward=d.get("backward", False))
+            new = replace(b, *d["args"])
+            if new == n:
+                continue
+            model.rewrites.append(f"{d['span'] or '-'}: {_show(model, n)} -> {_show(model, new)}")
+            users = list(model.G.successors(n))
+            merge(model, n, new, None)
+            for u in (*users, new):
+                if u not in queued:
+                    work.append(u)
+                    queued.add(u)
+            break
