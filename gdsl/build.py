@@ -16,7 +16,10 @@ from .init import INITS
 from .ir import Model
 from .ops import BINARY_OPERATORS, OPS, user_functions
 
-MAX_NODES = 2_000_000
+# Values in the forward graph as written (inputs, params, consts, literals, operations); the
+# backward pass adds about as many again. A 100,000-statement chain has ~100,000; compiling
+# takes ~17 KB of memory a node at its peak (the emitted module is compiled by Python).
+MAX_NODES = 250_000
 TRAIN_OPTIONS = {
     "lr": float, "epochs": int, "batch_size": int, "optimizer": str, "seed": int,
     "momentum": float, "decay": float, "data": str, "val_fraction": float,
@@ -46,6 +49,9 @@ class _Resolver:
         outputs: list[S.Name] = []
         last_assign = None
         for st in self.p.statements:
+            if m._next > MAX_NODES:       # declarations count too
+                raise GdslLimitError(f"the model has more than {MAX_NODES} nodes", st.span,
+                                     help="the limit is gdsl.build.MAX_NODES")
             if isinstance(st, S.Assign):
                 self._define_check(st.target, st.target_span)
                 n = self.expr(st.value, st.span)
@@ -158,7 +164,8 @@ class _Resolver:
                 n = self.call(node, args, line)
             done[id(node)] = n
             if m._next > MAX_NODES:
-                raise GdslLimitError(f"the model has more than {MAX_NODES} nodes", node.span)
+                raise GdslLimitError(f"the model has more than {MAX_NODES} nodes", node.span,
+                                     help="the limit is gdsl.build.MAX_NODES")
         return done[id(root)]
 
     @staticmethod

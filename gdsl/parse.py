@@ -8,10 +8,9 @@ built bottom-up on Lark's own stack: no parse tree, no recursion, and a
 from __future__ import annotations
 
 import dataclasses
+import re
 from functools import cache
 from importlib import resources
-
-import re
 
 import lark
 from lark import Lark, Token, Transformer
@@ -20,7 +19,11 @@ from lark.lexer import Lexer, PatternStr
 from . import syntax as S
 from .errors import GdslLimitError, GdslSyntaxError, Span
 
-MAX_SOURCE_BYTES = 16 * 1024 * 1024
+# Limits (README: Robustness and limits). A 100,000-statement chain is ~1.5 MB of text and
+# 100,000 operations; the limits leave room for that and stop what would take minutes or
+# gigabytes before the work is done.
+MAX_SOURCE_BYTES = 8 * 1024 * 1024      # bytes of UTF-8 model text
+MAX_NESTING = 10_000                    # brackets inside brackets (Python allows 200)
 
 # Friendly names for the grammar's terminals, used in "expected ..." messages.
 TERMINAL_NAMES = {
@@ -64,6 +67,15 @@ def _number(tok: Token, sign: Token | None = None) -> float:
 
 class ToAst(Transformer):
     """Builds syntax nodes during the LALR parse (grammar alias -> AST class)."""
+
+    operations = 0          # counted during a parse: each makes (at least) one graph node
+    max_operations = 0
+
+    def _operation(self, span: Span) -> None:
+        self.operations += 1
+        if self.operations > self.max_operations:     # stop now, not after parsing it all
+            raise GdslLimitError(f"the model has more than {self.max_operations} operations",
+                                 span, help="the limit is gdsl.build.MAX_NODES")
 
     def start(self, items):
         return S.Program(list(items))
@@ -151,14 +163,18 @@ class ToAst(Transformer):
     # expressions
     def binop(self, c):
         left, op, right = c
+        self._operation(_span(op))
         return S.BinOp(str(op), left, right, Span.cover(left.span, right.span), _span(op))
 
     def unary(self, c):
         op, operand = c
+        if op == "-":
+            self._operation(_span(op))
         return S.Unary(str(op), operand, Span.cover(_span(op), operand.span))
 
     def transpose(self, c):
         operand, tok = c
+        self._operation(_span(tok))
         return S.Transpose(operand, Span.cover(operand.span, _span(tok)))
 
     def number(self, c):
@@ -175,6 +191,7 @@ class ToAst(Transformer):
         positional = tuple(a for a in args if not isinstance(a, S.Keyword))
         keywords = tuple(a for a in args if isinstance(a, S.Keyword))
         end = _span(rpar)
+        self._operation(_span(func))
         return S.Call(str(func), positional, keywords, Span.cover(_span(func), end), _span(func))
 
     def group(self, c):
@@ -252,16 +269,20 @@ def _expected(names) -> str:
 
 def parse(text: str) -> S.Program:
     """Parse model text into a Program; raises GdslSyntaxError with the place and what was expected."""
-    if len(text.encode("utf-8", "surrogatepass")) > MAX_SOURCE_BYTES:
-        raise GdslLimitError(f"model text is larger than the limit of {MAX_SOURCE_BYTES} bytes")
+    if len(text) > MAX_SOURCE_BYTES or (4 * len(text) > MAX_SOURCE_BYTES and len(
+            text.encode("utf-8", "surrogatepass")) > MAX_SOURCE_BYTES):
+        raise GdslLimitError(f"the model text is larger than the limit of {MAX_SOURCE_BYTES} bytes",
+                             help="gdsl.parse.MAX_SOURCE_BYTES")
     if "\x00" in text:
-        at = text.index("\x00")
-        line = text.count("\n", 0, at) + 1
-        col = at - (text.rfind("\n", 0, at) + 1) + 1
-        raise GdslSyntaxError("the model text contains a NUL byte", Span(line, col, line, col + 1),
+        raise GdslSyntaxError("the model text contains a NUL byte", _at(text, text.index("\x00")),
                               help="is this a binary file?")
+    _check_nesting(text)
+    from .build import MAX_NODES
+    parser = _parser()
+    transformer = parser.options.transformer
+    transformer.operations, transformer.max_operations = 0, MAX_NODES
     try:
-        return _parser().parse(text)
+        return parser.parse(text)
     except lark.UnexpectedCharacters as e:
         ch = text[e.pos_in_stream] if e.pos_in_stream is not None and e.pos_in_stream < len(text) else "?"
         span = Span(e.line, e.column, e.line, e.column + 1)
@@ -293,6 +314,33 @@ def parse(text: str) -> S.Program:
         line, col = _end_position(text)
         raise GdslSyntaxError("unexpected end of file", Span(line, col, line, col + 1),
                               notes=[_expected(e.expected)]) from None
+
+
+def _at(text: str, pos: int) -> Span:
+    """The span of the character at ``pos``."""
+    line = text.count("\n", 0, pos) + 1
+    col = pos - (text.rfind("\n", 0, pos) + 1) + 1
+    return Span(line, col, line, col + 1)
+
+
+_BRACKETS = re.compile(r"#[^\n]*|[()\[\]]")
+
+
+def _check_nesting(text: str) -> None:
+    """Brackets nested deeper than MAX_NESTING are an error (comments do not count)."""
+    if text.count("(") + text.count("[") <= MAX_NESTING:
+        return
+    depth = 0
+    for m in _BRACKETS.finditer(text):
+        c = m.group()
+        if c in "([":
+            depth += 1
+            if depth > MAX_NESTING:
+                raise GdslLimitError(f"brackets are nested deeper than the limit of {MAX_NESTING}",
+                                     _at(text, m.start()),
+                                     help="name the inner parts: `a = ...` on lines of their own")
+        elif c in ")]":
+            depth = max(depth - 1, 0)
 
 
 def _hint(e: lark.UnexpectedToken, tok: Token) -> str | None:
