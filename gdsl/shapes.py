@@ -201,7 +201,8 @@ def shape_error(model, n: int, why: str, dims: Dims, shapes: dict) -> GdslShapeE
 def _snippet(model, span) -> str:
     if span is None or not model.source:
         return ""
-    lines = model.source.splitlines()
+    lines = model.source.split("\n")        # the lexer's lines: \r, \f, U+2028 do not end one
     if span.line != span.end_line or span.line > len(lines):
         return ""
-    return lines[span.line - 1][span.col - 1: span.end_col - 1]
+    text = " ".join(lines[span.line - 1][span.col - 1: span.end_col - 1].split())
+    return "".join(c if c.isprintable() else "\ufffd" for c in text)   # no escapes to the terminal
