@@ -6,13 +6,35 @@
 """
 
 from .compiler import CompiledModel, compile, compile_file
-from .errors import (GdslDataError, GdslDivergedError, GdslError, GdslLimitError, GdslNameError,
-                     GdslRuntimeError, GdslShapeError, GdslSyntaxError, GdslTypeError,
-                     GdslUsageError, GdslValueError)
+from .errors import (
+                     GdslDataError,
+                     GdslDivergedError,
+                     GdslError,
+                     GdslLimitError,
+                     GdslNameError,
+                     GdslRuntimeError,
+                     GdslShapeError,
+                     GdslSyntaxError,
+                     GdslTypeError,
+                     GdslUsageError,
+                     GdslValueError,
+)
 
 __version__ = "0.1.0"
 
-__all__ = ["compile", "compile_file", "CompiledModel", "GdslError", "GdslSyntaxError",
-           "GdslNameError", "GdslTypeError", "GdslShapeError", "GdslValueError",
-           "GdslRuntimeError", "GdslDataError", "GdslLimitError", "GdslUsageError",
-           "GdslDivergedError"]
+__all__ = [
+                     "CompiledModel",
+                     "GdslDataError",
+                     "GdslDivergedError",
+                     "GdslError",
+                     "GdslLimitError",
+                     "GdslNameError",
+                     "GdslRuntimeError",
+                     "GdslShapeError",
+                     "GdslSyntaxError",
+                     "GdslTypeError",
+                     "GdslUsageError",
+                     "GdslValueError",
+                     "compile",
+                     "compile_file",
+]

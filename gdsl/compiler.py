@@ -14,9 +14,9 @@ import importlib.util
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -407,5 +407,13 @@ def _debug_enabled() -> bool:
     return os.environ.get("GDSL_DEBUG", "") not in ("", "0")
 
 
-__all__ = ["compile", "compile_file", "CompiledModel", "run_pipeline", "STAGES", "write_atomic",
-           "load_module", "sys"]
+__all__ = [
+    "STAGES",
+    "CompiledModel",
+    "compile",
+    "compile_file",
+    "load_module",
+    "run_pipeline",
+    "sys",
+    "write_atomic",
+]

@@ -100,7 +100,7 @@ def report(compiled, dims: dict[str, int], itemsize: int = 8) -> str:
         for r in c.rows:
             if r.backward == backward:
                 kept = num(r.kept_bytes) + "B" if r.kept_bytes else ""
-                lines.append(f"{r.text[:28]:<28} {r.op:<12} {str(list(r.shape)):<16} "
+                lines.append(f"{r.text[:28]:<28} {r.op:<12} {list(r.shape)!s:<16} "
                              f"{num(r.flops):>8} {kept:>8}")
     lines.append(f"total: forward {num(c.forward_flops)} FLOPs, backward {num(c.backward_flops)} "
                  f"FLOPs, {num(c.kept_bytes)}B of forward values kept for the backward pass")

@@ -289,7 +289,7 @@ def emit_module(model, title: str) -> tuple[str, dict[int, int]]:
         put(_unparse(stmt))
 
     fwd_roots = [model.loss, *model.outputs.values()] if model.loss is not None else list(model.outputs.values())
-    fwd_ret = ast.Dict([_str(k) for k in ([model.loss_name] if model.loss is not None else []) + list(model.outputs)],
+    ast.Dict([_str(k) for k in ([model.loss_name] if model.loss is not None else []) + list(model.outputs)],
                        [None] * 0)
     sections = [("forward", model.forward_order, fwd_roots,
                  "The forward pass: the loss and every output, by name.")]

@@ -27,8 +27,8 @@ remaining axes (X is d x n, one-hot Y is C x n); losses average over examples.
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from . import shapes as sh
 from .shapes import Mismatch
@@ -305,7 +305,7 @@ defop("expand_to", 2, like_second, _expand_emit,
 
 
 def _count_emit(a, at, s):
-    axis, shape = at.get("axis"), s[0]
+    axis, _shape = at.get("axis"), s[0]
     if axis is None:
         return attr(a[0], "size")
     return ast.Subscript(attr(a[0], "shape"), const(axis), ast.Load())

@@ -308,6 +308,9 @@ def parse(text: str) -> S.Program:
                 what = f"unexpected keyword `{tok}`"
             span = Span(tok.line, tok.column, tok.line, tok.column + max(1, len(str(tok).rstrip("\n"))))
         help = _hint(e, tok)
+        if str(tok) in KEYWORDS and "NAME" in e.expected:       # param loss[C, d]
+            raise GdslSyntaxError(f"`{tok}` is a keyword and cannot be used as a name", span,
+                                  help="choose another name") from None
         raise GdslSyntaxError(what, span, notes=[_expected(e.expected)] if e.expected else [],
                               help=help) from None
     except lark.UnexpectedEOF as e:

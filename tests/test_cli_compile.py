@@ -6,7 +6,7 @@ import subprocess
 
 
 def gdsl(*args, env=None, cwd=None):
-    return subprocess.run(["gdsl", *args], capture_output=True, text=True, env=env, cwd=cwd)
+    return subprocess.run(["gdsl", *args], capture_output=True, text=True, env=env, cwd=cwd, check=False)
 
 
 def test_compile_to_stdout_and_file(tmp_path):

@@ -7,9 +7,9 @@ import subprocess
 import sys
 
 import numpy as np
+from helpers import MODELS
 
 import gdsl
-from helpers import MODELS
 
 
 def test_same_model_gives_byte_identical_code():
@@ -50,8 +50,8 @@ def test_module_runs_without_gdsl(tmp_path, rng):
     out = tmp_path / "lecture_model.py"
     subprocess.run(["gdsl", "compile", "models/linear_softmax.gdsl", "-o", str(out)], check=True)
     C, d, n = 3, 4, 5
-    A = dict(x=rng.normal(size=(d, n)), y=np.eye(C)[rng.integers(0, C, n)].T,
-             W=rng.normal(size=(C, d)), b=np.zeros((C, 1)))
+    A = {"x": rng.normal(size=(d, n)), "y": np.eye(C)[rng.integers(0, C, n)].T,
+             "W": rng.normal(size=(C, d)), "b": np.zeros((C, 1))}
     np.savez(tmp_path / "a.npz", **A)
     script = (
         "import sys, numpy as np, lecture_model as m\n"
@@ -71,8 +71,8 @@ def test_module_runs_without_gdsl(tmp_path, rng):
 def test_forward_of_the_module_returns_loss_and_outputs(rng):
     m = gdsl.compile_file("models/linear_svm.gdsl")
     C, d, n = 3, 4, 5
-    A = dict(x=rng.normal(size=(d, n)), y=rng.integers(0, C, n), W=rng.normal(size=(C, d)),
-             b=np.zeros((C, 1)))
+    A = {"x": rng.normal(size=(d, n)), "y": rng.integers(0, C, n), "W": rng.normal(size=(C, d)),
+             "b": np.zeros((C, 1))}
     out = m.module.forward(**A)
     assert set(out) == {"J", "s"}
     np.testing.assert_allclose(out["s"], A["W"] @ A["x"])

@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 
 import gdsl
-from gdsl.errors import (GdslError, GdslNameError, GdslRuntimeError, GdslShapeError,
-                         GdslSyntaxError, GdslTypeError, GdslValueError)
+from gdsl.errors import (
+    GdslError,
+    GdslNameError,
+    GdslRuntimeError,
+    GdslShapeError,
+    GdslSyntaxError,
+    GdslTypeError,
+    GdslValueError,
+)
 
 HEAD = "input x[d, n]\ninput y[C, n]\nparam W[C, d]\nparam b[C, 1]\n"
 
@@ -71,8 +78,8 @@ def lecture():
 
 
 def good_arrays(rng, C=3, d=4, n=5):
-    return dict(x=rng.normal(size=(d, n)), y=np.eye(C)[rng.integers(0, C, n)].T,
-                W=rng.normal(size=(C, d)), b=np.zeros((C, 1)))
+    return {"x": rng.normal(size=(d, n)), "y": np.eye(C)[rng.integers(0, C, n)].T,
+                "W": rng.normal(size=(C, d)), "b": np.zeros((C, 1))}
 
 
 def test_missing_array(lecture, rng):

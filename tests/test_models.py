@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import MODELS, assert_grads_match
 
 import gdsl
-from helpers import MODELS, assert_grads_match
 
 DIMS = {"d": 5, "n": 4, "C": 3, "m": 6}
 
@@ -29,8 +29,8 @@ def test_every_model_gradient_checks(path, rng):
     m = gdsl.compile_file(path)
     if path.name == "oneliner.gdsl":     # no declarations: shapes bind at call time
         C, d, n = 3, 5, 4
-        arrays = dict(W=rng.normal(size=(C, d)), x=rng.normal(size=(d, n)), b=rng.normal(size=(C, 1)),
-                      y=np.eye(C)[rng.integers(0, C, n)].T, lam=np.float64(0.1))
+        arrays = {"W": rng.normal(size=(C, d)), "x": rng.normal(size=(d, n)), "b": rng.normal(size=(C, 1)),
+                      "y": np.eye(C)[rng.integers(0, C, n)].T, "lam": np.float64(0.1)}
     else:
         arrays = arrays_for(m, rng)
     assert_grads_match(m, arrays)
@@ -114,9 +114,9 @@ def test_the_one_liner_compiles_as_written(rng):
     assert set(m.inputs) == {"W", "x", "b", "y", "lam"}
     assert m.labels == ["y"]
     C, d, n = 3, 4, 5
-    A = dict(W=rng.normal(size=(C, d)), x=rng.normal(size=(d, n)), b=rng.normal(size=(C, 1)),
-             y=rng.integers(0, C, n), lam=0.1)
-    J, g = m.value_and_grad(**A)
+    A = {"W": rng.normal(size=(C, d)), "x": rng.normal(size=(d, n)), "b": rng.normal(size=(C, 1)),
+             "y": rng.integers(0, C, n), "lam": 0.1}
+    _J, g = m.value_and_grad(**A)
     P = softmax_cols(A["W"] @ A["x"] + A["b"])
     Y = np.eye(C)[A["y"]].T
     np.testing.assert_allclose(g["W"], (P - Y) @ A["x"].T / n + 0.2 * A["W"], atol=1e-12)
@@ -125,8 +125,8 @@ def test_the_one_liner_compiles_as_written(rng):
 
 def test_consts_take_their_default_and_can_be_overridden(lecture, rng):
     C, d, n = 3, 4, 5
-    A = dict(x=rng.normal(size=(d, n)), y=np.eye(C)[rng.integers(0, C, n)].T,
-             W=rng.normal(size=(C, d)), b=np.zeros((C, 1)))
+    A = {"x": rng.normal(size=(d, n)), "y": np.eye(C)[rng.integers(0, C, n)].T,
+             "W": rng.normal(size=(C, d)), "b": np.zeros((C, 1))}
     base = lecture.forward(**A)["J"]
     r = np.sum(A["W"] ** 2)
     np.testing.assert_allclose(lecture.forward(**A, lam=0.5)["J"] - base, (0.5 - 0.01) * r)
@@ -135,8 +135,8 @@ def test_consts_take_their_default_and_can_be_overridden(lecture, rng):
 
 def test_outputs_are_returned_by_name(lecture, rng):
     C, d, n = 3, 4, 5
-    A = dict(x=rng.normal(size=(d, n)), y=np.eye(C)[rng.integers(0, C, n)].T,
-             W=rng.normal(size=(C, d)), b=np.zeros((C, 1)))
+    A = {"x": rng.normal(size=(d, n)), "y": np.eye(C)[rng.integers(0, C, n)].T,
+             "W": rng.normal(size=(C, d)), "b": np.zeros((C, 1))}
     out = lecture.forward(**A)
     assert set(out) == {"J", "p"}
     np.testing.assert_allclose(out["p"], softmax_cols(A["W"] @ A["x"]))
@@ -152,7 +152,7 @@ def test_wrt_names_choose_what_is_differentiated(rng):
 
 def test_float32_stays_float32(lecture, rng):
     C, d, n = 3, 4, 5
-    A = dict(x=rng.normal(size=(d, n)).astype(np.float32), y=np.eye(C, dtype=np.float32)[rng.integers(0, C, n)].T,
-             W=rng.normal(size=(C, d)).astype(np.float32), b=np.zeros((C, 1), np.float32))
-    J, g = lecture.value_and_grad(**A)
+    A = {"x": rng.normal(size=(d, n)).astype(np.float32), "y": np.eye(C, dtype=np.float32)[rng.integers(0, C, n)].T,
+             "W": rng.normal(size=(C, d)).astype(np.float32), "b": np.zeros((C, 1), np.float32)}
+    _J, g = lecture.value_and_grad(**A)
     assert g["W"].dtype == np.float32 and g["b"].dtype == np.float32

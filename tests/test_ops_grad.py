@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import assert_grads_match, numeric_grad
 
 import gdsl
 from gdsl.ops import OPS, defop
-
-from helpers import assert_grads_match, numeric_grad
 
 BROADCAST_GROUPS = [
     [(), (3, 4)], [(3, 4), ()], [(3, 4), (3, 4)], [(3, 4), (3, 1)], [(3, 1), (3, 4)],
@@ -71,7 +70,7 @@ def test_binary_ops(op, shapes, declared, rng):
     out = np.broadcast_shapes(sa, sb)
     G = rng.normal(size=out)
     decls = [decl("a", sa), decl("b", sb), decl("G", out)] if declared else []
-    check("\n".join(decls + [f"J = sum(({expr}) * G)"]), dict(a=a, b=b, G=G), ["a", "b"])
+    check("\n".join(decls + [f"J = sum(({expr}) * G)"]), {"a": a, "b": b, "G": G}, ["a", "b"])
 
 
 @pytest.mark.parametrize("op", sorted(UNARY))
@@ -82,7 +81,7 @@ def test_unary_ops(op, shape, rng):
     out = shape[::-1] if op == "transpose" else (() if op == "sqnorm" else shape)
     G = rng.normal(size=out)
     text = "\n".join([decl("a", shape), decl("G", out), f"J = sum(({UNARY[op]}) * G)"])
-    check(text, dict(a=a, G=G), ["a"])
+    check(text, {"a": a, "G": G}, ["a"])
 
 
 MATMUL_SHAPES = [((3, 4), (4, 5)), ((3, 4), (4,)), ((4,), (4, 5)), ((4,), (4,)), ((1, 4), (4, 1))]
@@ -95,7 +94,7 @@ def test_matmul(sa, sb, declared, rng):
     out = np.empty(sa)[..., :] @ np.empty(sb)
     G = rng.normal(size=np.shape(out))
     decls = [decl("a", sa), decl("b", sb), decl("G", np.shape(out))] if declared else []
-    check("\n".join(decls + ["J = sum((a @ b) * G)"]), dict(a=a, b=b, G=G), ["a", "b"])
+    check("\n".join(decls + ["J = sum((a @ b) * G)"]), {"a": a, "b": b, "G": G}, ["a", "b"])
 
 
 REDUCTIONS = [(None, False), (0, False), (1, False), (-1, False), (0, True), (1, True), (None, True)]
@@ -111,7 +110,7 @@ def test_reductions(fn, axis, keepdims, shape, rng):
     kw = f", axis={axis}" if axis is not None else ""
     kw += ", keepdims=True" if keepdims else ""
     text = "\n".join([decl("a", shape), decl("G", np.shape(ref)), f"v = {fn}(a{kw})", "J = sum(v * G)"])
-    m = check(text, dict(a=a, G=G), ["a"])
+    m = check(text, {"a": a, "G": G}, ["a"])
     np.testing.assert_allclose(m.forward(a=a, G=G)["J"], np.sum(ref * G))
 
 
@@ -121,7 +120,7 @@ def test_softmax(fn, axis, rng):
     s = rng.normal(size=(4, 5)) * 3
     G = rng.normal(size=(4, 5))
     text = f"input s[4, 5]\ninput G[4, 5]\nJ = sum({fn}(s, axis={axis}) * G)"
-    m = check(text, dict(s=s, G=G), ["s"])
+    m = check(text, {"s": s, "G": G}, ["s"])
     e = np.exp(s - s.max(axis=axis, keepdims=True))
     p = e / e.sum(axis=axis, keepdims=True)
     want = p if fn == "softmax" else np.log(p)
@@ -137,7 +136,7 @@ def test_xent(labels, optimize, rng):
     y = np.eye(C)[k].T if labels == "onehot" else k
     m = gdsl.compile(f"input s[{C}, {n}]\ninput y[{C}, {n}]\nJ = xent(softmax(s), y)",
                      wrt=["s"], optimize=optimize)
-    assert_grads_match(m, dict(s=s, y=y))
+    assert_grads_match(m, {"s": s, "y": y})
     p = np.exp(s) / np.exp(s).sum(0)
     np.testing.assert_allclose(m.forward(s=s, y=y)["J"], -np.mean(np.log(p[k, np.arange(n)])))
     # the lecture's closed form: dl/ds = (P - Y) / n
@@ -150,7 +149,7 @@ def test_xent_of_probabilities(rng):
     p = rng.uniform(0.1, 1, size=(C, n))
     y = np.eye(C)[rng.integers(0, C, n)].T
     m = gdsl.compile(f"input p[{C}, {n}]\ninput y[{C}, {n}]\nJ = xent(p, y)", wrt=["p"])
-    assert_grads_match(m, dict(p=p, y=y))
+    assert_grads_match(m, {"p": p, "y": y})
     np.testing.assert_allclose(m.forward(p=p, y=y)["J"], -np.mean(np.log((y * p).sum(0))))
 
 
@@ -163,7 +162,7 @@ def test_svm(labels, rng):
     m = gdsl.compile(f"input s[{C}, {n}]\ninput y[{C}, {n}]\nJ = svm(s, y)", wrt=["s"])
     margins = s - s[k, np.arange(n)] + 1
     assert np.min(np.abs(margins)) > 1e-3          # away from the hinge
-    assert_grads_match(m, dict(s=s, y=y))
+    assert_grads_match(m, {"s": s, "y": y})
     want = np.sum(np.maximum(0, margins) * (1 - np.eye(C)[k].T)) / n
     np.testing.assert_allclose(m.forward(s=s, y=y)["J"], want)
 
@@ -185,9 +184,9 @@ def test_a_wrong_derivative_fails_the_check(rng):
         m = gdsl.compile("input a[3]\nJ = sum(bad_square(a))", wrt=["a"])
         a = rng.normal(size=3)
         with pytest.raises(AssertionError):
-            assert_grads_match(m, dict(a=a))
+            assert_grads_match(m, {"a": a})
         # and the finite differences agree with the true derivative
-        num = numeric_grad(lambda **kw: m.forward(**kw)["J"], dict(a=a), "a")
+        num = numeric_grad(lambda **kw: m.forward(**kw)["J"], {"a": a}, "a")
         np.testing.assert_allclose(num, 2 * a, rtol=1e-6)
     finally:
         del OPS["bad_square"]

@@ -6,11 +6,11 @@ import ast
 import itertools
 
 import pytest
+from helpers import MODELS
 
 import gdsl
 import gdsl.emit
 from gdsl import unparse
-from helpers import MODELS
 
 
 def check_roundtrip(node):

@@ -24,7 +24,7 @@ def _evaluate(op: str, attrs: dict, values: list[float]):
     expr = ast.fix_missing_locations(ast.Expression(OPS[op].emit(names, attrs, [()] * len(values))))
     env = {f"a{i}": np.float64(v) for i, v in enumerate(values)}
     with np.errstate(all="ignore"):
-        return eval(compile(expr, f"<fold {op}>", "eval"), {"np": np}, env)  # noqa: S307 (our own ast)
+        return eval(compile(expr, f"<fold {op}>", "eval"), {"np": np}, env)
 
 
 def fold(model) -> None:

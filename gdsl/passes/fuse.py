@@ -23,7 +23,7 @@ def fuse(model) -> None:
         d = model.node(n)
         if d["op"] not in ("xent", "log", "svm"):
             continue
-        b.extra = dict(span=d["span"], line=d["line"])
+        b.extra = {"span": d["span"], "line": d["line"]}
         src = model.node(d["args"][0])
         if d["op"] == "log":
             if src["op"] == "softmax":
@@ -38,7 +38,7 @@ def fuse(model) -> None:
             s = V(b, src["args"][0])
             Y = b.op("onehot", labels, s)
             p = d["args"][0]
-            b.extra = dict(span=src["span"], line=src["line"])
+            b.extra = {"span": src["span"], "line": src["line"]}
             m, Z = OPS["xent_logits"].caches(s, Y)
             e = b.op("exp", s - m)
             for v, hint in ((m, "m"), (e, "e"), (Z, "Z")):      # the lecture-style names

@@ -90,7 +90,7 @@ def simplify(model) -> None:
         for matches, replace, arity in rules.get(d["op"], ()):
             if len(d["args"]) != arity or not matches(model, *d["args"]):
                 continue
-            b.extra = dict(span=d["span"], line=d["line"], backward=d.get("backward", False))
+            b.extra = {"span": d["span"], "line": d["line"], "backward": d.get("backward", False)}
             new = replace(b, *d["args"])
             if new == n:
                 continue
