@@ -12,7 +12,6 @@ import gc
 import hashlib
 import importlib.util
 import os
-import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -414,6 +413,5 @@ __all__ = [
     "compile_file",
     "load_module",
     "run_pipeline",
-    "sys",
     "write_atomic",
 ]
