@@ -248,7 +248,7 @@ def check_error(text: str, e: GdslError) -> None:
         raise _fail(text, f"message does not start with file:line:col: {first!r}")
     shown = rendered.split("\n")
     if len(shown) >= 4:
-        want = text.split("\n")[e.span.line - 1].rstrip("\r")
+        want = text.split("\n")[e.span.line - 1].removesuffix("\r")     # CRLF ends a line too
         got = shown[2].split(" | ", 1)[1] if " | " in shown[2] else None
         if got is None or len(got) != len(want.expandtabs(1)):
             raise _fail(text, f"the message shows the wrong source line:\n{rendered}")
