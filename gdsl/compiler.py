@@ -305,7 +305,11 @@ class CompiledModel:
                                      m.node(n)["span"]).attach(m.source, m.filename)
         out = {}
         for k, v in arrays.items():
-            a = np.asarray(v)
+            try:
+                a = np.asarray(v)
+            except Exception as e:      # ragged lists, objects whose __array__ fails
+                raise GdslValueError(f"array `{k}` is not an array of numbers: {e}",
+                                     m.node(self._leaf(k))["span"]).attach(m.source, m.filename) from None
             kind = a.dtype.kind
             if kind in BAD_KINDS:
                 raise GdslValueError(f"array `{k}` has {BAD_KINDS[kind]} dtype {a.dtype}; "
