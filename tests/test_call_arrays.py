@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fuzzkit import MODELS, record
 
 import gdsl
-from fuzzkit import MODELS, record
 
 C, D, N = 3, 4, 5
 
@@ -23,8 +23,8 @@ def model(tmp_path_factory):
 
 def good():
     rng = np.random.default_rng(0)
-    return dict(x=rng.normal(size=(D, N)), y=np.eye(C)[:, [0, 1, 2, 0, 1]],
-                W=rng.normal(size=(C, D)), b=np.zeros((C, 1)))
+    return {"x": rng.normal(size=(D, N)), "y": np.eye(C)[:, [0, 1, 2, 0, 1]],
+                "W": rng.normal(size=(C, D)), "b": np.zeros((C, 1))}
 
 
 class Weird:
