@@ -81,6 +81,7 @@ def test_count(request):
     record(request.config, "bad call-time arrays tried (x forward, value_and_grad)", 2 * len(BAD))
 
 
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")      # np.asmatrix
 @pytest.mark.parametrize("what, name, value", [
     ("nested lists", "x", good()["x"].tolist()),
     ("bool", "x", np.ones((D, N), bool)),
