@@ -14,6 +14,7 @@ Used by tests/test_fuzz.py and tests/test_injection.py; also a script for long r
 from __future__ import annotations
 
 import ast
+import functools
 import os
 import random
 import re
@@ -70,8 +71,13 @@ SNIPPETS = [
 ]
 
 
+@functools.cache
+def _model_texts() -> tuple[str, ...]:
+    return tuple(p.read_text(encoding="utf-8") for p in MODELS)
+
+
 def seed_texts() -> list[str]:
-    return [p.read_text(encoding="utf-8") for p in MODELS] + SNIPPETS
+    return [*_model_texts(), *SNIPPETS]
 
 
 # -- grammar-based generation (hypothesis.extra.lark) -----------------------------------------
