@@ -517,6 +517,15 @@ def ratio(r, name):
     return f"{x:.2f}×{bad}"
 
 
+def best(r):
+    """gdsl / NumPy from each one's fastest round: what the ratio is when no burst of load
+    from other processes hit either (the median is the figure of record)."""
+    t = r["times"]
+    if GDSL not in t or "min" not in t[GDSL]:
+        return "—"
+    return f"{t[GDSL]['min'] / t[NUMPY]['min']:.2f}×"
+
+
 def flt(r, name):
     t = r["times"].get(name)
     return f"{t['faults']:.0f}" if t and "faults" in t else "—"
@@ -580,16 +589,18 @@ def report(results, comp, info, args) -> str:
     for dtype in dict.fromkeys(r["dtype"] for r in results):
         rs = [r for r in results if r["dtype"] == dtype]
         w(f"### Loss + gradient, {dtype}: median ms per call, ratio to hand-written NumPy\n")
-        w("| workload | NumPy ms | gdsl ms | **gdsl** | gdsl -O0 | wrapper µs | NumPy rows "
-          "| rows chunked | BLAS floor | autograd | PyTorch | JAX jit | JAX 1st call ms |")
-        w("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        w("| workload | NumPy ms | gdsl ms | **gdsl** | gdsl best | gdsl -O0 | wrapper µs "
+          "| NumPy rows | rows chunked | BLAS floor | autograd | PyTorch | JAX jit "
+          "| JAX 1st call ms |")
+        w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in rs:
             t = r["times"]
             g = t.get(GDSL)
             wrap = f"{r['wrapper_us']:.1f}" if r.get("wrapper_us") is not None else "—"
             jc = r["first_call"].get("jax")
             w(f"| {r['label']} | {fmt_ms(t[NUMPY]['median'])} | "
-              f"{fmt_ms(g['median']) if g else '—'} | **{ratio(r, GDSL)}** | {ratio(r, O0)} | "
+              f"{fmt_ms(g['median']) if g else '—'} | **{ratio(r, GDSL)}** | {best(r)} | "
+              f"{ratio(r, O0)} | "
               f"{wrap} | {ratio(r, ROWS)} | {ratio(r, CHUNKED)} | {ratio(r, FLOOR)} | "
               f"{ratio(r, 'autograd')} | "
               f"{ratio(r, 'torch')} | {ratio(r, 'jax')} | "
@@ -769,7 +780,7 @@ def main(argv=None) -> int:
 
     args.rounds = 7 if args.quick else 41
     args.target = 0.004 if args.quick else 0.02
-    args.budget = 1.5 if args.quick else 12.0
+    args.budget = 1.5 if args.quick else 9.0
     if args._child and args._child[0] == "peer":
         args.budget /= 2
     if args.chain_timeout is None:
