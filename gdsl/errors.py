@@ -13,12 +13,13 @@ and renders like a modern compiler's message::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True)
-class Span:
-    """A region of the model text: 1-based line and column, end exclusive."""
+class Span(NamedTuple):
+    """A region of the model text: 1-based line and column, end exclusive.
+
+    A named tuple rather than a dataclass: a large model makes a million of them."""
 
     line: int
     col: int
