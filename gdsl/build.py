@@ -19,7 +19,7 @@ from .ops import BINARY_OPERATORS, OPS, user_functions
 # Values in the forward graph as written (inputs, params, consts, literals, operations); the
 # backward pass adds about as many again. A 100,000-statement chain has ~100,000; compiling
 # takes ~17 KB of memory a node at its peak (the emitted module is compiled by Python).
-MAX_NODES = 250_000
+MAX_NODES = 1_000_000     # a 100,000-statement chain of three ops each fits
 TRAIN_OPTIONS = {
     "lr": float, "epochs": int, "batch_size": int, "optimizer": str, "seed": int,
     "momentum": float, "decay": float, "data": str, "val_fraction": float,
