@@ -28,8 +28,17 @@ def register(sub):
 
 
 def read_model(path: str) -> str:
+    """The model text; at most MAX_SOURCE_BYTES are read, so /dev/zero or a huge file is a
+    clear error, not a MemoryError. Newlines are read as text mode reads them (\\r\\n, \\r -> \\n)."""
+    from .errors import GdslLimitError
+    from .parse import MAX_SOURCE_BYTES
     try:
-        return Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as f:
+            data = f.read(MAX_SOURCE_BYTES + 1)
+        if len(data) > MAX_SOURCE_BYTES:
+            raise GdslLimitError(f"the model file is larger than the limit of {MAX_SOURCE_BYTES} "
+                                 "bytes", filename=path, help="gdsl.parse.MAX_SOURCE_BYTES")
+        return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     except FileNotFoundError:
         raise GdslUsageError(f"no such model file: {path}") from None
     except IsADirectoryError:

@@ -118,6 +118,50 @@ class _Function:
                 self.uses[a] = self.uses.get(a, 0) + 1
         self.rooted = set(roots)
         self.as_float = _bool_arrays_to_cast(model, order, self.rooted)
+        self.inplace = self._accumulations()
+
+    def _accumulations(self) -> dict[int, int]:
+        """Sums that can grow in place: for n = a + b (or a - b) where a is a fresh array of
+        n's own shape that nothing else reads, emit `n = a` then `n += b`, as a hand-written
+        g_W = g_s @ x.T; g_W += 2 * lam * W does. Returns {a: n}. (The emitted code expects
+        the arrays of one call to share a float dtype; CompiledModel casts them so.)"""
+        m, out, taken = self.m, {}, set()
+        position = {n: i for i, n in enumerate(self.order)}
+        # Only a float array may take `+=` of anything: masks (x > 0), integer labels and
+        # literals times them (2 * mask) are not. A node is surely float when its op makes
+        # floats of anything (/, exp, ...) or it mixes in a surely float argument.
+        floats = {"div", "exp", "log", "tanh", "sigmoid", "sqrt", "softmax", "logsoftmax", "mean",
+                  "onehot", "max_grad", "xent", "xent_logits", "svm", "svm_grad", "zeros_like"}
+        surely_float = set()
+        for n in self.order:
+            d = m.node(n)
+            op = d["op"]
+            if (op in ("input", "param") and d["name"] not in m.labels or op in floats
+                    or op not in ("literal", "const", "input", "param", "gt", "ge", "lt", "le",
+                                  "step", "argmax", "count", "examples")
+                    and any(a in surely_float for a in   # expand_to, sum_to: g's dtype
+                            (d["args"][:1] if op in ("expand_to", "sum_to") else d["args"]))):
+                surely_float.add(n)
+        for n in self.order:
+            d = m.node(n)
+            if d["op"] not in ("add", "sub") or n in self.as_float:
+                continue
+            shape = m.dims.shape(d["shape"])
+            if not shape:
+                continue
+            # the operand computed last, so that the sum is allocated as late as it can be
+            operands = d["args"][:1] if d["op"] == "sub" else sorted(d["args"], key=position.get,
+                                                                      reverse=True)
+            for a in operands:
+                ad = m.node(a)
+                if (ad["op"] in OPS and OPS[ad["op"]].fresh and self.uses.get(a) == 1
+                        and ad["name"] is None and a in surely_float
+                        and a not in self.rooted and a not in taken and a not in self.as_float
+                        and m.dims.shape(ad["shape"]) == shape and d["args"][0] != d["args"][1]):
+                    out[a] = n
+                    taken.add(a)
+                    break
+        return out
 
     def statements(self, funcname: str):
         """Yield (comment, ast statement, node, names it reads) in order."""
@@ -143,6 +187,16 @@ class _Function:
             if op == "literal":
                 exprs[n] = (const(d["value"]), 0, ())
                 continue
+            if n in self.inplace.values():            # n = a + b, a already in n: n += b
+                target = self.namer.of(m, self._home(n))
+                other = next(i for i, a in enumerate(d["args"]) if self.inplace.get(a) != n)
+                value, _, reads = exprs[d["args"][other]]
+                aug = ast.AugAssign(ast.Name(target, ast.Store()),
+                                    ast.Add() if op == "add" else ast.Sub(), value)
+                yield self._fresh_comment(d, last_line), aug, n, (*reads, target)
+                last_line = self._comment(d) or last_line
+                exprs[n] = (_name(target), 0, (target,))
+                continue
             args = [exprs[a] for a in d["args"]]
             shapes = [m.dims.shape(m.node(a)["shape"]) for a in d["args"]]
             expr = OPS[op].emit([a[0] for a in args], d["attrs"], shapes)
@@ -151,10 +205,11 @@ class _Function:
             depth = 1 + max((a[1] for a in args), default=0)
             reads = tuple(v for a in args for v in a[2])
             named = d["name"] is not None or d.get("grad_of") is not None
-            if not named and self.uses.get(n, 0) == 1 and n not in self.rooted and depth <= MAX_INLINE_DEPTH:
+            if (not named and self.uses.get(n, 0) == 1 and n not in self.rooted
+                    and depth <= MAX_INLINE_DEPTH and n not in self.inplace):
                 exprs[n] = (expr, depth, reads)
                 continue
-            target = self.namer.of(m, n)
+            target = self.namer.of(m, self._home(n))
             comment = self._comment(d)
             if comment == last_line:
                 comment = None
@@ -163,6 +218,16 @@ class _Function:
             yield comment, ast.Assign([ast.Name(target, ast.Store())], expr), n, reads
             exprs[n] = (_name(target), 0, (target,))
         self.exprs = exprs
+
+    def _home(self, n: int) -> int:
+        """The sum that n's array ends up in (n itself, or the sum it is accumulated into)."""
+        while n in self.inplace:
+            n = self.inplace[n]
+        return n
+
+    def _fresh_comment(self, d, last_line):
+        comment = self._comment(d)
+        return None if comment == last_line else comment
 
     def _comment(self, d) -> str | None:
         span = d.get("line") or d.get("span")
@@ -328,7 +393,8 @@ def _liveness(model, body, returned: set[str]) -> dict[int, list[str]]:
     """After which statement each intermediate is used for the last time: `del` it there,
     so an array lives only as long as the rest of the pass needs it."""
     leaves = {"input", "param", "const"}
-    temps = {stmt.targets[0].id for _, stmt, node, _ in body
+    temps = {(stmt.targets[0] if isinstance(stmt, ast.Assign) else stmt.target).id
+             for _, stmt, node, _ in body
              if model.node(node)["op"] not in leaves and model.node(node)["shape"] != ()}
     last: dict[str, int] = {}
     for i, (_, _, _, reads) in enumerate(body):

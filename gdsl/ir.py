@@ -145,7 +145,7 @@ class Model:
         d = self.node(n)
         if d["name"]:
             return d["name"]
-        if d.get("grad_of") is not None:
+        if d.get("grad_of") in self.G:      # (an optimisation may have removed it)
             return "g_" + self.label(d["grad_of"])
         if d["op"] == "literal":
             return repr(d["value"])
@@ -180,7 +180,7 @@ class Model:
             lhs = f"%{n}"
             if d["name"]:
                 lhs += f" {d['name']}"
-            if d.get("grad_of") is not None:
+            if d.get("grad_of") in self.G:
                 lhs += f" (grad of {self.label(d['grad_of'])})"
             if d["op"] == "literal":
                 rhs = repr(d["value"])

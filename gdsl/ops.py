@@ -12,6 +12,7 @@ Each row gives
     broadcasts whether arguments broadcast (the backward pass then sums g back
                over broadcast axes, one `unbroadcast` for every such op)
     flops      the cost model of `gdsl stats`: FLOPs per output element, or a rule
+    fresh      whether the result is a new float array the emitted code may update in place
     jacobian   for teaching: the local Jacobian of the op in the lecture's notation,
                one per argument ({x}, {y}, {ans} are the argument and result names)
     helpers    module-level NumPy helpers the emission calls (see HELPERS)
@@ -51,6 +52,7 @@ class Op:
     cached: int = 0                  # how many trailing arguments are caches
     constant: bool = False           # piecewise constant (masks, counts, one-hot): gradient 0
     flops: Callable | int = 1        # FLOPs per output element, or (arg_sizes, out_size, shapes) -> FLOPs
+    fresh: bool = True               # returns a new float array (not a view, an input or a mask)
 
 
 OPS: dict[str, Op] = {}
@@ -199,8 +201,9 @@ defop("minimum", 2, bcast, lambda a, at, s: np_("minimum", *a),
 # comparisons: masks for the backward pass, no derivative of their own
 for _name, _sym in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
     defop(_name, 2, bcast, lambda a, at, s, _sym=_sym: bin_(a[0], _sym, a[1]), None, None,
-          user=False, constant=True)
-defop("step", 1, same, lambda a, at, s: bin_(a[0], ">", const(0)), None, user=False, constant=True)
+          user=False, constant=True, fresh=False)
+defop("step", 1, same, lambda a, at, s: bin_(a[0], ">", const(0)), None, user=False, constant=True,
+      fresh=False)
 
 # elementwise, one argument
 
@@ -258,7 +261,8 @@ defop("mm_grad_x", 3, lambda dims, s, at: s[1], lambda a, at, s: helper("_mm_gra
 defop("mm_grad_y", 3, lambda dims, s, at: s[2], lambda a, at, s: helper("_mm_grad_y", *a), None,
       user=False, helpers=("_mm_grad_y",))
 defop("transpose", 1, transposed, lambda a, at, s: attr(a[0], "T"),
-      lambda g, ans, x, **at: g.T, jacobian=("the permutation vec({x}) -> vec({x}ᵀ)",), flops=0)
+      lambda g, ans, x, **at: g.T, jacobian=("the permutation vec({x}) -> vec({x}ᵀ)",), flops=0,
+      fresh=False)
 
 # reductions
 
@@ -289,6 +293,7 @@ defop("max_grad", 3, like_second,
       lambda a, at, s: helper("_max_grad", *a, const(at.get("axis")), const(bool(at.get("keepdims")))),
       None, user=False, keywords=_RED, helpers=("_max_grad",))
 defop("argmax", 1, reduced, lambda a, at, s: np_("argmax", a[0], axis=at.get("axis", 0)), None,
+      fresh=False,
       keywords={"axis": 0}, doc="index of the largest entry along an axis (not differentiable)")
 
 
@@ -301,7 +306,8 @@ def _expand_emit(a, at, s):
 
 # g of a reduced shape, broadcast back over the reduced axes (a view, nothing copied)
 defop("expand_to", 2, like_second, _expand_emit,
-      lambda g, ans, gx, x, **at: call("sum", g, **at), None, user=False, keywords=_RED, flops=0)
+      lambda g, ans, gx, x, **at: call("sum", g, **at), None, user=False, keywords=_RED, flops=0,
+      fresh=False)
 
 
 def _count_emit(a, at, s):
@@ -330,7 +336,7 @@ def _sum_to_emit(a, at, s):
 
 
 # g summed back to the shape of x where shapes are known only at call time
-defop("sum_to", 2, like_second, _sum_to_emit, None, user=False, helpers=("_sum_to",))
+defop("sum_to", 2, like_second, _sum_to_emit, None, user=False, helpers=("_sum_to",), fresh=False)
 defop("zeros_like", 1, same, lambda a, at, s: np_("zeros_like", a[0]), None, user=False,
       constant=True)
 
@@ -394,7 +400,7 @@ def onehot_shape(dims, s, at):
 
 
 defop("onehot", 2, onehot_shape, lambda a, at, s: helper("_onehot", *a), None, None, user=False,
-      helpers=("_onehot",), constant=True)
+      helpers=("_onehot",), constant=True, fresh=False)
 defop("svm", 2, loss_shape, lambda a, at, s: helper("_svm", *a),
       lambda g, ans, s, y, **at: call("svm_grad", g, s, y), None,
       helpers=("_svm", "_onehot"), flops=lambda z, o, s: 5 * z[0], jacobian=("Σⱼ≠y [{x}ⱼ − {x}_y + 1 > 0](eⱼ − e_y)ᵀ",),
