@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from .compiler import STAGE_NAMES, run_pipeline, write_atomic
 from .errors import GdslUsageError

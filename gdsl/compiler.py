@@ -307,7 +307,7 @@ class CompiledModel:
         for k, v in arrays.items():
             try:
                 a = np.asarray(v)
-            except Exception as e:      # ragged lists, objects whose __array__ fails
+            except Exception as e:  # noqa: BLE001 (ragged lists, objects whose __array__ fails: any error)
                 raise GdslValueError(f"array `{k}` is not an array of numbers: {e}",
                                      m.node(self._leaf(k))["span"]).attach(m.source, m.filename) from None
             kind = a.dtype.kind
