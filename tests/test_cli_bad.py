@@ -165,3 +165,20 @@ def test_debug_shows_the_traceback(args, debug):
     r = run(*args, debug=debug)
     assert r.returncode == 1 and "Traceback" in r.stderr
     assert r.stderr.rstrip("\n").split("\n")[-1].strip()      # the message still comes
+
+
+def test_an_endless_file_is_a_clear_error():
+    """/dev/zero is read only up to the size limit, not into a MemoryError."""
+    if not os.path.exists("/dev/zero"):
+        pytest.skip("no /dev/zero")
+    r = run("compile", "/dev/zero")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.startswith("/dev/zero: error: the model file is larger than the limit of")
+
+
+def test_dump_after_an_optimisation_that_removes_a_differentiated_node(tmp_path):
+    """x + -W -> x - W leaves the gradient of the removed -W: the IR dump still names it."""
+    model = tmp_path / "m.gdsl"
+    model.write_text("param W[1, n]\ninput x[C, 1]\nJ = sum(x + -W)\n")
+    r = run("compile", str(model), "--dump-after", "optimise")
+    assert r.returncode == 0 and "Traceback" not in r.stderr and "grads W=" in r.stderr
