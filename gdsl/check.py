@@ -445,7 +445,7 @@ def locate_wrong_rule(compiled: CompiledModel, values: dict, order: list[int], t
         if bad:
             i = min(bad, key=lambda k: -bad[k])
             span = d.get("line") or d.get("span")
-            lines = m.source.splitlines()
+            lines = m.source.split("\n")
             line = span.line if span else None
             text = lines[line - 1].strip() if line and line <= len(lines) else m.label(n)
             return NodeReport(n, d["op"], i, bad[i], line, text, d.get("span"))

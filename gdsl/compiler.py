@@ -155,17 +155,9 @@ def compile(text: str, wrt: list[str] | None = None, *, filename: str | None = N
 
 def compile_file(path: str | os.PathLike, wrt: list[str] | None = None, *,
                  optimize: bool = True, outputs: list[str] | None = None) -> CompiledModel:
-    """Compile a model file; see ``compile``."""
-    from .errors import GdslUsageError
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise GdslUsageError(f"no such model file: {path}") from None
-    except UnicodeDecodeError as e:
-        raise GdslError(f"{path}: the model file is not UTF-8 text ({e.reason} at byte {e.start})",
-                        filename=str(path)) from None
-    except OSError as e:
-        raise GdslUsageError(f"cannot read model file {path}: {e.strerror}") from None
+    """Compile a model file; see ``compile``. Reads at most MAX_SOURCE_BYTES of it."""
+    from .cmd_compile import read_model
+    text = read_model(str(path))
     return compile(text, wrt, filename=str(path), optimize=optimize, outputs=outputs)
 
 

@@ -254,7 +254,8 @@ def source_text(source: str, span, limit: int = 100) -> str:
     text = line[span.col - 1:end].strip()
     if len(text) > limit:
         text = text[:limit - 3] + "..."
-    text = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+    text = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}"
+                   for c in text)
     if len(_text_cache) > 100_000:
         _text_cache.clear()
     _text_cache[key] = text

@@ -68,8 +68,7 @@ def defop(name, arity, shape, emit, *vjp, **kw) -> Op:
 # -- building Python ast for the emission --------------------------------------------------
 
 def const(v) -> ast.expr:
-    if isinstance(v, float) and v.is_integer() and abs(v) < 2**53:
-        v = int(v)
+    # floats stay floats (1.0, not 1): an int literal times a mask would make an int array
     if isinstance(v, tuple):
         return ast.Tuple([const(x) for x in v], ast.Load())
     if isinstance(v, (int, float)) and v < 0:
