@@ -747,6 +747,7 @@ def update_readme(path: Path, text: str, tag: str) -> None:
         return
     head, rest = readme.split(begin, 1)
     tail = rest.split(end, 1)[1]
+    text = text.replace("\n### ", "\n#### ")     # the README nests the report one level down
     path.write_text(f"{head}{begin}\n{text}\n{end}{tail}", encoding="utf-8")
 
 
