@@ -119,6 +119,7 @@ class _Function:
         self.rooted = set(roots)
         self.as_float = _bool_arrays_to_cast(model, order, self.rooted)
         self.inplace = self._accumulations()
+        self.sums = set(self.inplace.values())
 
     def _accumulations(self) -> dict[int, int]:
         """Sums that can grow in place: for n = a + b (or a - b) where a is a fresh array of
@@ -187,7 +188,7 @@ class _Function:
             if op == "literal":
                 exprs[n] = (const(d["value"]), 0, ())
                 continue
-            if n in self.inplace.values():            # n = a + b, a already in n: n += b
+            if n in self.sums:                        # n = a + b, a already in n: n += b
                 target = self.namer.of(m, self._home(n))
                 other = next(i for i, a in enumerate(d["args"]) if self.inplace.get(a) != n)
                 value, _, reads = exprs[d["args"][other]]

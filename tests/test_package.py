@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_installed_package_finds_its_grammar(tmp_path):
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
                     "--target", str(target), str(ROOT)], check=True, capture_output=True)
     assert (target / "gdsl" / "grammars" / "gdsl.lark").is_file()
     script = ("import gdsl, sys; m = gdsl.compile('z = W @ x; s = z + b; J = xent(softmax(s), y) + lam*sqnorm(W)'); "
