@@ -237,6 +237,8 @@ class CompiledModel:
         self.train_options = dict(self.module.TRAIN)
         self.filename = model.filename
         self._checked: dict = {}
+        self._needed: dict = {}
+        self._known = {**self.inputs, **self.params, **self.consts}
         self._unknown = any(model.node(n)["shape"] is None
                             for n in [*model.inputs.values(), *model.params.values()])
 
@@ -281,9 +283,12 @@ class CompiledModel:
 
     def _prepare(self, arrays: dict, order: list[int]) -> dict:
         m = self.model
-        needed = [n for n in order if m.node(n)["op"] in ("input", "param")]
-        needed += [n for n in order if m.node(n)["op"] == "const" and m.node(n)["value"] is None]
-        known = {**self.inputs, **self.params, **self.consts}
+        needed = self._needed.get(id(order))
+        if needed is None:      # the leaves this pass reads, found once per pass
+            needed = [n for n in order if m.node(n)["op"] in ("input", "param")]
+            needed += [n for n in order if m.node(n)["op"] == "const" and m.node(n)["value"] is None]
+            self._needed[id(order)] = needed
+        known = self._known
         for k in arrays:
             if k not in known:
                 err = GdslValueError(f"unknown array `{k}`",
@@ -314,6 +319,9 @@ class CompiledModel:
         if sig not in self._checked:
             self._check_shapes(out, order)
             self._checked[sig] = True
+        for k in self.consts:       # a const as a Python number: NumPy's weak scalar, so that
+            if k in out:            # lam does not turn float32 arrays into float64
+                out[k] = out[k].item()
         return out
 
     def _check_shapes(self, arrays: dict, order: list[int]) -> None:
