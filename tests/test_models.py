@@ -156,3 +156,12 @@ def test_float32_stays_float32(lecture, rng):
              "W": rng.normal(size=(C, d)).astype(np.float32), "b": np.zeros((C, 1), np.float32)}
     _J, g = lecture.value_and_grad(**A)
     assert g["W"].dtype == np.float32 and g["b"].dtype == np.float32
+
+
+def test_a_const_passed_in_keeps_float32(lecture, rng):
+    C, d, n = 3, 4, 5
+    A = {"x": rng.normal(size=(d, n)).astype(np.float32),
+         "y": np.eye(C, dtype=np.float32)[rng.integers(0, C, n)].T,
+         "W": rng.normal(size=(C, d)).astype(np.float32), "b": np.zeros((C, 1), np.float32)}
+    J, g = lecture.value_and_grad(**A, lam=0.1)
+    assert np.asarray(J).dtype == np.float32 and g["W"].dtype == np.float32
