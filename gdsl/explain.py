@@ -28,6 +28,7 @@ import numpy as np
 
 from .draw import View, display_name, teaching_model
 from .errors import GdslError, GdslUsageError
+from .grad import _reachable_from
 from .ir import Model
 from .ops import HELPERS, OPS
 from .shapes import Dims, infer, show_shape
@@ -217,13 +218,7 @@ class Lesson:
         except GdslError:
             self.shapes = {}
         wrt_nodes = [m.names[w] for w in m.wrt]
-        reach = set()
-        stack = list(wrt_nodes)
-        while stack:
-            n = stack.pop()
-            if n not in reach:
-                reach.add(n)
-                stack.extend(m.G.successors(n))
+        reach = _reachable_from(m, wrt_nodes)       # as the backward pass sees it
         active = m.needed([m.loss]) & reach
         self.active = [n for n in v.nodes if n in active]
         act = set(self.active)

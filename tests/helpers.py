@@ -38,3 +38,20 @@ def assert_grads_match(model, arrays: dict, rtol: float = 1e-6, atol: float = 1e
         num = numeric_grad(f, arrays, name)
         assert np.shape(g) == np.shape(arrays[name]), name
         np.testing.assert_allclose(g, num, rtol=rtol, atol=atol, err_msg=f"gradient of {name}")
+
+
+def run_cli(*args):
+    """Run the CLI in this process (as `gdsl ...`); (exit code, stdout, stderr)."""
+    import contextlib
+    import io
+    import subprocess
+
+    from gdsl.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as e:
+            code = e.code
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())

@@ -1,14 +1,11 @@
 """gdsl explain / model.explain: the lecture's forward and backward order and Jacobians."""
 
-import contextlib
-import io
-import subprocess
 from pathlib import Path
 
 import pytest
+from helpers import run_cli
 
 import gdsl
-from gdsl.cli import main
 from gdsl.draw import View, teaching_model
 from gdsl.explain import Lesson, jacobian_check
 
@@ -144,15 +141,7 @@ def test_mlp_names_its_gradients_per_layer():
     assert "∂h/∂t2 = diag([t2 > 0])" in text
 
 
-def _cli(*args):
-    """Run the CLI in this process (as `gdsl ...`); (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(list(args))
-        except SystemExit as e:
-            code = e.code
-    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+_cli = run_cli
 
 
 def test_cli_explain(tmp_path):

@@ -1,18 +1,15 @@
 """gdsl graph / model.draw: the lecture's drawing, as DOT, SVG and PNG."""
 
-import contextlib
-import io
 import shutil
-import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import networkx as nx
 import pydot
 import pytest
+from helpers import run_cli
 
 import gdsl
-from gdsl.cli import main
 from gdsl.compiler import run_pipeline
 from gdsl.draw import View, to_dot
 
@@ -130,15 +127,7 @@ def test_graphviz_is_used_when_installed(lecture, tmp_path, monkeypatch):
     assert 'data-format="-Tsvg"' in svg
 
 
-def _cli(*args):
-    """Run the CLI in this process (as `gdsl ...`); (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(list(args))
-        except SystemExit as e:
-            code = e.code
-    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+_cli = run_cli
 
 
 def test_cli_graph_writes_each_format(tmp_path):
