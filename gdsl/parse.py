@@ -204,8 +204,17 @@ class ToAst(Transformer):
 
 
 def grammar_text() -> str:
-    """The grammar as shipped with the package (grammars/gdsl.lark)."""
-    return resources.files("gdsl.grammars").joinpath("gdsl.lark").read_text(encoding="utf-8")
+    """The grammar as shipped with the package (grammars/gdsl.lark).
+
+    Run from a source tree (the repository's root on sys.path, no install), `gdsl` is the
+    plain directory and the `gdsl.grammars` mapping of pyproject.toml does not exist:
+    the grammar is then read from the tree's top-level grammars/.
+    """
+    try:
+        where = resources.files("gdsl.grammars")
+    except ModuleNotFoundError:
+        where = resources.files("gdsl").joinpath("..", "grammars")
+    return where.joinpath("gdsl.lark").read_text(encoding="utf-8")
 
 
 class FastLexer(Lexer):

@@ -19,3 +19,16 @@ def test_installed_package_finds_its_grammar(tmp_path):
     out = subprocess.run([sys.executable, "-c", script, str(target)], cwd=tmp_path, check=True,
                          capture_output=True, text=True, env={"PYTHONPATH": str(target), "PATH": ""})
     assert out.stdout.strip() == "['W', 'b', 'lam', 'x', 'y']"
+
+
+def test_source_tree_without_install_finds_its_grammar(tmp_path):
+    """`python3 -c 'import gdsl ...'` from the repository's root imports the plain gdsl/
+    directory, where the gdsl.grammars mapping of pyproject.toml does not exist."""
+    script = ("import gdsl, sys; m = gdsl.compile('J = sum(x * x)'); "
+              "assert gdsl.__file__.startswith(sys.argv[1]); print(sorted(m.inputs))")
+    out = subprocess.run([sys.executable, "-S", "-c", script, str(ROOT / "gdsl")], cwd=ROOT,
+                         capture_output=True, text=True,
+                         env={"PYTHONPATH": str(ROOT) + ":" + ":".join(p for p in sys.path if "site-packages" in p),
+                              "PATH": "", "GDSL_CACHE": str(tmp_path)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "['x']"
