@@ -54,7 +54,7 @@ def _resolve(m: Model, o: Options):
 
 def _shapes(m: Model, o: Options):
     infer(m)
-    m.written = m.G.copy()      # the model as written, with shapes: CompiledModel.graph
+    m.written = m.copy_graph()  # the model as written, with shapes: CompiledModel.graph
 
 
 def _fuse(m: Model, o: Options):
@@ -78,7 +78,7 @@ def _schedule(m: Model, o: Options):
 
 def _emit(m: Model, o: Options):
     title = f"{m.filename or 'model'}: forward and backward pass"
-    m.code, m.linemap = emit_module(m, title)
+    m.code, m.linemap = emit_module(m, title, in_place=o.optimize)
 
 
 STAGES: list[tuple[str, Callable]] = [

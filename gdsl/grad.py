@@ -57,49 +57,60 @@ class Builder:
     def __init__(self, model, **node_extra):
         self.m = model
         self.extra = node_extra
-        self.memo: dict = {}
-        for n, d in model.G.nodes(data=True):
-            if d["op"] == "literal":
-                self.memo.setdefault(("literal", d["value"]), n)
-            elif d["op"] not in LEAVES:
-                self.memo.setdefault(_key(d["op"], d["args"], d["attrs"]), n)
+        self._memo: dict | None = None
+
+    @property
+    def memo(self) -> dict:
+        """(op, args, attrs) -> node for the graph's nodes, found when first needed (a pass
+        that builds nothing never scans the graph)."""
+        if self._memo is None:
+            self._memo = {}
+            for n, d in self.m.G._node.items():
+                if d["op"] == "literal":
+                    self._memo.setdefault(("literal", d["value"]), n)
+                elif d["op"] not in LEAVES:
+                    self._memo.setdefault(_key(d["op"], d["args"], d["attrs"]), n)
+        return self._memo
 
     def lit(self, value: float) -> V:
         value = float(value)
         key = ("literal", value)
-        if self.memo.get(key) not in self.m.G:      # new, or optimised away since
-            self.memo[key] = self.m.add("literal", value=value, shape=(), **self.extra)
-        return V(self, self.memo[key])
-
-    def _val(self, x) -> V:
-        return x if isinstance(x, V) else self.lit(x)
+        memo = self.memo
+        n = memo.get(key)
+        if n not in self.m.G._node:     # new, or optimised away since
+            n = memo[key] = self.m.add("literal", value=value, shape=(), **self.extra)
+        return V(self, n)
 
     def _literal(self, v: V):
-        d = self.m.node(v.id)
+        d = self.m.G._node[v.id]
         return d["value"] if d["op"] == "literal" else None
 
     def op(self, name: str, *args, **attrs) -> V:
-        args = [self._val(a) for a in args]
+        args = [a if isinstance(a, V) else self.lit(a) for a in args]
         folded = self._fold(name, args)
         if folded is not None:
             return folded
         ids = tuple(a.id for a in args)
         key = (name, ids, tuple(sorted(attrs.items())) if attrs else ())
-        if self.memo.get(key) not in self.m.G:      # new, or optimised away since
+        memo, nodes = self.memo, self.m.G._node
+        n = memo.get(key)
+        if n not in nodes:      # new, or optimised away since
             m = self.m
             try:
-                shape = OPS[name].shape(m.dims, [m.node(i)["shape"] for i in ids], attrs)
+                shape = OPS[name].shape(m.dims, [nodes[i]["shape"] for i in ids], attrs)
             except Mismatch as e:   # the seed dJ/dJ = 1 is a scalar: a loss that is not one ends here
                 raise GdslShapeError(f"cannot build the backward pass here: {e}", self.extra.get("span"),
                                      help="the loss must be a scalar: reduce it, e.g. `J = sum(...)`, "
                                      "and name it with `loss J`") from None
-            self.memo[key] = m.add(name, ids, attrs=attrs, shape=shape, **self.extra)
-        return V(self, self.memo[key])
+            n = memo[key] = m.add(name, ids, attrs=attrs, shape=shape, **self.extra)
+        return V(self, n)
 
     def _fold(self, name, args):
-        if name == "onehot" and self.m.node(args[0].id)["op"] == "onehot":   # already one-hot
+        nodes = self.m.G._node
+        first = nodes[args[0].id]
+        if name == "onehot" and first["op"] == "onehot":   # already one-hot
             return args[0]
-        lits = [self._literal(a) for a in args]
+        lits = [d["value"] if d["op"] == "literal" else None for d in (nodes[a.id] for a in args)]
         if len(args) == 2 and None not in lits:
             x, y = lits
             try:
@@ -111,8 +122,8 @@ class Builder:
                 return self.lit(value)
         if name == "neg" and lits[0] is not None:
             return self.lit(-lits[0])
-        if name == "neg" and self.m.node(args[0].id)["op"] == "neg":      # --x -> x
-            return V(self, self.m.node(args[0].id)["args"][0])
+        if name == "neg" and first["op"] == "neg":      # --x -> x
+            return V(self, first["args"][0])
         if len(args) == 2:
             x, y = args
             lx, ly = lits
@@ -127,7 +138,7 @@ class Builder:
             if name == "mul" and lx == -1:      # -1*x -> -x
                 return self.op("neg", y)
             if name == "mul" and self._is_reciprocal(y):       # x * (1/y) -> x / y
-                return self.op("div", x, V(self, self.m.node(y.id)["args"][1]))
+                return self.op("div", x, V(self, nodes[y.id]["args"][1]))
         return None
 
     def _is_reciprocal(self, v: V) -> bool:

@@ -58,14 +58,35 @@ class Model:
     def add(self, op: str, args: tuple[int, ...] = (), *, attrs: dict | None = None,
             name: str | None = None, span: Span | None = None, line: Span | None = None,
             shape=None, **extra) -> int:
+        # Straight into NetworkX's own dicts (what add_node and add_edge do, without their
+        # checks): a large model adds hundreds of thousands of nodes.
         n = self._next
-        self._next += 1
+        self._next = n + 1
         self._topo = None
-        self.G.add_node(n, op=op, args=tuple(args), attrs=dict(attrs or {}), name=name,
-                        span=span, line=line, shape=shape, **extra)
+        G = self.G
+        args = tuple(args)
+        G._node[n] = {"op": op, "args": args, "attrs": dict(attrs) if attrs else {}, "name": name,
+                      "span": span, "line": line, "shape": shape, **extra}
+        G._succ[n] = {}
+        pred = G._pred[n] = {}
+        succ = G._succ
         for a in args:
-            self.G.add_edge(a, n)
+            if a not in pred:
+                pred[a] = succ[a][n] = {}       # one edge-data dict, shared as NetworkX does
         return n
+
+    def copy_graph(self) -> nx.DiGraph:
+        """A copy of the graph (what G.copy() gives, without its per-node and per-edge checks)."""
+        G, H = self.G, nx.DiGraph()
+        H.graph.update(G.graph)
+        H._node.update((n, d.copy()) for n, d in G._node.items())
+        H._succ.update((n, {}) for n in G._succ)
+        H._pred.update((n, {}) for n in G._pred)
+        succ, pred = H._succ, H._pred
+        for u, users in G._succ.items():
+            for v, e in users.items():
+                succ[u][v] = pred[v][u] = e.copy()
+        return H
 
     def node(self, n: int) -> dict:
         return self.G._node[n]      # the node's attribute dict (G.nodes[n] without the view)
@@ -100,15 +121,18 @@ class Model:
         Kahn's algorithm with a heap: among the nodes whose arguments are all done,
         the earliest created goes first, so the forward pass follows the source.
         """
+        pred, succ = self.G._pred, self.G._succ
+        if nodes is not None:
+            nodes = set(nodes)
+            if nodes >= pred.keys():     # all of them (a pass that needs the whole graph)
+                nodes = None
         if nodes is None and self._topo is not None:
             return list(self._topo)
-        pred, succ = self.G._pred, self.G._succ
         if nodes is None:
             nodes = pred
             waiting = {n: len(p) for n, p in pred.items()}
         else:
-            nodes = set(nodes)
-            waiting = {n: sum(1 for a in pred[n] if a in nodes) for n in nodes}
+            waiting = {n: len(nodes.intersection(pred[n])) for n in nodes}
         ready = [n for n, k in waiting.items() if k == 0]
         heapq.heapify(ready)
         order = []

@@ -10,12 +10,15 @@ LEAVES = ("input", "param", "const")
 
 def cse(model) -> None:
     seen: dict = {}
+    nodes = model.G._node
     for n in model.topo():
-        d = model.node(n)
-        if d["op"] in LEAVES:
+        d = nodes[n]
+        op = d["op"]
+        if op in LEAVES:
             continue
-        key = (("literal", d["value"]) if d["op"] == "literal"
-               else (d["op"], d["args"], tuple(sorted(d["attrs"].items()))))
+        attrs = d["attrs"]
+        key = (("literal", d["value"]) if op == "literal"
+               else (op, d["args"], tuple(sorted(attrs.items())) if attrs else ()))
         keep = seen.setdefault(key, n)
         if keep != n:
             merge(model, n, keep, "same value as")

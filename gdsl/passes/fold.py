@@ -30,14 +30,12 @@ def _evaluate(op: str, attrs: dict, values: list[float]):
 def fold(model) -> None:
     from ..grad import Builder
     b = Builder(model)
+    nodes = model.G._node
     for n in model.topo():
-        d = model.node(n)
-        if d["op"] not in FOLDABLE:
+        d = nodes[n]
+        if d["op"] not in FOLDABLE or any(nodes[a]["op"] != "literal" for a in d["args"]):
             continue
-        args = [model.node(a) for a in d["args"]]
-        if not all(a["op"] == "literal" for a in args):
-            continue
-        value = float(_evaluate(d["op"], d["attrs"], [a["value"] for a in args]))
+        value = float(_evaluate(d["op"], d["attrs"], [nodes[a]["value"] for a in d["args"]]))
         if not math.isfinite(value):
             continue
         lit = b.lit(value).id

@@ -14,12 +14,12 @@ from .cse import merge
 
 
 def _lit(model, n, value) -> bool:
-    d = model.node(n)
+    d = model.G._node[n]
     return d["op"] == "literal" and d["value"] == value
 
 
 def _op(model, n, name) -> bool:
-    return model.node(n)["op"] == name
+    return model.G._node[n]["op"] == name
 
 
 def _arg(model, n, i=0) -> int:
@@ -81,12 +81,13 @@ def simplify(model) -> None:
     b = Builder(model)
     work = deque(model.topo())
     queued = set(work)
+    nodes = model.G._node
     while work:
         n = work.popleft()
         queued.discard(n)
-        if n not in model.G:
+        d = nodes.get(n)
+        if d is None:       # merged away
             continue
-        d = model.node(n)
         for matches, replace, arity in rules.get(d["op"], ()):
             if len(d["args"]) != arity or not matches(model, *d["args"]):
                 continue
