@@ -400,13 +400,45 @@ def onehot_shape(dims, s, at):
 
 defop("onehot", 2, onehot_shape, lambda a, at, s: helper("_onehot", *a), None, None, user=False,
       helpers=("_onehot",), constant=True, fresh=False)
-defop("svm", 2, loss_shape, lambda a, at, s: helper("_svm", *a),
-      lambda g, ans, s, y, **at: call("svm_grad", g, s, y), None,
-      helpers=("_svm", "_onehot"), flops=lambda z, o, s: 5 * z[0], jacobian=("Σⱼ≠y [{x}ⱼ − {x}_y + 1 > 0](eⱼ − e_y)ᵀ",),
+# The multi-class hinge loss works from its margins M = max(0, s_j - s_y + 1), 0 for the true
+# class y: the loss is ΣM / n and the gradient needs only [M > 0]. The fuse pass computes M
+# once, as the cache argument of svm_hinge; unfused, svm's gradient computes it again.
+
+
+def _svm_vjp(g, ans, s, y, **at):
+    Y = call("onehot", y, s)
+    return call("svm_grad", g, call("svm_margins", s, Y), Y)
+
+
+def _svm_margins_caches(s, Y):
+    return [call("svm_margins", s, Y)]
+
+
+def _svm_hinge_emit(a, at, s):
+    # l = Σ M over the examples, / n
+    return bin_(meth(a[2], "sum"), "/", _examples_emit(a[:1], {}, s[:1]))
+
+
+def margins_shape(dims, s, at):
+    sh.labels_like(dims, s[0], s[1])
+    return s[0]
+
+
+SVM_JACOBIAN = "Σⱼ≠y [{x}ⱼ − {x}_y + 1 > 0](eⱼ − e_y)ᵀ"
+defop("svm", 2, loss_shape, lambda a, at, s: helper("_svm", *a), _svm_vjp, None,
+      helpers=("_svm",), flops=lambda z, o, s: 5 * z[0], jacobian=(SVM_JACOBIAN,),
       doc="multi-class hinge loss Σ_{j≠y} max(0, s_j - s_y + 1), averaged over examples "
           "(subgradient 0 exactly at the hinge)")
+defop("svm_margins", 2, margins_shape, lambda a, at, s: helper("_svm_margins", *a), None, None,
+      user=False, helpers=("_svm_margins",), flops=5)
+defop("svm_hinge", 3, loss_shape, _svm_hinge_emit,
+      lambda g, ans, s, Y, M, **at: call("svm_grad", g, M, Y), None, None, user=False,
+      caches=_svm_margins_caches, cached=1, flops=lambda z, o, s: z[2],
+      jacobian=(SVM_JACOBIAN,),
+      doc="multi-class hinge loss of scores s for one-hot labels Y, from its margins M "
+          "(the cache): Σ M / n")
 defop("svm_grad", 3, like_second, lambda a, at, s: helper("_svm_grad", *a), None, None, None,
-      user=False, helpers=("_svm_grad", "_onehot"), flops=7)
+      user=False, helpers=("_svm_grad",), flops=5)
 defop("sqnorm", 1, scalar, lambda a, at, s: np_("vdot", a[0], a[0]),
       lambda g, ans, x, **at: x * (2 * g), jacobian=("2{x}",), flops=lambda z, o, s: 2 * z[0],
       doc="squared Frobenius norm ‖W‖² = Σ W²")
@@ -450,15 +482,25 @@ def _xent(p, y):
     "_svm": '''
 def _svm(s, y):
     """Multi-class hinge loss Σ_{j≠y} max(0, s_j - s_y + 1), averaged over the examples."""
-    Y = _onehot(y, s)
-    margins = np.maximum(s - (Y * s).sum(axis=0, keepdims=True) + 1, 0) * (1 - Y)
-    return margins.sum() / s[0].size
+    return _svm_margins(s, _onehot(y, s)).sum() / s[0].size
+''',
+    "_svm_margins": '''
+def _svm_margins(s, Y):
+    """max(0, s_j - s_y + 1) for each class j, and 0 for the true class y (one-hot Y)."""
+    M = s - (Y * s).sum(axis=0, keepdims=True)
+    M += 1
+    M -= Y          # the true class: 1 - 1 = 0 exactly, so ΣM needs no (1 - Y) mask
+    np.maximum(M, 0, out=M)
+    return M
 ''',
     "_svm_grad": '''
-def _svm_grad(g, s, y):
-    Y = _onehot(y, s)
-    active = (s - (Y * s).sum(axis=0, keepdims=True) + 1 > 0) * (1 - Y)
-    return (active - Y * active.sum(axis=0, keepdims=True)) * (g / s[0].size)
+def _svm_grad(g, M, Y):
+    """∂l/∂s from the margins: each violated margin (M > 0, so 0 at the hinge) pulls s_j up
+    and s_y down, averaged over the examples."""
+    A = (M > 0).astype(M.dtype)
+    A -= Y * A.sum(axis=0, keepdims=True)
+    A *= g / M[0].size
+    return A
 ''',
     "_max_grad": '''
 def _max_grad(g, x, m, axis, keepdims):
@@ -492,8 +534,7 @@ def _mm_grad_y(g, x, y):
 }
 
 # helpers that call other helpers
-HELPER_DEPS = {"_xent": ("_onehot",), "_svm": ("_onehot",),
-               "_svm_grad": ("_onehot",)}
+HELPER_DEPS = {"_xent": ("_onehot",), "_svm": ("_onehot", "_svm_margins")}
 
 
 def user_functions() -> list[str]:

@@ -154,17 +154,23 @@ def test_xent_of_probabilities(rng):
 
 
 @pytest.mark.parametrize("labels", ["onehot", "integer"])
-def test_svm(labels, rng):
+@pytest.mark.parametrize("optimize", [True, False], ids=["fused", "unfused"])
+def test_svm(labels, optimize, rng):
     C, n = 4, 7
     s = rng.normal(size=(C, n))
     k = rng.integers(0, C, size=n)
     y = np.eye(C)[k].T if labels == "onehot" else k
-    m = gdsl.compile(f"input s[{C}, {n}]\ninput y[{C}, {n}]\nJ = svm(s, y)", wrt=["s"])
+    m = gdsl.compile(f"input s[{C}, {n}]\ninput y[{C}, {n}]\nJ = svm(s, y)", wrt=["s"],
+                     optimize=optimize)
     margins = s - s[k, np.arange(n)] + 1
     assert np.min(np.abs(margins)) > 1e-3          # away from the hinge
     assert_grads_match(m, {"s": s, "y": y})
     want = np.sum(np.maximum(0, margins) * (1 - np.eye(C)[k].T)) / n
     np.testing.assert_allclose(m.forward(s=s, y=y)["J"], want)
+    # the lecture's closed form: dl/ds_j = [margin_j > 0] / n, dl/ds_y = -Σ_j≠y [margin_j > 0] / n
+    _, g = m.value_and_grad(s=s, y=y)
+    active = (margins > 0) * (1 - np.eye(C)[k].T)
+    np.testing.assert_allclose(g["s"], (active - np.eye(C)[k].T * active.sum(0)) / n, rtol=1e-15)
 
 
 def test_every_differentiable_user_op_is_covered():
