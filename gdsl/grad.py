@@ -219,11 +219,12 @@ def _is_cache(op, i: int) -> bool:
 def _reachable_from(model, nodes) -> set[int]:
     """Nodes that depend on the given ones through something with a derivative
     (a mask, a count or a one-hot of them is piecewise constant: no gradient)."""
+    users, attrs = model.G._succ, model.G._node
     seen = set()
     stack = list(nodes)
     while stack:
         n = stack.pop()
         if n not in seen:
             seen.add(n)
-            stack.extend(u for u in model.G.successors(n) if not OPS[model.node(u)["op"]].constant)
+            stack.extend(u for u in users[n] if not OPS[attrs[u]["op"]].constant)
     return seen

@@ -119,17 +119,26 @@ class Model:
         """Deterministic topological order (creation order breaks ties), without recursion.
 
         Kahn's algorithm with a heap: among the nodes whose arguments are all done,
-        the earliest created goes first, so the forward pass follows the source.
+        the earliest created goes first, so the forward pass follows the source. While
+        every node is newer than its arguments (until a pass rewires one to a newer
+        node), that order is simply creation order.
         """
-        pred, succ = self.G._pred, self.G._succ
+        pred = self.G._pred
         if nodes is not None:
             nodes = set(nodes)
             if nodes >= pred.keys():     # all of them (a pass that needs the whole graph)
                 nodes = None
-        if nodes is None and self._topo is not None:
-            return list(self._topo)
         if nodes is None:
-            nodes = pred
+            if self._topo is None:
+                self._topo = self._order(pred)
+            return list(self._topo)
+        return self._order(nodes)
+
+    def _order(self, nodes) -> list[int]:
+        pred, succ = self.G._pred, self.G._succ
+        if all(a < n for n in nodes for a in pred[n]):
+            return sorted(nodes)
+        if nodes is pred:
             waiting = {n: len(p) for n, p in pred.items()}
         else:
             waiting = {n: len(nodes.intersection(pred[n])) for n in nodes}
@@ -148,8 +157,6 @@ class Model:
                         push(ready, u)
         if len(order) != len(nodes):
             raise AssertionError("the graph has a cycle")
-        if nodes is pred:
-            self._topo = list(order)
         return order
 
     def needed(self, roots) -> set[int]:
