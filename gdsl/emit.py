@@ -15,7 +15,9 @@ import builtins
 import keyword
 import unicodedata
 
-from .ops import HELPER_DEPS, HELPERS, OPS, const
+import numpy as np
+
+from .ops import HELPER_DEPS, HELPERS, OPS, const, np_
 from .unparse import statement
 
 MAX_INLINE_DEPTH = 4
@@ -110,27 +112,78 @@ def _bool_arrays_to_cast(model, order: list[int], roots: set[int]) -> set[int]:
 class _Function:
     """One emitted function: the nodes its roots need, in schedule order."""
 
-    def __init__(self, model, namer: Namer, order: list[int], roots: list[int]):
+    def __init__(self, model, namer: Namer, order: list[int], roots: list[int], in_place=True):
         self.m, self.namer, self.order = model, namer, order
         self.uses: dict[int, int] = {}
+        self.user: dict[int, int] = {}          # the last node that reads each value
+        self.position = {n: i for i, n in enumerate(order)}
         for n in order:
             for a in model.node(n)["args"]:
                 self.uses[a] = self.uses.get(a, 0) + 1
+                self.user[a] = n
         self.rooted = set(roots)
         self.as_float = _bool_arrays_to_cast(model, order, self.rooted)
-        self.inplace = self._accumulations()
-        self.sums = set(self.inplace.values())
+        self.shares: dict[int, tuple] = {}
+        self.inplace = self._in_place() if in_place else {}
+        self.into = {n: a for a, n in self.inplace.items()}
+        self.renamed = {a: n for a, n in self.inplace.items()
+                        if self.uses.get(a) == 1 and model.node(a)["name"] is None
+                        and model.node(a).get("grad_of") is None}
 
-    def _accumulations(self) -> dict[int, int]:
-        """Sums that can grow in place: for n = a + b (or a - b) where a is a fresh array of
-        n's own shape that nothing else reads, emit `n = a` then `n += b`, as a hand-written
-        g_W = g_s @ x.T; g_W += 2 * lam * W does. Returns {a: n}. (The emitted code expects
-        the arrays of one call to share a float dtype; CompiledModel casts them so.)"""
-        m, out, taken = self.m, {}, set()
-        position = {n: i for i, n in enumerate(self.order)}
-        # Only a float array may take `+=` of anything: masks (x > 0), integer labels and
-        # literals times them (2 * mask) are not. A node is surely float when its op makes
-        # floats of anything (/, exp, ...) or it mixes in a surely float argument.
+    def _in_place(self) -> dict[int, int]:
+        """Results that can be computed in a dead argument's array, as a hand-written
+        `S += b; S -= S.max(0); np.exp(S, out=S)` is. Returns {argument a: result n}.
+
+        n must be one NumPy ufunc of its arguments (a + b, np.exp(a), np.maximum(a, 0)) of
+        a's shape, and a a fresh float array of the pass's own that nothing reads after n
+        (reads of its shape alone, s.shape[1], do not count). An unnamed a read only by n
+        takes n's name: `g_W = g_s @ x.T; g_W += W * t2`. A named a keeps its name and n
+        is written into it: `e = np.subtract(s, m, out=s)` (see `statements`). The emitted
+        code expects the arrays of one call to share a float dtype (CompiledModel casts).
+        """
+        m, out, position = self.m, {}, self.position
+        last_read: dict[int, int] = {}   # array -> the last node that reads its values
+        shares = self.shares             # a view (x.T, broadcast_to(g), ...) -> the arrays it
+        for n in self.order:             # may share: reading it reads them
+            d = m.node(n)
+            op = OPS.get(d["op"])
+            skip = op.shape_only if op else ()
+            read = tuple(dict.fromkeys(b for i, a in enumerate(d["args"]) if i not in skip
+                                       for b in shares.get(a, (a,))))
+            for b in read:
+                last_read[b] = n
+            if op is None or not op.fresh:
+                shares[n] = read
+        for r in self.rooted:            # returned, so read after everything
+            for b in shares.get(r, (r,)):
+                last_read[b] = None
+        surely_float = self._surely_float()
+        for n in self.order:
+            d = m.node(n)
+            if d["op"] not in OPS or n in self.as_float:
+                continue
+            shape = m.dims.shape(d["shape"])
+            operands = _ufunc_operands(OPS[d["op"]], d)
+            if not shape or not operands:
+                continue
+            # the operand computed last, so that the array is allocated as late as it can be
+            for i in sorted(operands, key=lambda i: position.get(d["args"][i], -1), reverse=True):
+                a = d["args"][i]
+                ad = m.node(a)
+                if (ad["op"] in OPS and OPS[ad["op"]].fresh and last_read.get(a) == n
+                        and a in surely_float and a not in self.rooted and a not in out
+                        and a not in self.as_float and d["args"].count(a) == 1
+                        and m.dims.shape(ad["shape"]) == shape):
+                    out[a] = n
+                    break
+        return out
+
+    def _surely_float(self) -> set[int]:
+        """The nodes whose arrays are surely float: only those may take a result in place
+        (masks x > 0, integer labels and literals times them are not). A node is surely
+        float when its op makes floats of anything (/, exp, ...) or it mixes in a surely
+        float argument."""
+        m = self.m
         floats = {"div", "exp", "log", "tanh", "sigmoid", "sqrt", "softmax", "logsoftmax", "mean",
                   "onehot", "max_grad", "xent", "xent_logits", "svm", "svm_grad", "zeros_like"}
         surely_float = set()
@@ -143,31 +196,15 @@ class _Function:
                     and any(a in surely_float for a in   # expand_to, sum_to: g's dtype
                             (d["args"][:1] if op in ("expand_to", "sum_to") else d["args"]))):
                 surely_float.add(n)
-        for n in self.order:
-            d = m.node(n)
-            if d["op"] not in ("add", "sub") or n in self.as_float:
-                continue
-            shape = m.dims.shape(d["shape"])
-            if not shape:
-                continue
-            # the operand computed last, so that the sum is allocated as late as it can be
-            operands = d["args"][:1] if d["op"] == "sub" else sorted(d["args"], key=position.get,
-                                                                      reverse=True)
-            for a in operands:
-                ad = m.node(a)
-                if (ad["op"] in OPS and OPS[ad["op"]].fresh and self.uses.get(a) == 1
-                        and ad["name"] is None and a in surely_float
-                        and a not in self.rooted and a not in taken and a not in self.as_float
-                        and m.dims.shape(ad["shape"]) == shape and d["args"][0] != d["args"][1]):
-                    out[a] = n
-                    taken.add(a)
-                    break
-        return out
+        return surely_float
 
     def statements(self, funcname: str):
         """Yield (comment, ast statement, node, names it reads) in order."""
-        m = self.m
-        exprs: dict[int, tuple[ast.expr, int, tuple]] = {}
+        m, position = self.m, self.position
+        # node -> (expression, inlining depth, names it reads, arrays whose values it reads)
+        exprs: dict[int, tuple[ast.expr, int, tuple, tuple]] = {}
+        # where each array is overwritten by a result computed in it (a named argument's)
+        clobbered = {a: position[n] for a, n in self.inplace.items() if a not in self.renamed}
         for n in model_leaves(m):       # names Python cannot take as parameters: from **arrays
             d = m.node(n)
             name = self.namer.of(m, n)
@@ -178,7 +215,7 @@ class _Function:
                 else:
                     value = ast.Subscript(_name("arrays"), _str(d["name"]), ast.Load())
                 yield None, ast.Assign([ast.Name(name, ast.Store())], value), n, ()
-            exprs[n] = (_name(name), 0, (name,))
+            exprs[n] = (_name(name), 0, (name,), ())
         last_line = None
         for n in self.order:
             d = m.node(n)
@@ -186,17 +223,7 @@ class _Function:
             if op in ("input", "param", "const"):
                 continue
             if op == "literal":
-                exprs[n] = (const(d["value"]), 0, ())
-                continue
-            if n in self.sums:                        # n = a + b, a already in n: n += b
-                target = self.namer.of(m, self._home(n))
-                other = next(i for i, a in enumerate(d["args"]) if self.inplace.get(a) != n)
-                value, _, reads = exprs[d["args"][other]]
-                aug = ast.AugAssign(ast.Name(target, ast.Store()),
-                                    ast.Add() if op == "add" else ast.Sub(), value)
-                yield self._fresh_comment(d, last_line), aug, n, (*reads, target)
-                last_line = self._comment(d) or last_line
-                exprs[n] = (_name(target), 0, (target,))
+                exprs[n] = (const(d["value"]), 0, (), ())
                 continue
             args = [exprs[a] for a in d["args"]]
             shapes = [m.dims.shape(m.node(a)["shape"]) for a in d["args"]]
@@ -205,30 +232,35 @@ class _Function:
                 expr = ast.BinOp(expr, ast.Mult(), ast.Constant(1.0))
             depth = 1 + max((a[1] for a in args), default=0)
             reads = tuple(v for a in args for v in a[2])
+            arrays = tuple(v for i, a in enumerate(args) if i not in OPS[op].shape_only
+                           for v in a[3])
             named = d["name"] is not None or d.get("grad_of") is not None
+            # inlined, n is evaluated where its user is: not after an array it reads is reused
             if (not named and self.uses.get(n, 0) == 1 and n not in self.rooted
-                    and depth <= MAX_INLINE_DEPTH and n not in self.inplace):
-                exprs[n] = (expr, depth, reads)
+                    and depth <= MAX_INLINE_DEPTH and n not in self.inplace and n not in self.into
+                    and all(clobbered.get(a, len(position)) > position[self.user[n]]
+                            for a in arrays)):
+                exprs[n] = (expr, depth, reads, arrays)
                 continue
             target = self.namer.of(m, self._home(n))
+            stmt = ast.Assign([ast.Name(target, ast.Store())], expr)
+            if n in self.into:
+                stmt = _in_place(expr, target, exprs[self.into[n]][0].id)
             comment = self._comment(d)
             if comment == last_line:
                 comment = None
             else:
                 last_line = comment
-            yield comment, ast.Assign([ast.Name(target, ast.Store())], expr), n, reads
-            exprs[n] = (_name(target), 0, (target,))
+            yield comment, stmt, n, reads
+            exprs[n] = (_name(target), 0, (target,), self.shares.get(n, (n,)))
         self.exprs = exprs
 
     def _home(self, n: int) -> int:
-        """The sum that n's array ends up in (n itself, or the sum it is accumulated into)."""
-        while n in self.inplace:
-            n = self.inplace[n]
+        """The node whose name n's array takes: n's own, or that of the result computed in
+        its array when n is unnamed and read by that result alone."""
+        while n in self.renamed:
+            n = self.renamed[n]
         return n
-
-    def _fresh_comment(self, d, last_line):
-        comment = self._comment(d)
-        return None if comment == last_line else comment
 
     def _comment(self, d) -> str | None:
         span = d.get("line") or d.get("span")
@@ -240,6 +272,55 @@ class _Function:
         if not text:
             return None
         return ("grad of: " if d.get("backward") else "") + text
+
+
+_UFUNC_OF = {ast.Add: "add", ast.Sub: "subtract", ast.Mult: "multiply", ast.Div: "divide",
+             ast.Pow: "power"}
+
+
+def _as_ufunc(expr: ast.expr) -> tuple[str, list[ast.expr]] | None:
+    """(name, operands) when expr is one NumPy ufunc of its operands (a + b, -a, np.exp(a),
+    np.maximum(a, 0)); else None."""
+    if type(expr) is ast.BinOp and type(expr.op) in _UFUNC_OF:
+        return _UFUNC_OF[type(expr.op)], [expr.left, expr.right]
+    if type(expr) is ast.UnaryOp and type(expr.op) is ast.USub:
+        return "negative", [expr.operand]
+    if (type(expr) is ast.Call and not expr.keywords and type(expr.func) is ast.Attribute
+            and type(expr.func.value) is ast.Name and expr.func.value.id == "np"
+            and isinstance(getattr(np, expr.func.attr, None), np.ufunc)):
+        return expr.func.attr, list(expr.args)
+    return None
+
+
+def _ufunc_operands(op, d) -> list[int]:
+    """The positions of the arguments that are operands of the one ufunc op emits as."""
+    key = (op.name, len(d["args"]), repr(d["attrs"]))
+    if key not in _operands_cache:
+        probe = [_name(f"_{i}") for i in range(len(d["args"]))]
+        form = _as_ufunc(op.emit(probe, d["attrs"], [None] * len(probe)))
+        _operands_cache[key] = [i for i, a in enumerate(probe)
+                                if form and any(x is a for x in form[1])]
+    return _operands_cache[key]
+
+
+_operands_cache: dict = {}
+
+
+def _in_place(expr: ast.expr, target: str, buffer: str) -> ast.stmt:
+    """`target = expr` computed in the array named buffer: `t += b` or `np.exp(t, out=t)` when
+    target is buffer, `e = np.subtract(s, m, out=s)` when not."""
+    ufunc, operands = _as_ufunc(expr)
+    if target == buffer and type(expr) is ast.BinOp:
+        left, right = expr.left, expr.right
+        if type(right) is ast.Name and right.id == buffer and type(expr.op) in (ast.Add, ast.Mult):
+            left, right = right, left
+        if type(left) is ast.Name and left.id == buffer:
+            return ast.AugAssign(ast.Name(target, ast.Store()), expr.op, right)
+    call = np_(ufunc, *operands)
+    call.keywords = [ast.keyword("out", _name(buffer))]
+    if target == buffer:
+        return ast.Expr(call)
+    return ast.Assign([ast.Name(target, ast.Store())], call)
 
 
 def source_text(source: str, span, limit: int = 100) -> str:
@@ -328,8 +409,9 @@ def _signature(model, namer: Namer, fname: str, order: list[int]) -> str:
     return _unparse(fn).split("\n")[0]
 
 
-def emit_module(model, title: str) -> tuple[str, dict[int, int]]:
-    """The module's source text, and a map from each emitted line to the node it computes."""
+def emit_module(model, title: str, in_place: bool = True) -> tuple[str, dict[int, int]]:
+    """The module's source text, and a map from each emitted line to the node it computes.
+    Without in_place (-O0) every value gets an array of its own: `s = z + b`."""
     namer = Namer()
     for n in sorted(model.G.nodes):          # model names first, in source order
         d = model.node(n)
@@ -364,7 +446,7 @@ def emit_module(model, title: str) -> tuple[str, dict[int, int]]:
         sections.append(("value_and_grad", model.backward_order, [model.loss, *model.grads.values()],
                          "The loss and its gradient with respect to " + (", ".join(model.wrt) or "nothing") + "."))
     for fname, order, roots, doc in sections:
-        f = _Function(model, namer, order, roots)
+        f = _Function(model, namer, order, roots, in_place)
         put("")
         put("")
         put(_signature(model, namer, fname, order))
@@ -397,7 +479,8 @@ def _liveness(model, body, returned: set[str]) -> dict[int, list[str]]:
     leaves = {"input", "param", "const"}
     temps = {(stmt.targets[0] if isinstance(stmt, ast.Assign) else stmt.target).id
              for _, stmt, node, _ in body
-             if model.node(node)["op"] not in leaves and model.node(node)["shape"] != ()}
+             if not isinstance(stmt, ast.Expr)
+             and model.node(node)["op"] not in leaves and model.node(node)["shape"] != ()}
     last: dict[str, int] = {}
     for i, (_, _, _, reads) in enumerate(body):
         for name in reads:

@@ -13,6 +13,8 @@ Each row gives
                over broadcast axes, one `unbroadcast` for every such op)
     flops      the cost model of `gdsl stats`: FLOPs per output element, or a rule
     fresh      whether the result is a new float array the emitted code may update in place
+    shape_only the arguments the emission reads only for their shape (n = s.shape[1]): their
+               arrays may be reused (updated in place) before it
     jacobian   for teaching: the local Jacobian of the op in the lecture's notation,
                one per argument ({x}, {y}, {ans} are the argument and result names)
     helpers    module-level NumPy helpers the emission calls (see HELPERS)
@@ -53,6 +55,7 @@ class Op:
     constant: bool = False           # piecewise constant (masks, counts, one-hot): gradient 0
     flops: Callable | int = 1        # FLOPs per output element, or (arg_sizes, out_size, shapes) -> FLOPs
     fresh: bool = True               # returns a new float array (not a view, an input or a mask)
+    shape_only: tuple[int, ...] = ()  # arguments read only for their shape
 
 
 OPS: dict[str, Op] = {}
@@ -220,7 +223,8 @@ defop("sigmoid", 1, same,
       lambda g, ans, x, **at: g * ans * (1 - ans), jacobian=("diag(σ({x})(1 − σ({x})))",))
 defop("relu", 1, same, lambda a, at, s: np_("maximum", a[0], const(0)),
       # subgradient at 0 is 0
-      lambda g, ans, x, **at: g * call("step", x), jacobian=("diag([{x} > 0])",),
+      # relu(x) > 0 exactly where x > 0: the mask reads the result, so x can die (in place)
+      lambda g, ans, x, **at: g * call("step", ans), jacobian=("diag([{x} > 0])",),
       doc="max(x, 0); its gradient at 0 is taken as 0")
 defop("abs", 1, same, lambda a, at, s: np_("abs", a[0]),
       lambda g, ans, x, **at: g * call("sign", x), jacobian=("diag(sign({x}))",),
@@ -306,7 +310,7 @@ def _expand_emit(a, at, s):
 # g of a reduced shape, broadcast back over the reduced axes (a view, nothing copied)
 defop("expand_to", 2, like_second, _expand_emit,
       lambda g, ans, gx, x, **at: call("sum", g, **at), None, user=False, keywords=_RED, flops=0,
-      fresh=False)
+      fresh=False, shape_only=(1,))
 
 
 def _count_emit(a, at, s):
@@ -317,7 +321,7 @@ def _count_emit(a, at, s):
 
 
 defop("count", 1, scalar, _count_emit, None, user=False, keywords={"axis": None}, constant=True,
-      flops=0)
+      flops=0, shape_only=(0,))
 
 
 def _examples_emit(a, at, s):
@@ -327,7 +331,8 @@ def _examples_emit(a, at, s):
     return attr(ast.Subscript(a[0], const(0), ast.Load()), "size")
 
 
-defop("examples", 1, scalar, _examples_emit, None, user=False, constant=True, flops=0)
+defop("examples", 1, scalar, _examples_emit, None, user=False, constant=True, flops=0,
+      shape_only=(0,))
 
 
 def _sum_to_emit(a, at, s):
@@ -335,9 +340,10 @@ def _sum_to_emit(a, at, s):
 
 
 # g summed back to the shape of x where shapes are known only at call time
-defop("sum_to", 2, like_second, _sum_to_emit, None, user=False, helpers=("_sum_to",), fresh=False)
+defop("sum_to", 2, like_second, _sum_to_emit, None, user=False, helpers=("_sum_to",), fresh=False,
+      shape_only=(1,))
 defop("zeros_like", 1, same, lambda a, at, s: np_("zeros_like", a[0]), None, user=False,
-      constant=True)
+      constant=True, shape_only=(0,))
 
 # softmax and losses: classes along axis 0
 
@@ -366,21 +372,23 @@ def _xent_vjp(g, ans, p, y, **at):
     return -(Y / call("sum", Y * p, axis=0, keepdims=True)) * (g / call("examples", p))
 
 
-def _xent_logits_vjp(g, ans, s, Y, m, Z, **at):
+def _xent_logits_vjp(g, ans, s, Y, m, Z, ys, **at):
     # fused softmax + cross-entropy: ∂l/∂s = (p - y) / n, with p = exp(s - m) / Z
     return (call("exp", s - m) / Z - Y) * (g / call("examples", s))
 
 
 def _xent_logits_caches(s, Y):
-    # m = max(s) and Z = Σ exp(s - m), per example: what softmax(s) = exp(s - m) / Z is made of
+    # m = max(s) and Z = Σ exp(s - m), per example: what softmax(s) = exp(s - m) / Z is made of;
+    # ys = Σ yᵀs, taken before the exp (so that s - m can be computed in s's own array)
     m = call("max", s, axis=0, keepdims=True)
-    return [m, call("sum", call("exp", s - m), axis=0, keepdims=True)]
+    ys = call("vdot", Y, s)
+    return [m, call("sum", call("exp", s - m), axis=0, keepdims=True), ys]
 
 
 def _xent_logits_emit(a, at, s):
     # l = Σ (log Z + m) - yᵀs over the examples, / n: log Σ exp(s) without overflow, no log(0)
-    st, Y, m, Z = a
-    total = bin_(bin_(meth(np_("log", Z), "sum"), "+", meth(m, "sum")), "-", np_("vdot", Y, st))
+    st, Y, m, Z, ys = a
+    total = bin_(bin_(meth(np_("log", Z), "sum"), "+", meth(m, "sum")), "-", ys)
     return bin_(total, "/", _examples_emit([st], {}, s[:1]))
 
 
@@ -388,18 +396,19 @@ defop("xent", 2, loss_shape, lambda a, at, s: helper("_xent", *a), _xent_vjp, No
       helpers=("_xent", "_onehot"), jacobian=("−{y}ᵀ/({y}ᵀ{x})",),
       doc="cross-entropy -log(yᵀp) of probabilities p [C, n] and labels (one-hot [C, n] or "
           "integers [n]), averaged over examples")
-defop("xent_logits", 4, loss_shape, _xent_logits_emit,
-      _xent_logits_vjp, None, None, None, user=False, caches=_xent_logits_caches, cached=2,
+defop("xent_logits", 5, loss_shape, _xent_logits_emit,
+      _xent_logits_vjp, None, None, None, None, user=False, caches=_xent_logits_caches, cached=3,
+      shape_only=(0,),
       flops=lambda z, o, s: 2 * z[0], jacobian=("softmax({x})ᵀ − {y}ᵀ",),
       doc="cross-entropy of softmax(s) for labels Y whose columns sum to 1: "
-          "Σ log Σ exp(s) − yᵀs over the examples, averaged; m and Z are its caches")
+          "Σ log Σ exp(s) − yᵀs over the examples, averaged; m, Z and Σ yᵀs are its caches")
 def onehot_shape(dims, s, at):
     sh.labels_like(dims, s[1], s[0])
     return s[1]
 
 
 defop("onehot", 2, onehot_shape, lambda a, at, s: helper("_onehot", *a), None, None, user=False,
-      helpers=("_onehot",), constant=True, fresh=False)
+      helpers=("_onehot",), constant=True, fresh=False, shape_only=(1,))
 # The multi-class hinge loss works from its margins M = max(0, s_j - s_y + 1), 0 for the true
 # class y: the loss is ΣM / n and the gradient needs only [M > 0]. The fuse pass computes M
 # once, as the cache argument of svm_hinge; unfused, svm's gradient computes it again.
@@ -433,12 +442,16 @@ defop("svm_margins", 2, margins_shape, lambda a, at, s: helper("_svm_margins", *
       user=False, helpers=("_svm_margins",), flops=5)
 defop("svm_hinge", 3, loss_shape, _svm_hinge_emit,
       lambda g, ans, s, Y, M, **at: call("svm_grad", g, M, Y), None, None, user=False,
-      caches=_svm_margins_caches, cached=1, flops=lambda z, o, s: z[2],
+      caches=_svm_margins_caches, cached=1, shape_only=(0,), flops=lambda z, o, s: z[2],
       jacobian=(SVM_JACOBIAN,),
       doc="multi-class hinge loss of scores s for one-hot labels Y, from its margins M "
           "(the cache): Σ M / n")
 defop("svm_grad", 3, like_second, lambda a, at, s: helper("_svm_grad", *a), None, None, None,
       user=False, helpers=("_svm_grad",), flops=5)
+defop("vdot", 2, scalar, lambda a, at, s: np_("vdot", *a),
+      lambda g, ans, x, y, **at: y * g, lambda g, ans, x, y, **at: x * g, user=False,
+      jacobian=("{y}ᵀ", "{x}ᵀ"), flops=lambda z, o, s: 2 * z[0],
+      doc="Σ x y over every entry (the yᵀs of the fused cross-entropy)")
 defop("sqnorm", 1, scalar, lambda a, at, s: np_("vdot", a[0], a[0]),
       lambda g, ans, x, **at: x * (2 * g), jacobian=("2{x}",), flops=lambda z, o, s: 2 * z[0],
       doc="squared Frobenius norm ‖W‖² = Σ W²")

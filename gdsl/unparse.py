@@ -79,6 +79,10 @@ def _primary(node: ast.expr) -> str:
 def statement(node: ast.stmt) -> str:
     if type(node) is ast.Assign and len(node.targets) == 1 and type(node.targets[0]) is ast.Name:
         return f"{node.targets[0].id} = {expr(node.value)[0]}"
+    if type(node) is ast.AugAssign and type(node.target) is ast.Name and type(node.op) in BINOPS:
+        return f"{node.target.id} {BINOPS[type(node.op)][0]}= {expr(node.value)[0]}"
+    if type(node) is ast.Expr:
+        return expr(node.value)[0]
     if not hasattr(node, "lineno"):
         node.lineno = 1
     return ast.unparse(node)

@@ -387,9 +387,9 @@ def _audit_entry(fn: ast.FunctionDef, helpers: set[str]) -> None:
             continue
         if isinstance(stmt, ast.Assign):
             assert len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name), ast.unparse(stmt)
-        elif isinstance(stmt, ast.AugAssign):     # a gradient sum growing in place: g_W += ...
+        elif isinstance(stmt, ast.AugAssign):     # computed in place: g_W += ..., g_s /= n
             assert isinstance(stmt.target, ast.Name) and stmt.target.id in local, ast.unparse(stmt)
-            assert isinstance(stmt.op, (ast.Add, ast.Sub)), ast.unparse(stmt)
+            assert isinstance(stmt.op, (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow)), ast.unparse(stmt)
         else:
             assert isinstance(stmt, (ast.Return, ast.Expr)), \
                 f"{fn.name}: unexpected statement {ast.unparse(stmt)[:200]}"

@@ -1,13 +1,13 @@
 """Stable fusions, and labels turned one-hot once.
 
-    xent(softmax(s), y) -> p = e / Z, l = xent_logits(s, Y, m, Z)
-                          with m = max(s), e = exp(s - m), Z = Σ e per example: one exp
+    xent(softmax(s), y) -> p = e / Z, l = xent_logits(s, Y, m, Z, ys)
+                          with m = max(s), e = exp(s - m), Z = Σ e per example, ys = Σ yᵀs: one exp
                           serves p and the loss (log Z + m - yᵀs); the gradient is (p - Y) / n
     log(softmax(s))     -> logsoftmax(s)          # never log(0) = -inf
     xent(p, y), svm(s, y) -> xent(p, Y), svm(s, Y) with Y = onehot(y, ...) computed once
                                                    # for the forward and the backward pass
 
-The softmax node p keeps its name and becomes e / Z; the fused loss reads m and Z
+The softmax node p keeps its name and becomes e / Z; the fused loss reads m, Z and ys
 as cache arguments (see the op table), so nothing is computed twice.
 """
 
@@ -39,14 +39,14 @@ def fuse(model) -> None:
             Y = b.op("onehot", labels, s)
             p = d["args"][0]
             b.extra = {"span": src["span"], "line": src["line"]}
-            m, Z = OPS["xent_logits"].caches(s, Y)
+            m, Z, ys = OPS["xent_logits"].caches(s, Y)
             e = b.op("exp", s - m)
-            for v, hint in ((m, "m"), (e, "e"), (Z, "Z")):      # the lecture-style names
+            for v, hint in ((m, "m"), (e, "e"), (Z, "Z"), (ys, "ys")):  # the lecture-style names
                 model.node(v.id).setdefault("hint", hint)
             model.node(p).update(op="div", attrs={})
             model.set_args(p, (e.id, Z.id))
             d["op"] = "xent_logits"
-            model.set_args(n, (s.id, Y.id, m.id, Z.id))
+            model.set_args(n, (s.id, Y.id, m.id, Z.id, ys.id))
             model.rewrites.append(f"{d['span']}: xent(softmax(s), y) -> log-sum-exp cross-entropy")
         else:
             model.set_args(n, (scores.id, Y.id))
