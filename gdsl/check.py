@@ -38,7 +38,7 @@ from .shapes import Dims, Mismatch, infer
 
 LEAVES = ("input", "param", "const", "literal")
 KINKED = {"relu", "abs", "sign", "step", "maximum", "minimum", "gt", "ge", "lt", "le", "max",
-          "svm", "svm_grad"}
+          "svm", "svm_margins", "svm_hinge"}
 MAX_UNKNOWN = 8          # undeclared leaves whose rank the check searches for
 
 
@@ -229,8 +229,8 @@ def kink_distance(op: str, attrs: dict, args: list, m: Model | None = None) -> f
                 return np.inf
             top = -np.sort(-x, axis=axis)
             return float(np.min(np.take(top, 0, axis) - np.take(top, 1, axis), initial=np.inf))
-        if op in ("svm", "svm_grad"):
-            s, y = (args[0], args[1]) if op == "svm" else (args[1], args[2])
+        if op in ("svm", "svm_margins", "svm_hinge"):
+            s, y = args[0], args[1]
             Y = _helpers()["_onehot"](y, np.asarray(s, dtype=np.float64))
             margins = s - (Y * s).sum(axis=0, keepdims=True) + 1
             return float(np.min(np.abs(margins[Y == 0]), initial=np.inf))

@@ -21,8 +21,6 @@ def reference(s, k):
     return np.sum(np.maximum(0, margins) * (1 - Y)) / n, (active - Y * active.sum(0)) / n
 
 
-@pytest.mark.xfail(strict=True, reason="needs passes/fuse.py to rewrite svm(s, y) into "
-                   "svm_hinge(s, Y, M) with M = OPS['svm_hinge'].caches(s, Y): drop this mark then")
 def test_the_margins_are_computed_once():
     m = gdsl.compile_file("models/linear_svm.gdsl")
     vg = m.source[m.source.index("def value_and_grad"):]

@@ -4,11 +4,13 @@
                           with m = max(s), e = exp(s - m), Z = Σ e per example, ys = Σ yᵀs: one exp
                           serves p and the loss (log Z + m - yᵀs); the gradient is (p - Y) / n
     log(softmax(s))     -> logsoftmax(s)          # never log(0) = -inf
+    svm(s, y)           -> svm_hinge(s, Y, M) with M = svm_margins(s, Y) = max(0, s - s_y + 1),
+                          0 for the true class: the loss is ΣM / n and the gradient [M > 0]
     xent(p, y), svm(s, y) -> xent(p, Y), svm(s, Y) with Y = onehot(y, ...) computed once
                                                    # for the forward and the backward pass
 
-The softmax node p keeps its name and becomes e / Z; the fused loss reads m, Z and ys
-as cache arguments (see the op table), so nothing is computed twice.
+The softmax node p keeps its name and becomes e / Z; the fused losses read m, Z and ys,
+or M, as cache arguments (see the op table), so nothing is computed twice.
 """
 
 from __future__ import annotations
@@ -48,5 +50,11 @@ def fuse(model) -> None:
             d["op"] = "xent_logits"
             model.set_args(n, (s.id, Y.id, m.id, Z.id, ys.id))
             model.rewrites.append(f"{d['span']}: xent(softmax(s), y) -> log-sum-exp cross-entropy")
+        elif d["op"] == "svm":
+            (M,) = OPS["svm_hinge"].caches(scores, Y)
+            model.node(M.id).setdefault("hint", "M")
+            d["op"] = "svm_hinge"
+            model.set_args(n, (scores.id, Y.id, M.id))
+            model.rewrites.append(f"{d['span']}: svm(s, y) -> hinge loss of margins computed once")
         else:
             model.set_args(n, (scores.id, Y.id))
