@@ -96,39 +96,48 @@ MASK_OPS = {"gt", "ge", "lt", "le", "step"}
 KEEPS_MEANING = {"mul", "div", "sum", "mean"}
 
 
-def _bool_arrays_to_cast(model, order: list[int], roots: set[int]) -> set[int]:
+def _bool_arrays_to_cast(nodes: dict, order: list[int], roots: set[int]) -> set[int]:
     boolean: set[int] = set()
     users: dict[int, list[int]] = {}
     for n in order:
-        d = model.node(n)
-        for a in d["args"]:
-            users.setdefault(a, []).append(n)
-        if d["op"] in MASK_OPS or (d["op"] == "mul" and all(a in boolean for a in d["args"])):
+        d = nodes[n]
+        op = d["op"]
+        if op in MASK_OPS or op == "mul" and all(a in boolean for a in d["args"]):
             boolean.add(n)
+        for a in d["args"]:
+            if a in boolean:
+                users.setdefault(a, []).append(n)
     return {n for n in boolean
-            if n in roots or any(model.node(u)["op"] not in KEEPS_MEANING for u in users.get(n, ()))}
+            if n in roots or any(nodes[u]["op"] not in KEEPS_MEANING for u in users.get(n, ()))}
+
+
+# ops whose results are float arrays whatever their arguments
+FLOATS = {"div", "exp", "log", "tanh", "sigmoid", "sqrt", "softmax", "logsoftmax", "mean", "onehot",
+          "max_grad", "xent", "xent_logits", "svm", "svm_margins", "svm_hinge", "svm_grad",
+          "zeros_like"}
 
 
 class _Function:
     """One emitted function: the nodes its roots need, in schedule order."""
 
-    def __init__(self, model, namer: Namer, order: list[int], roots: list[int], in_place=True):
-        self.m, self.namer, self.order = model, namer, order
+    def __init__(self, model, namer: Namer, order: list[int], roots: list[int], shape: dict,
+                 in_place=True):
+        self.m, self.namer, self.order, self.shape = model, namer, order, shape
+        self.nodes = nodes = {n: model.node(n) for n in order}
         self.uses: dict[int, int] = {}
         self.user: dict[int, int] = {}          # the last node that reads each value
         self.position = {n: i for i, n in enumerate(order)}
+        uses, user = self.uses, self.user
         for n in order:
-            for a in model.node(n)["args"]:
-                self.uses[a] = self.uses.get(a, 0) + 1
-                self.user[a] = n
+            for a in nodes[n]["args"]:
+                uses[a] = uses.get(a, 0) + 1
+                user[a] = n
         self.rooted = set(roots)
-        self.as_float = _bool_arrays_to_cast(model, order, self.rooted)
+        self.as_float = _bool_arrays_to_cast(nodes, order, self.rooted)
         self.shares: dict[int, tuple] = {}
         self.inplace = self._in_place() if in_place else {}
         self.into = {n: a for a, n in self.inplace.items()}
-        self.renamed = {a: n for a, n in self.inplace.items()
-                        if self.uses.get(a) == 1 and model.node(a)["name"] is None
-                        and model.node(a).get("grad_of") is None}
+        self.renamed = {a: n for a, n in self.inplace.items() if self._temporary(a)}
 
     def _in_place(self) -> dict[int, int]:
         """Results that can be computed in a dead argument's array, as a hand-written
@@ -140,57 +149,74 @@ class _Function:
         takes n's name: `g_W = g_s @ x.T; g_W += W * t2`. A named a keeps its name and n
         is written into it: `e = np.subtract(s, m, out=s)` (see `statements`). The emitted
         code expects the arrays of one call to share a float dtype (CompiledModel casts).
+
+        An operator on an unnamed temporary (t4 * (1.0 - t3 * t3)) stays one expression:
+        NumPy already reuses such temporaries (it elides them) and the line reads better;
+        but not on the result of `out=`, which NumPy cannot tell from a named array.
         """
-        m, out, position = self.m, {}, self.position
+        nodes, out, position = self.nodes, {}, self.position
         last_read: dict[int, int] = {}   # array -> the last node that reads its values
         shares = self.shares             # a view (x.T, broadcast_to(g), ...) -> the arrays it
-        for n in self.order:             # may share: reading it reads them
-            d = m.node(n)
+        fresh = set()                    # may share: reading it reads them
+        for n in self.order:
+            d = nodes[n]
             op = OPS.get(d["op"])
-            skip = op.shape_only if op else ()
-            read = tuple(dict.fromkeys(b for i, a in enumerate(d["args"]) if i not in skip
-                                       for b in shares.get(a, (a,))))
+            if op is None:
+                continue
+            read = []
+            for i, a in enumerate(d["args"]):
+                if i not in op.shape_only:
+                    read.extend(shares.get(a, (a,)))
             for b in read:
                 last_read[b] = n
-            if op is None or not op.fresh:
-                shares[n] = read
+            if op.fresh:
+                fresh.add(n)
+            else:
+                shares[n] = tuple(read)
         for r in self.rooted:            # returned, so read after everything
             for b in shares.get(r, (r,)):
                 last_read[b] = None
         surely_float = self._surely_float()
+        results = set()                  # the results computed in place so far
         for n in self.order:
-            d = m.node(n)
-            if d["op"] not in OPS or n in self.as_float:
+            d = nodes[n]
+            op = OPS.get(d["op"])
+            if op is None:
                 continue
-            shape = m.dims.shape(d["shape"])
-            operands = _ufunc_operands(OPS[d["op"]], d)
-            if not shape or not operands:
+            call, operands = _ufunc_operands(op, d)
+            shape = self.shape[n]
+            if not operands or not shape or n in self.as_float:
                 continue
+            args = d["args"]
             # the operand computed last, so that the array is allocated as late as it can be
-            for i in sorted(operands, key=lambda i: position.get(d["args"][i], -1), reverse=True):
-                a = d["args"][i]
-                ad = m.node(a)
-                if (ad["op"] in OPS and OPS[ad["op"]].fresh and last_read.get(a) == n
-                        and a in surely_float and a not in self.rooted and a not in out
-                        and a not in self.as_float and d["args"].count(a) == 1
-                        and m.dims.shape(ad["shape"]) == shape):
+            for i in sorted(operands, key=lambda i: position[args[i]], reverse=True):
+                a = args[i]
+                if (last_read.get(a) == n and a in fresh and a in surely_float
+                        and a not in self.rooted and a not in out and a not in self.as_float
+                        and args.count(a) == 1 and self.shape[a] == shape
+                        and (call or d["op"] == "add" or d["op"] == "sub" and i == 0
+                             or a in results or not self._temporary(a))):
                     out[a] = n
+                    results.add(n)
                     break
         return out
+
+    def _temporary(self, a: int) -> bool:
+        """Whether a is an unnamed value read once (inlined, or renamed when in place)."""
+        d = self.nodes[a]
+        return self.uses.get(a) == 1 and d["name"] is None and d.get("grad_of") is None
 
     def _surely_float(self) -> set[int]:
         """The nodes whose arrays are surely float: only those may take a result in place
         (masks x > 0, integer labels and literals times them are not). A node is surely
         float when its op makes floats of anything (/, exp, ...) or it mixes in a surely
         float argument."""
-        m = self.m
-        floats = {"div", "exp", "log", "tanh", "sigmoid", "sqrt", "softmax", "logsoftmax", "mean",
-                  "onehot", "max_grad", "xent", "xent_logits", "svm", "svm_grad", "zeros_like"}
+        nodes, labels = self.nodes, self.m.labels
         surely_float = set()
         for n in self.order:
-            d = m.node(n)
+            d = nodes[n]
             op = d["op"]
-            if (op in ("input", "param") and d["name"] not in m.labels or op in floats
+            if (op in ("input", "param") and d["name"] not in labels or op in FLOATS
                     or op not in ("literal", "const", "input", "param", "gt", "ge", "lt", "le",
                                   "step", "argmax", "count", "examples")
                     and any(a in surely_float for a in   # expand_to, sum_to: g's dtype
@@ -216,9 +242,9 @@ class _Function:
                     value = ast.Subscript(_name("arrays"), _str(d["name"]), ast.Load())
                 yield None, ast.Assign([ast.Name(name, ast.Store())], value), n, ()
             exprs[n] = (_name(name), 0, (name,), ())
-        last_line = None
+        last_line, nodes = None, self.nodes
         for n in self.order:
-            d = m.node(n)
+            d = nodes[n]
             op = d["op"]
             if op in ("input", "param", "const"):
                 continue
@@ -226,7 +252,7 @@ class _Function:
                 exprs[n] = (const(d["value"]), 0, (), ())
                 continue
             args = [exprs[a] for a in d["args"]]
-            shapes = [m.dims.shape(m.node(a)["shape"]) for a in d["args"]]
+            shapes = [self.shape[a] for a in d["args"]]
             expr = OPS[op].emit([a[0] for a in args], d["attrs"], shapes)
             if n in self.as_float:
                 expr = ast.BinOp(expr, ast.Mult(), ast.Constant(1.0))
@@ -292,14 +318,16 @@ def _as_ufunc(expr: ast.expr) -> tuple[str, list[ast.expr]] | None:
     return None
 
 
-def _ufunc_operands(op, d) -> list[int]:
-    """The positions of the arguments that are operands of the one ufunc op emits as."""
+def _ufunc_operands(op, d) -> tuple[bool, list[int]]:
+    """Whether op emits as a call (np.exp(a)) rather than an operator (a + b), and the
+    positions of the arguments that are operands of that one ufunc."""
     key = (op.name, len(d["args"]), repr(d["attrs"]))
     if key not in _operands_cache:
         probe = [_name(f"_{i}") for i in range(len(d["args"]))]
-        form = _as_ufunc(op.emit(probe, d["attrs"], [None] * len(probe)))
-        _operands_cache[key] = [i for i, a in enumerate(probe)
-                                if form and any(x is a for x in form[1])]
+        expr = op.emit(probe, d["attrs"], [None] * len(probe))
+        form = _as_ufunc(expr)
+        _operands_cache[key] = (type(expr) is ast.Call, [
+            i for i, a in enumerate(probe) if form and any(x is a for x in form[1])])
     return _operands_cache[key]
 
 
@@ -419,6 +447,7 @@ def emit_module(model, title: str, in_place: bool = True) -> tuple[str, dict[int
             namer.of(model, n)
     lines: list[str] = []
     linemap: dict[int, int] = {}
+    shape = {n: model.dims.shape(d["shape"]) for n, d in model.G.nodes(data=True)}
 
     def put(text: str, node: int | None = None):
         for part in text.split("\n"):
@@ -446,7 +475,7 @@ def emit_module(model, title: str, in_place: bool = True) -> tuple[str, dict[int
         sections.append(("value_and_grad", model.backward_order, [model.loss, *model.grads.values()],
                          "The loss and its gradient with respect to " + (", ".join(model.wrt) or "nothing") + "."))
     for fname, order, roots, doc in sections:
-        f = _Function(model, namer, order, roots, in_place)
+        f = _Function(model, namer, order, roots, shape, in_place)
         put("")
         put("")
         put(_signature(model, namer, fname, order))
