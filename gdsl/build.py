@@ -139,26 +139,27 @@ class _Resolver:
     def expr(self, root: S.Expr, line: Span) -> int:
         m = self.m
         done: dict[int, int] = {}
-        stack = [(root, False)]
+        stack = [(root, None)]      # (expression, its children once they are on the stack)
         while stack:
-            node, ready = stack.pop()
-            if isinstance(node, S.Num):
+            node, children = stack.pop()
+            kind = type(node)
+            if kind is S.Num:
                 done[id(node)] = self.literal(node.value, node.span)
                 continue
-            if isinstance(node, S.Name):
+            if kind is S.Name:
                 done[id(node)] = self.name(node)
                 continue
-            children = self._children(node)
-            if not ready:
-                stack.append((node, True))
-                stack.extend((c, False) for c in reversed(children))
+            if children is None:
+                children = self._children(node)
+                stack.append((node, children))
+                stack.extend([(c, None) for c in reversed(children)])
                 continue
-            args = tuple(done.pop(id(c)) for c in children)
-            if isinstance(node, S.BinOp):
+            args = tuple([done.pop(id(c)) for c in children])
+            if kind is S.BinOp:
                 n = m.add(BINARY_OPERATORS[node.op], args, span=node.span, line=line)
-            elif isinstance(node, S.Unary):
+            elif kind is S.Unary:
                 n = args[0] if node.op == "+" else m.add("neg", args, span=node.span, line=line)
-            elif isinstance(node, S.Transpose):
+            elif kind is S.Transpose:
                 n = m.add("transpose", args, span=node.span, line=line)
             else:
                 n = self.call(node, args, line)
@@ -170,9 +171,10 @@ class _Resolver:
 
     @staticmethod
     def _children(node) -> list:
-        if isinstance(node, S.BinOp):
+        kind = type(node)
+        if kind is S.BinOp:
             return [node.left, node.right]
-        if isinstance(node, (S.Unary, S.Transpose)):
+        if kind is S.Unary or kind is S.Transpose:
             return [node.operand]
         return list(node.args)   # Call; keyword values are read by call()
 

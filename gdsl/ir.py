@@ -52,6 +52,7 @@ class Model:
     dims: Dims = field(default_factory=Dims)
     _next: int = 0
     _topo: list | None = None      # the whole graph's order, until the graph changes
+    _rewired: bool = False         # some node has an argument newer than itself (set_args)
     written: nx.DiGraph | None = None   # a copy of the graph as the model writes it (after shapes)
 
     # -- building ---------------------------------------------------------------
@@ -94,6 +95,7 @@ class Model:
     def set_args(self, n: int, args: tuple[int, ...]) -> None:
         """Rewire n to new arguments, keeping edges in step with the args list."""
         self._topo = None
+        self._rewired = self._rewired or any(a > n for a in args)
         for a in set(self.node(n)["args"]):
             self.G.remove_edge(a, n)
         self.node(n)["args"] = tuple(args)
@@ -119,9 +121,8 @@ class Model:
         """Deterministic topological order (creation order breaks ties), without recursion.
 
         Kahn's algorithm with a heap: among the nodes whose arguments are all done,
-        the earliest created goes first, so the forward pass follows the source. While
-        every node is newer than its arguments (until a pass rewires one to a newer
-        node), that order is simply creation order.
+        the earliest created goes first, so the forward pass follows the source. Until
+        set_args gives a node an argument newer than itself, that is creation order.
         """
         pred = self.G._pred
         if nodes is not None:
@@ -135,9 +136,9 @@ class Model:
         return self._order(nodes)
 
     def _order(self, nodes) -> list[int]:
-        pred, succ = self.G._pred, self.G._succ
-        if all(a < n for n in nodes for a in pred[n]):
+        if not self._rewired:
             return sorted(nodes)
+        pred, succ = self.G._pred, self.G._succ
         if nodes is pred:
             waiting = {n: len(p) for n, p in pred.items()}
         else:

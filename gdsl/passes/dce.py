@@ -11,6 +11,8 @@ LEAVES = ("input", "param", "const")
 
 def dce(model) -> None:
     live = model.needed(model.roots())
+    if live >= model.G._node.keys():     # nothing to remove (checked at C speed)
+        return
     for n in model.topo()[::-1]:
         d = model.node(n)
         if n in live or d["op"] in LEAVES:

@@ -1,8 +1,9 @@
 """Algebraic identities, as (op, pattern, replacement) rows, run to a fixed point.
 
-A pattern looks at the node's arguments; a replacement returns the value that
-takes the node's place (an existing node, or one built with the graph builder).
-Every row keeps the shape: literals are scalars, so x * 1 has x's shape.
+A pattern is (i, what): argument i must be a literal of that value (a number) or
+the result of that op (a name). A replacement returns the value that takes the
+node's place (an existing node, or one built with the graph builder). Every row
+keeps the shape: literals are scalars, so x * 1 has x's shape.
 """
 
 from __future__ import annotations
@@ -13,50 +14,41 @@ from ..grad import Builder, V
 from .cse import merge
 
 
-def _lit(model, n, value) -> bool:
-    d = model.G._node[n]
-    return d["op"] == "literal" and d["value"] == value
-
-
-def _op(model, n, name) -> bool:
-    return model.G._node[n]["op"] == name
-
-
 def _arg(model, n, i=0) -> int:
     return model.node(n)["args"][i]
 
 
 RULES = [
     # x * 1 -> x
-    ("mul", lambda m, x, y: _lit(m, y, 1), lambda b, x, y: x),
+    ("mul", (1, 1), lambda b, x, y: x),
     # 1 * x -> x
-    ("mul", lambda m, x, y: _lit(m, x, 1), lambda b, x, y: y),
+    ("mul", (0, 1), lambda b, x, y: y),
     # x + 0 -> x
-    ("add", lambda m, x, y: _lit(m, y, 0), lambda b, x, y: x),
+    ("add", (1, 0), lambda b, x, y: x),
     # 0 + x -> x
-    ("add", lambda m, x, y: _lit(m, x, 0), lambda b, x, y: y),
+    ("add", (0, 0), lambda b, x, y: y),
     # x - 0 -> x
-    ("sub", lambda m, x, y: _lit(m, y, 0), lambda b, x, y: x),
+    ("sub", (1, 0), lambda b, x, y: x),
     # 0 - x -> -x
-    ("sub", lambda m, x, y: _lit(m, x, 0), lambda b, x, y: b.op("neg", V(b, y)).id),
+    ("sub", (0, 0), lambda b, x, y: b.op("neg", V(b, y)).id),
     # x / 1 -> x
-    ("div", lambda m, x, y: _lit(m, y, 1), lambda b, x, y: x),
+    ("div", (1, 1), lambda b, x, y: x),
     # x ** 1 -> x
-    ("pow", lambda m, x, y: _lit(m, y, 1), lambda b, x, y: x),
+    ("pow", (1, 1), lambda b, x, y: x),
     # x * -1 -> -x
-    ("mul", lambda m, x, y: _lit(m, y, -1), lambda b, x, y: b.op("neg", V(b, x)).id),
+    ("mul", (1, -1), lambda b, x, y: b.op("neg", V(b, x)).id),
     # -1 * x -> -x
-    ("mul", lambda m, x, y: _lit(m, x, -1), lambda b, x, y: b.op("neg", V(b, y)).id),
+    ("mul", (0, -1), lambda b, x, y: b.op("neg", V(b, y)).id),
     # --x -> x
-    ("neg", lambda m, x: _op(m, x, "neg"), lambda b, x: _arg(b.m, x)),
+    ("neg", (0, "neg"), lambda b, x: _arg(b.m, x)),
     # (xᵀ)ᵀ -> x
-    ("transpose", lambda m, x: _op(m, x, "transpose"), lambda b, x: _arg(b.m, x)),
+    ("transpose", (0, "transpose"), lambda b, x: _arg(b.m, x)),
     # x + -y -> x - y
-    ("add", lambda m, x, y: _op(m, y, "neg"), lambda b, x, y: b.op("sub", V(b, x), V(b, _arg(b.m, y))).id),
+    ("add", (1, "neg"), lambda b, x, y: b.op("sub", V(b, x), V(b, _arg(b.m, y))).id),
     # -x + y -> y - x
-    ("add", lambda m, x, y: _op(m, x, "neg"), lambda b, x, y: b.op("sub", V(b, y), V(b, _arg(b.m, x))).id),
+    ("add", (0, "neg"), lambda b, x, y: b.op("sub", V(b, y), V(b, _arg(b.m, x))).id),
     # x - -y -> x + y
-    ("sub", lambda m, x, y: _op(m, y, "neg"), lambda b, x, y: b.op("add", V(b, x), V(b, _arg(b.m, y))).id),
+    ("sub", (1, "neg"), lambda b, x, y: b.op("add", V(b, x), V(b, _arg(b.m, y))).id),
 ]
 
 
@@ -75,9 +67,10 @@ def _show(model, n) -> str:
 def simplify(model) -> None:
     """Apply the rules with a worklist: every node once in order, then again whenever one of
     its arguments was rewritten, until nothing matches."""
-    rules: dict[str, list] = {}
-    for op, matches, replace in RULES:
-        rules.setdefault(op, []).append((matches, replace, replace.__code__.co_argcount - 1))
+    rules: dict[str, list] = {}     # op -> (i, op of argument i, literal value or None, ...)
+    for op, (i, what), replace in RULES:
+        kind, value = (what, None) if isinstance(what, str) else ("literal", what)
+        rules.setdefault(op, []).append((i, kind, value, replace, replace.__code__.co_argcount - 1))
     b = Builder(model)
     work = deque(model.topo())
     queued = set(work)
@@ -88,8 +81,12 @@ def simplify(model) -> None:
         d = nodes.get(n)
         if d is None:       # merged away
             continue
-        for matches, replace, arity in rules.get(d["op"], ()):
-            if len(d["args"]) != arity or not matches(model, *d["args"]):
+        args = d["args"]
+        for i, kind, value, replace, arity in rules.get(d["op"], ()):
+            if len(args) != arity:
+                continue
+            a = nodes[args[i]]
+            if a["op"] != kind or value is not None and a["value"] != value:
                 continue
             b.extra = {"span": d["span"], "line": d["line"], "backward": d.get("backward", False)}
             new = replace(b, *d["args"])
