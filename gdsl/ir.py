@@ -80,13 +80,13 @@ class Model:
         """A copy of the graph (what G.copy() gives, without its per-node and per-edge checks)."""
         G, H = self.G, nx.DiGraph()
         H.graph.update(G.graph)
-        H._node.update((n, d.copy()) for n, d in G._node.items())
-        H._succ.update((n, {}) for n in G._succ)
-        H._pred.update((n, {}) for n in G._pred)
-        succ, pred = H._succ, H._pred
+        H._node.update({n: d.copy() for n, d in G._node.items()})
+        H._pred.update({n: {} for n in G._pred})
+        pred = H._pred
         for u, users in G._succ.items():
-            for v, e in users.items():
-                succ[u][v] = pred[v][u] = e.copy()
+            H._succ[u] = out = {v: e.copy() for v, e in users.items()}
+            for v, e in out.items():
+                pred[v][u] = e
         return H
 
     def node(self, n: int) -> dict:

@@ -252,15 +252,15 @@ class FastLexer(Lexer):
             kind, value, end = m.lastgroup, m.group(), m.end()
             if kind == "NAME":
                 kind = keywords.get(value, kind)
-            newlines = value.count("\n")
-            if kind not in ignore:
-                col = pos - line_start + 1
-                if newlines:
-                    end_line, end_col = line + newlines, len(value) - value.rfind("\n")
-                else:
-                    end_line, end_col = line, col + len(value)
-                yield Token(kind, value, pos, line, col, end_line, end_col, end)
-            if newlines:
+            if "\n" not in value:
+                if kind not in ignore:
+                    col = pos - line_start + 1
+                    yield Token(kind, value, pos, line, col, line, col + len(value), end)
+            else:
+                newlines = value.count("\n")
+                if kind not in ignore:
+                    yield Token(kind, value, pos, line, pos - line_start + 1, line + newlines,
+                                len(value) - value.rfind("\n"), end)
                 line += newlines
                 line_start = pos + value.rfind("\n") + 1
             pos = end
