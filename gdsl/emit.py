@@ -138,6 +138,9 @@ class _Function:
         self.inplace = self._in_place() if in_place else {}
         self.into = {n: a for a, n in self.inplace.items()}
         self.renamed = {a: n for a, n in self.inplace.items() if self._temporary(a)}
+        # unnamed values read once may be folded into the expression that reads them
+        self.inlinable = {n for n in order if self._temporary(n) and n not in self.rooted
+                          and n not in self.inplace and n not in self.into}
 
     def _in_place(self) -> dict[int, int]:
         """Results that can be computed in a dead argument's array, as a hand-written
@@ -251,21 +254,23 @@ class _Function:
             if op == "literal":
                 exprs[n] = (const(d["value"]), 0, (), ())
                 continue
-            args = [exprs[a] for a in d["args"]]
-            shapes = [self.shape[a] for a in d["args"]]
-            expr = OPS[op].emit([a[0] for a in args], d["attrs"], shapes)
+            row = OPS[op]
+            operands, depth, reads, arrays = [], 0, (), ()
+            for i, a in enumerate(d["args"]):
+                e, dep, r, arr = exprs[a]
+                operands.append(e)
+                depth = max(depth, dep)
+                reads += r
+                if i not in row.shape_only:
+                    arrays += arr
+            depth += 1
+            expr = row.emit(operands, d["attrs"], [self.shape[a] for a in d["args"]])
             if n in self.as_float:
                 expr = ast.BinOp(expr, ast.Mult(), ast.Constant(1.0))
-            depth = 1 + max((a[1] for a in args), default=0)
-            reads = tuple(v for a in args for v in a[2])
-            arrays = tuple(v for i, a in enumerate(args) if i not in OPS[op].shape_only
-                           for v in a[3])
-            named = d["name"] is not None or d.get("grad_of") is not None
             # inlined, n is evaluated where its user is: not after an array it reads is reused
-            if (not named and self.uses.get(n, 0) == 1 and n not in self.rooted
-                    and depth <= MAX_INLINE_DEPTH and n not in self.inplace and n not in self.into
-                    and all(clobbered.get(a, len(position)) > position[self.user[n]]
-                            for a in arrays)):
+            if (n in self.inlinable and depth <= MAX_INLINE_DEPTH
+                    and (not clobbered or all(clobbered.get(a, len(position))
+                                              > position[self.user[n]] for a in arrays))):
                 exprs[n] = (expr, depth, reads, arrays)
                 continue
             target = self.namer.of(m, self._home(n))
@@ -467,8 +472,6 @@ def emit_module(model, title: str, in_place: bool = True) -> tuple[str, dict[int
         put(_unparse(stmt))
 
     fwd_roots = [model.loss, *model.outputs.values()] if model.loss is not None else list(model.outputs.values())
-    ast.Dict([_str(k) for k in ([model.loss_name] if model.loss is not None else []) + list(model.outputs)],
-                       [None] * 0)
     sections = [("forward", model.forward_order, fwd_roots,
                  "The forward pass: the loss and every output, by name.")]
     if model.loss is not None:
@@ -494,10 +497,11 @@ def emit_module(model, title: str, in_place: bool = True) -> tuple[str, dict[int
         dead_after = _liveness(model, body, returned)
         for i, (comment, stmt, node, _) in enumerate(body):
             if comment:
-                put("    # " + comment)
-            put("    " + _unparse(stmt), node)
-            if dead_after.get(i):
-                put("    " + _unparse(ast.Delete([ast.Name(v, ast.Del()) for v in dead_after[i]])))
+                lines.append("    # " + comment)
+            lines.append("    " + statement(stmt))
+            linemap[len(lines)] = node
+            if i in dead_after:
+                lines.append("    del " + ", ".join(dead_after[i]))
         put("    " + _unparse(ret))
     return "\n".join(lines) + "\n", linemap
 
