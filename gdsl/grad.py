@@ -90,7 +90,7 @@ class Builder:
         folded = self._fold(name, args)
         if folded is not None:
             return folded
-        ids = tuple(a.id for a in args)
+        ids = tuple([a.id for a in args])
         key = (name, ids, tuple(sorted(attrs.items())) if attrs else ())
         memo, nodes = self.memo, self.m.G._node
         n = memo.get(key)
@@ -107,10 +107,11 @@ class Builder:
 
     def _fold(self, name, args):
         nodes = self.m.G._node
-        first = nodes[args[0].id]
+        ds = [nodes[a.id] for a in args]
+        first = ds[0]
         if name == "onehot" and first["op"] == "onehot":   # already one-hot
             return args[0]
-        lits = [d["value"] if d["op"] == "literal" else None for d in (nodes[a.id] for a in args)]
+        lits = [d["value"] if d["op"] == "literal" else None for d in ds]
         if len(args) == 2 and None not in lits:
             x, y = lits
             try:

@@ -62,11 +62,13 @@ class Dims:
 
 
 def broadcast(dims: Dims, *shapes: Shape) -> Shape:
-    if any(s is None for s in shapes):
+    if None in shapes:
         return None
     shapes = [s for s in shapes if s]       # a scalar broadcasts against anything
-    if all(s == shapes[0] for s in shapes):     # the common case: nothing to broadcast
-        return dims.shape(tuple(shapes[0])) if shapes else ()
+    if not shapes:
+        return ()
+    if shapes.count(shapes[0]) == len(shapes):      # the common case: nothing to broadcast
+        return dims.shape(tuple(shapes[0]))
     out: list[Dim] = []
     for s in shapes:
         s = tuple(s)
