@@ -134,13 +134,15 @@ class _Function:
                 user[a] = n
         self.rooted = set(roots)
         self.as_float = _bool_arrays_to_cast(nodes, order, self.rooted)
+        # unnamed values read once: inlined, or named after the result computed in their array
+        self.temporary = {n for n in order if uses.get(n) == 1 and nodes[n]["name"] is None
+                          and nodes[n].get("grad_of") is None}
         self.shares: dict[int, tuple] = {}
         self.inplace = self._in_place() if in_place else {}
         self.into = {n: a for a, n in self.inplace.items()}
-        self.renamed = {a: n for a, n in self.inplace.items() if self._temporary(a)}
+        self.renamed = {a: n for a, n in self.inplace.items() if a in self.temporary}
         # unnamed values read once may be folded into the expression that reads them
-        self.inlinable = {n for n in order if self._temporary(n) and n not in self.rooted
-                          and n not in self.inplace and n not in self.into}
+        self.inlinable = self.temporary - self.rooted - self.inplace.keys() - self.into.keys()
 
     def _in_place(self) -> dict[int, int]:
         """Results that can be computed in a dead argument's array, as a hand-written
@@ -168,8 +170,12 @@ class _Function:
                 continue
             read = []
             for i, a in enumerate(d["args"]):
-                if i not in op.shape_only:
-                    read.extend(shares.get(a, (a,)))
+                if i in op.shape_only:
+                    continue
+                if a in shares:
+                    read.extend(shares[a])
+                else:
+                    read.append(a)
             for b in read:
                 last_read[b] = n
             if op.fresh:
@@ -192,22 +198,19 @@ class _Function:
                 continue
             args = d["args"]
             # the operand computed last, so that the array is allocated as late as it can be
-            for i in sorted(operands, key=lambda i: position[args[i]], reverse=True):
+            if len(operands) > 1:
+                operands = sorted(operands, key=lambda i: position[args[i]], reverse=True)
+            for i in operands:
                 a = args[i]
                 if (last_read.get(a) == n and a in fresh and a in surely_float
                         and a not in self.rooted and a not in out and a not in self.as_float
                         and args.count(a) == 1 and self.shape[a] == shape
                         and (call or d["op"] == "add" or d["op"] == "sub" and i == 0
-                             or a in results or not self._temporary(a))):
+                             or a in results or a not in self.temporary)):
                     out[a] = n
                     results.add(n)
                     break
         return out
-
-    def _temporary(self, a: int) -> bool:
-        """Whether a is an unnamed value read once (inlined, or renamed when in place)."""
-        d = self.nodes[a]
-        return self.uses.get(a) == 1 and d["name"] is None and d.get("grad_of") is None
 
     def _surely_float(self) -> set[int]:
         """The nodes whose arrays are surely float: only those may take a result in place
@@ -326,7 +329,9 @@ def _as_ufunc(expr: ast.expr) -> tuple[str, list[ast.expr]] | None:
 def _ufunc_operands(op, d) -> tuple[bool, list[int]]:
     """Whether op emits as a call (np.exp(a)) rather than an operator (a + b), and the
     positions of the arguments that are operands of that one ufunc."""
-    key = (op.name, len(d["args"]), repr(d["attrs"]))
+    if d["attrs"]:                      # reductions, softmax, ...: never one ufunc
+        return False, ()
+    key = (op.name, len(d["args"]))
     if key not in _operands_cache:
         probe = [_name(f"_{i}") for i in range(len(d["args"]))]
         expr = op.emit(probe, d["attrs"], [None] * len(probe))
