@@ -448,10 +448,9 @@ defop("svm_hinge", 3, loss_shape, _svm_hinge_emit,
           "(the cache): Σ M / n")
 defop("svm_grad", 3, like_second, lambda a, at, s: helper("_svm_grad", *a), None, None, None,
       user=False, helpers=("_svm_grad",), flops=5)
-defop("vdot", 2, scalar, lambda a, at, s: np_("vdot", *a),
-      lambda g, ans, x, y, **at: y * g, lambda g, ans, x, y, **at: x * g, user=False,
-      jacobian=("{y}ᵀ", "{x}ᵀ"), flops=lambda z, o, s: 2 * z[0],
-      doc="Σ x y over every entry (the yᵀs of the fused cross-entropy)")
+# only a cache argument (of xent_logits), through which no gradient flows
+defop("vdot", 2, scalar, lambda a, at, s: np_("vdot", *a), None, None, user=False,
+      flops=lambda z, o, s: 2 * z[0], doc="Σ x y over every entry (the yᵀs of the fused cross-entropy)")
 defop("sqnorm", 1, scalar, lambda a, at, s: np_("vdot", a[0], a[0]),
       lambda g, ans, x, **at: x * (2 * g), jacobian=("2{x}",), flops=lambda z, o, s: 2 * z[0],
       doc="squared Frobenius norm ‖W‖² = Σ W²")
