@@ -161,8 +161,8 @@ class _Function:
         """
         nodes, out, position = self.nodes, {}, self.position
         last_read: dict[int, int] = {}   # array -> the last node that reads its values
-        shares = self.shares             # a view (x.T, broadcast_to(g), ...) -> the arrays it
-        fresh = set()                    # may share: reading it reads them
+        shares = self.shares             # view (x.T, broadcast_to(g)) -> arrays it may share
+        fresh = set()                    # arrays of the pass's own (reading a view reads them)
         for n in self.order:
             d = nodes[n]
             op = OPS.get(d["op"])
