@@ -111,10 +111,11 @@ def _bool_arrays_to_cast(nodes: dict, order: list[int], roots: set[int]) -> set[
             if n in roots or any(nodes[u]["op"] not in KEEPS_MEANING for u in users.get(n, ()))}
 
 
-# ops whose results are float arrays whatever their arguments
+# ops whose results are float arrays whatever their arguments, and ops whose results are not
 FLOATS = {"div", "exp", "log", "tanh", "sigmoid", "sqrt", "softmax", "logsoftmax", "mean", "onehot",
           "max_grad", "xent", "xent_logits", "svm", "svm_margins", "svm_hinge", "svm_grad",
           "zeros_like"}
+NOT_FLOATS = {"gt", "ge", "lt", "le", "step", "argmax", "count", "examples"}
 
 
 class _Function:
@@ -155,22 +156,32 @@ class _Function:
         is written into it: `e = np.subtract(s, m, out=s)` (see `statements`). The emitted
         code expects the arrays of one call to share a float dtype (CompiledModel casts).
 
-        An operator on an unnamed temporary (t4 * (1.0 - t3 * t3)) stays one expression:
-        NumPy already reuses such temporaries (it elides them) and the line reads better;
-        but not on the result of `out=`, which NumPy cannot tell from a named array.
+        Other operators on an unnamed temporary (t4 * (1.0 - t3 * t3)) stay one expression:
+        NumPy reuses such temporaries of 256 KiB or more itself (it elides them) and the
+        line reads better; but not the result of `out=`, which NumPy cannot tell from a
+        named array, nor in a call (np.exp(s - m)), where NumPy elides nothing.
         """
-        nodes, out, position = self.nodes, {}, self.position
+        nodes, out, position, labels = self.nodes, {}, self.position, self.m.labels
         last_read: dict[int, int] = {}   # array -> the last node that reads its values
         shares = self.shares             # view (x.T, broadcast_to(g)) -> arrays it may share
         fresh = set()                    # arrays of the pass's own (reading a view reads them)
+        # Only a surely float array may take a result (masks x > 0, integer labels and
+        # literals times them are not): an op that makes floats of anything (/, exp, ...),
+        # or one that mixes in a surely float argument.
+        surely_float = set()
+        candidates = []                  # one ufunc of its arguments, shaped, not cast
         for n in self.order:
             d = nodes[n]
-            op = OPS.get(d["op"])
-            if op is None:
+            op = d["op"]
+            row = OPS.get(op)
+            if row is None:              # input, param, const, literal
+                if op in ("input", "param") and d["name"] not in labels:
+                    surely_float.add(n)
                 continue
+            args = d["args"]
             read = []
-            for i, a in enumerate(d["args"]):
-                if i in op.shape_only:
+            for i, a in enumerate(args):
+                if i in row.shape_only:
                     continue
                 if a in shares:
                     read.extend(shares[a])
@@ -178,25 +189,23 @@ class _Function:
                     read.append(a)
             for b in read:
                 last_read[b] = n
-            if op.fresh:
+            if row.fresh:
                 fresh.add(n)
             else:
                 shares[n] = tuple(read)
+            if op in FLOATS or op not in NOT_FLOATS and any(
+                    a in surely_float for a in (args[:1] if op in ("expand_to", "sum_to") else args)):
+                surely_float.add(n)
+            if not d["attrs"] and self.shape[n] and n not in self.as_float:
+                candidates.append(n)
         for r in self.rooted:            # returned, so read after everything
             for b in shares.get(r, (r,)):
                 last_read[b] = None
-        surely_float = self._surely_float()
         results = set()                  # the results computed in place so far
-        for n in self.order:
+        for n in candidates:
             d = nodes[n]
-            op = OPS.get(d["op"])
-            if op is None:
-                continue
-            call, operands = _ufunc_operands(op, d)
-            shape = self.shape[n]
-            if not operands or not shape or n in self.as_float:
-                continue
-            args = d["args"]
+            call, operands = _ufunc_operands(OPS[d["op"]], d)
+            args, shape = d["args"], self.shape[n]
             # the operand computed last, so that the array is allocated as late as it can be
             if len(operands) > 1:
                 operands = sorted(operands, key=lambda i: position[args[i]], reverse=True)
@@ -211,24 +220,6 @@ class _Function:
                     results.add(n)
                     break
         return out
-
-    def _surely_float(self) -> set[int]:
-        """The nodes whose arrays are surely float: only those may take a result in place
-        (masks x > 0, integer labels and literals times them are not). A node is surely
-        float when its op makes floats of anything (/, exp, ...) or it mixes in a surely
-        float argument."""
-        nodes, labels = self.nodes, self.m.labels
-        surely_float = set()
-        for n in self.order:
-            d = nodes[n]
-            op = d["op"]
-            if (op in ("input", "param") and d["name"] not in labels or op in FLOATS
-                    or op not in ("literal", "const", "input", "param", "gt", "ge", "lt", "le",
-                                  "step", "argmax", "count", "examples")
-                    and any(a in surely_float for a in   # expand_to, sum_to: g's dtype
-                            (d["args"][:1] if op in ("expand_to", "sum_to") else d["args"]))):
-                surely_float.add(n)
-        return surely_float
 
     def statements(self, funcname: str):
         """Yield (comment, ast statement, node, names it reads) in order."""
