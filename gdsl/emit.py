@@ -111,13 +111,6 @@ def _bool_arrays_to_cast(nodes: dict, order: list[int], roots: set[int]) -> set[
             if n in roots or any(nodes[u]["op"] not in KEEPS_MEANING for u in users.get(n, ()))}
 
 
-# ops whose results are float arrays whatever their arguments, and ops whose results are not
-FLOATS = {"div", "exp", "log", "tanh", "sigmoid", "sqrt", "softmax", "logsoftmax", "mean", "onehot",
-          "max_grad", "xent", "xent_logits", "svm", "svm_margins", "svm_hinge", "svm_grad",
-          "zeros_like"}
-NOT_FLOATS = {"gt", "ge", "lt", "le", "step", "argmax", "count", "examples"}
-
-
 class _Function:
     """One emitted function: the nodes its roots need, in schedule order."""
 
@@ -166,8 +159,8 @@ class _Function:
         shares = self.shares             # view (x.T, broadcast_to(g)) -> arrays it may share
         fresh = set()                    # arrays of the pass's own (reading a view reads them)
         # Only a surely float array may take a result (masks x > 0, integer labels and
-        # literals times them are not): an op that makes floats of anything (/, exp, ...),
-        # or one that mixes in a surely float argument.
+        # literals times them are not): see Op.floats; otherwise one that mixes in a surely
+        # float value argument.
         surely_float = set()
         candidates = []                  # one ufunc of its arguments, shaped, not cast
         for n in self.order:
@@ -179,7 +172,7 @@ class _Function:
                     surely_float.add(n)
                 continue
             args = d["args"]
-            read = []
+            read, floats = [], row.floats
             for i, a in enumerate(args):
                 if i in row.shape_only:
                     continue
@@ -187,14 +180,15 @@ class _Function:
                     read.extend(shares[a])
                 else:
                     read.append(a)
+                if floats is None and a in surely_float:
+                    floats = True
             for b in read:
                 last_read[b] = n
             if row.fresh:
                 fresh.add(n)
             else:
                 shares[n] = tuple(read)
-            if op in FLOATS or op not in NOT_FLOATS and any(
-                    a in surely_float for a in (args[:1] if op in ("expand_to", "sum_to") else args)):
+            if floats:
                 surely_float.add(n)
             if not d["attrs"] and self.shape[n] and n not in self.as_float:
                 candidates.append(n)
@@ -270,7 +264,7 @@ class _Function:
             target = self.namer.of(m, self._home(n))
             stmt = ast.Assign([ast.Name(target, ast.Store())], expr)
             if n in self.into:
-                stmt = _in_place(expr, target, exprs[self.into[n]][0].id)
+                stmt = _written_into(expr, target, exprs[self.into[n]][0].id)
             comment = self._comment(d)
             if comment == last_line:
                 comment = None
@@ -335,7 +329,7 @@ def _ufunc_operands(op, d) -> tuple[bool, list[int]]:
 _operands_cache: dict = {}
 
 
-def _in_place(expr: ast.expr, target: str, buffer: str) -> ast.stmt:
+def _written_into(expr: ast.expr, target: str, buffer: str) -> ast.stmt:
     """`target = expr` computed in the array named buffer: `t += b` or `np.exp(t, out=t)` when
     target is buffer, `e = np.subtract(s, m, out=s)` when not."""
     ufunc, operands = _as_ufunc(expr)

@@ -15,6 +15,8 @@ Each row gives
     fresh      whether the result is a new float array the emitted code may update in place
     shape_only the arguments the emission reads only for their shape (n = s.shape[1]): their
                arrays may be reused (updated in place) before it
+    floats     True if the result is a float array whatever the arguments (/, exp), False if it
+               never is (masks, indices, counts); None: float when a value argument is
     jacobian   for teaching: the local Jacobian of the op in the lecture's notation,
                one per argument ({x}, {y}, {ans} are the argument and result names)
     helpers    module-level NumPy helpers the emission calls (see HELPERS)
@@ -56,6 +58,7 @@ class Op:
     flops: Callable | int = 1        # FLOPs per output element, or (arg_sizes, out_size, shapes) -> FLOPs
     fresh: bool = True               # returns a new float array (not a view, an input or a mask)
     shape_only: tuple[int, ...] = ()  # arguments read only for their shape
+    floats: bool | None = None       # result always float / never float / as its value arguments
 
 
 OPS: dict[str, Op] = {}
@@ -183,7 +186,7 @@ defop("mul", 2, bcast, lambda a, at, s: bin_(a[0], "*", a[1]),
 defop("div", 2, bcast, lambda a, at, s: bin_(a[0], "/", a[1]),
       lambda g, ans, x, y, **at: g / y,
       lambda g, ans, x, y, **at: -(g * ans) / y,          # d(x/y)/dy = -x/y² = -ans/y
-      broadcasts=True, user=False, jacobian=("diag(1/{y})", "−diag({x}/{y}²)"))
+      broadcasts=True, user=False, jacobian=("diag(1/{y})", "−diag({x}/{y}²)"), floats=True)
 defop("pow", 2, bcast, lambda a, at, s: bin_(a[0], "**", a[1]),
       lambda g, ans, x, y, **at: g * y * x ** (y - 1),
       lambda g, ans, x, y, **at: g * ans * call("log", x),
@@ -203,24 +206,24 @@ defop("minimum", 2, bcast, lambda a, at, s: np_("minimum", *a),
 # comparisons: masks for the backward pass, no derivative of their own
 for _name, _sym in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
     defop(_name, 2, bcast, lambda a, at, s, _sym=_sym: bin_(a[0], _sym, a[1]), None, None,
-          user=False, constant=True, fresh=False)
+          user=False, constant=True, fresh=False, floats=False)
 defop("step", 1, same, lambda a, at, s: bin_(a[0], ">", const(0)), None, user=False, constant=True,
-      fresh=False)
+      fresh=False, floats=False)
 
 # elementwise, one argument
 
 defop("neg", 1, same, lambda a, at, s: ast.UnaryOp(ast.USub(), a[0]),
       lambda g, ans, x, **at: -g, user=False, jacobian=("−I",))
 defop("exp", 1, same, lambda a, at, s: np_("exp", a[0]),
-      lambda g, ans, x, **at: g * ans, jacobian=("diag(exp({x}))",))
+      lambda g, ans, x, **at: g * ans, jacobian=("diag(exp({x}))",), floats=True)
 defop("log", 1, same, lambda a, at, s: np_("log", a[0]),
-      lambda g, ans, x, **at: g / x, jacobian=("diag(1/{x})",))
+      lambda g, ans, x, **at: g / x, jacobian=("diag(1/{x})",), floats=True)
 defop("tanh", 1, same, lambda a, at, s: np_("tanh", a[0]),
-      lambda g, ans, x, **at: g * (1 - ans * ans), jacobian=("diag(1 − tanh²({x}))",))
+      lambda g, ans, x, **at: g * (1 - ans * ans), jacobian=("diag(1 − tanh²({x}))",), floats=True)
 # sigmoid(x) = (1 + tanh(x/2)) / 2: stable for large |x|, one ufunc pass
 defop("sigmoid", 1, same,
       lambda a, at, s: bin_(const(0.5), "+", bin_(const(0.5), "*", np_("tanh", bin_(const(0.5), "*", a[0])))),
-      lambda g, ans, x, **at: g * ans * (1 - ans), jacobian=("diag(σ({x})(1 − σ({x})))",))
+      lambda g, ans, x, **at: g * ans * (1 - ans), jacobian=("diag(σ({x})(1 − σ({x})))",), floats=True)
 defop("relu", 1, same, lambda a, at, s: np_("maximum", a[0], const(0)),
       # subgradient at 0 is 0
       # relu(x) > 0 exactly where x > 0: the mask reads the result, so x can die (in place)
@@ -230,7 +233,7 @@ defop("abs", 1, same, lambda a, at, s: np_("abs", a[0]),
       lambda g, ans, x, **at: g * call("sign", x), jacobian=("diag(sign({x}))",),
       doc="absolute value; its gradient at 0 is taken as 0")
 defop("sqrt", 1, same, lambda a, at, s: np_("sqrt", a[0]),
-      lambda g, ans, x, **at: 0.5 * g / ans, jacobian=("diag(1/(2√{x}))",))
+      lambda g, ans, x, **at: 0.5 * g / ans, jacobian=("diag(1/(2√{x}))",), floats=True)
 defop("square", 1, same, lambda a, at, s: np_("square", a[0]),
       lambda g, ans, x, **at: 2 * g * x, jacobian=("diag(2{x})",))
 defop("sign", 1, same, lambda a, at, s: np_("sign", a[0]), None,
@@ -287,17 +290,17 @@ def _per_input(sizes, out, shapes):
 defop("sum", 1, reduced, lambda a, at, s: meth(a[0], "sum", **reduce_kw(at)), _sum_vjp,
       keywords=_RED, jacobian=("1ᵀ",), flops=_per_input)
 defop("mean", 1, reduced, lambda a, at, s: meth(a[0], "mean", **reduce_kw(at)), _mean_vjp,
-      keywords=_RED, jacobian=("1ᵀ/n",), flops=_per_input)
+      keywords=_RED, jacobian=("1ᵀ/n",), flops=_per_input, floats=True)
 defop("max", 1, reduced, lambda a, at, s: meth(a[0], "max", **reduce_kw(at)),
       lambda g, ans, x, **at: call("max_grad", g, x, ans, **at),
       keywords=_RED, jacobian=("[{x} = max {x}]ᵀ",), helpers=("_max_grad",), flops=_per_input,
       doc="maximum along an axis; ties share the gradient equally")
 defop("max_grad", 3, like_second,
       lambda a, at, s: helper("_max_grad", *a, const(at.get("axis")), const(bool(at.get("keepdims")))),
-      None, user=False, keywords=_RED, helpers=("_max_grad",))
+      None, user=False, keywords=_RED, helpers=("_max_grad",), floats=True)
 defop("argmax", 1, reduced, lambda a, at, s: np_("argmax", a[0], axis=at.get("axis", 0)), None,
       fresh=False,
-      keywords={"axis": 0}, doc="index of the largest entry along an axis (not differentiable)")
+      keywords={"axis": 0}, doc="index of the largest entry along an axis (not differentiable)", floats=False)
 
 
 def _expand_emit(a, at, s):
@@ -321,7 +324,7 @@ def _count_emit(a, at, s):
 
 
 defop("count", 1, scalar, _count_emit, None, user=False, keywords={"axis": None}, constant=True,
-      flops=0, shape_only=(0,))
+      flops=0, shape_only=(0,), floats=False)
 
 
 def _examples_emit(a, at, s):
@@ -332,7 +335,7 @@ def _examples_emit(a, at, s):
 
 
 defop("examples", 1, scalar, _examples_emit, None, user=False, constant=True, flops=0,
-      shape_only=(0,))
+      shape_only=(0,), floats=False)
 
 
 def _sum_to_emit(a, at, s):
@@ -343,7 +346,7 @@ def _sum_to_emit(a, at, s):
 defop("sum_to", 2, like_second, _sum_to_emit, None, user=False, helpers=("_sum_to",), fresh=False,
       shape_only=(1,))
 defop("zeros_like", 1, same, lambda a, at, s: np_("zeros_like", a[0]), None, user=False,
-      constant=True, shape_only=(0,))
+      constant=True, shape_only=(0,), floats=True)
 
 # softmax and losses: classes along axis 0
 
@@ -360,10 +363,10 @@ def _logsoftmax_vjp(g, ans, x, **at):
 
 defop("softmax", 1, along_axis, lambda a, at, s: helper("_softmax", a[0], axis=at["axis"]),
       _softmax_vjp, keywords={"axis": 0}, helpers=("_softmax",), flops=4,
-      jacobian=("diag({ans}) − {ans}{ans}ᵀ",), doc="exp(s) / 1ᵀexp(s) along an axis (stable)")
+      jacobian=("diag({ans}) − {ans}{ans}ᵀ",), doc="exp(s) / 1ᵀexp(s) along an axis (stable)", floats=True)
 defop("logsoftmax", 1, along_axis, lambda a, at, s: helper("_logsoftmax", a[0], axis=at["axis"]),
       _logsoftmax_vjp, keywords={"axis": 0}, helpers=("_logsoftmax",), flops=4,
-      jacobian=("I − 1softmax({x})ᵀ",), doc="log(softmax(s)) along an axis (stable)")
+      jacobian=("I − 1softmax({x})ᵀ",), doc="log(softmax(s)) along an axis (stable)", floats=True)
 
 
 def _xent_vjp(g, ans, p, y, **at):
@@ -395,20 +398,20 @@ def _xent_logits_emit(a, at, s):
 defop("xent", 2, loss_shape, lambda a, at, s: helper("_xent", *a), _xent_vjp, None, flops=lambda z, o, s: 3 * z[0],
       helpers=("_xent", "_onehot"), jacobian=("−{y}ᵀ/({y}ᵀ{x})",),
       doc="cross-entropy -log(yᵀp) of probabilities p [C, n] and labels (one-hot [C, n] or "
-          "integers [n]), averaged over examples")
+          "integers [n]), averaged over examples", floats=True)
 defop("xent_logits", 5, loss_shape, _xent_logits_emit,
       _xent_logits_vjp, None, None, None, None, user=False, caches=_xent_logits_caches, cached=3,
       shape_only=(0,),
       flops=lambda z, o, s: 2 * z[0], jacobian=("softmax({x})ᵀ − {y}ᵀ",),
       doc="cross-entropy of softmax(s) for labels Y whose columns sum to 1: "
-          "Σ log Σ exp(s) − yᵀs over the examples, averaged; m, Z and Σ yᵀs are its caches")
+          "Σ log Σ exp(s) − yᵀs over the examples, averaged; m, Z and Σ yᵀs are its caches", floats=True)
 def onehot_shape(dims, s, at):
     sh.labels_like(dims, s[1], s[0])
     return s[1]
 
 
 defop("onehot", 2, onehot_shape, lambda a, at, s: helper("_onehot", *a), None, None, user=False,
-      helpers=("_onehot",), constant=True, fresh=False, shape_only=(1,))
+      helpers=("_onehot",), constant=True, fresh=False, shape_only=(1,), floats=True)
 # The multi-class hinge loss works from its margins M = max(0, s_j - s_y + 1), 0 for the true
 # class y: the loss is ΣM / n and the gradient needs only [M > 0]. The fuse pass computes M
 # once, as the cache argument of svm_hinge; unfused, svm's gradient computes it again.
@@ -437,17 +440,17 @@ SVM_JACOBIAN = "Σⱼ≠y [{x}ⱼ − {x}_y + 1 > 0](eⱼ − e_y)ᵀ"
 defop("svm", 2, loss_shape, lambda a, at, s: helper("_svm", *a), _svm_vjp, None,
       helpers=("_svm",), flops=lambda z, o, s: 5 * z[0], jacobian=(SVM_JACOBIAN,),
       doc="multi-class hinge loss Σ_{j≠y} max(0, s_j - s_y + 1), averaged over examples "
-          "(subgradient 0 exactly at the hinge)")
+          "(subgradient 0 exactly at the hinge)", floats=True)
 defop("svm_margins", 2, margins_shape, lambda a, at, s: helper("_svm_margins", *a), None, None,
-      user=False, helpers=("_svm_margins",), flops=5)
+      user=False, helpers=("_svm_margins",), flops=5, floats=True)
 defop("svm_hinge", 3, loss_shape, _svm_hinge_emit,
       lambda g, ans, s, Y, M, **at: call("svm_grad", g, M, Y), None, None, user=False,
       caches=_svm_margins_caches, cached=1, shape_only=(0,), flops=lambda z, o, s: z[2],
       jacobian=(SVM_JACOBIAN,),
       doc="multi-class hinge loss of scores s for one-hot labels Y, from its margins M "
-          "(the cache): Σ M / n")
+          "(the cache): Σ M / n", floats=True)
 defop("svm_grad", 3, like_second, lambda a, at, s: helper("_svm_grad", *a), None, None, None,
-      user=False, helpers=("_svm_grad",), flops=5)
+      user=False, helpers=("_svm_grad",), flops=5, floats=True)
 # only a cache argument (of xent_logits), through which no gradient flows
 defop("vdot", 2, scalar, lambda a, at, s: np_("vdot", *a), None, None, user=False,
       flops=lambda z, o, s: 2 * z[0], doc="Σ x y over every entry (the yᵀs of the fused cross-entropy)")
