@@ -6,8 +6,8 @@
     log(softmax(s))     -> logsoftmax(s)          # never log(0) = -inf
     svm(s, y)           -> svm_hinge(s, Y, M) with M = svm_margins(s, Y) = max(0, s - s_y + 1),
                           0 for the true class: the loss is ΣM / n and the gradient [M > 0]
-    xent(p, y), svm(s, y) -> xent(p, Y), svm(s, Y) with Y = onehot(y, ...) computed once
-                                                   # for the forward and the backward pass
+    xent(p, y)          -> xent(p, Y)             # with each loss's Y = onehot(y, ...) computed
+                                                   # once for the forward and the backward pass
 
 The softmax node p keeps its name and becomes e / Z; the fused losses read m, Z and ys,
 or M, as cache arguments (see the op table), so nothing is computed twice.
@@ -34,11 +34,12 @@ def fuse(model) -> None:
                 model.set_args(n, (src["args"][0],))
                 model.rewrites.append(f"{d['span']}: log(softmax(s)) -> logsoftmax(s)")
             continue
-        scores, labels = V(b, d["args"][0]), V(b, d["args"][1])
+        fused = d["op"] == "xent" and src["op"] == "softmax" and src["attrs"].get("axis") == 0
+        scores = V(b, src["args"][0] if fused else d["args"][0])    # s, for xent(softmax(s))
+        labels = V(b, d["args"][1])
         Y = b.op("onehot", labels, scores) if model.node(labels.id)["op"] != "onehot" else labels
-        if d["op"] == "xent" and src["op"] == "softmax" and src["attrs"].get("axis") == 0:
-            s = V(b, src["args"][0])
-            Y = b.op("onehot", labels, s)
+        if fused:
+            s = scores
             p = d["args"][0]
             b.extra = {"span": src["span"], "line": src["line"]}
             m, Z, ys = OPS["xent_logits"].caches(s, Y)
