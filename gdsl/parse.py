@@ -16,7 +16,7 @@ from itertools import chain
 from typing import NamedTuple
 
 import lark
-from lark import Lark, Token, Transformer
+from lark import Lark, Transformer
 from lark.lexer import Lexer, PatternStr
 from lark.parse_tree_builder import ExpandSingleChild
 from lark.parsers.lalr_analysis import Shift
@@ -58,16 +58,23 @@ TERMINAL_NAMES = {
 KEYWORDS = {"input", "param", "const", "loss", "output", "train"}
 
 
-def _span(tok: Token) -> Span:
-    return Span(tok.line, tok.column, tok.end_line, tok.end_column)
+class Lexeme(NamedTuple):
+    """A token of the model text, as the lexer makes it and the parser shifts it.
+
+    A named tuple rather than Lark's Token: it is made three times faster, and it carries
+    its span ready for the AST."""
+
+    type: str       # the grammar's terminal
+    text: str
+    span: Span
 
 
-def _number(tok: Token, sign: Token | None = None) -> float:
-    value = float(tok)
+def _number(tok: Lexeme, sign: Lexeme | None = None) -> float:
+    value = float(tok.text)
     if value == float("inf"):       # 1e999: float64 cannot hold it
-        raise GdslSyntaxError(f"the number `{tok}` is too large for float64 (at most about 1.8e308)",
-                              _span(tok))
-    return -value if sign is not None and sign == "-" else value
+        raise GdslSyntaxError(f"the number `{tok.text}` is too large for float64 (at most about 1.8e308)",
+                              tok.span)
+    return -value if sign is not None and sign.text == "-" else value
 
 
 class ToAst(Transformer):
@@ -88,13 +95,13 @@ class ToAst(Transformer):
     # statements
     def assign(self, c):
         name, value = c
-        return S.Assign(str(name), value, Span.cover(_span(name), value.span), _span(name))
+        return S.Assign(name.text, value, Span.cover(name.span, value.span), name.span)
 
     def input_decl(self, c):
         kw, name, *rest = c
         shape = rest[0] if rest else None
-        end = shape[1] if shape else _span(name)
-        return S.Input(str(name), shape[0] if shape else None, Span.cover(_span(kw), end), _span(name))
+        end = shape[1] if shape else name.span
+        return S.Input(name.text, shape[0] if shape else None, Span.cover(kw.span, end), name.span)
 
     def param_decl(self, c):
         kw, name, *rest = c
@@ -104,34 +111,34 @@ class ToAst(Transformer):
                 init = r
             elif r is not None:
                 shape = r
-        end = init.span if init else shape[1] if shape else _span(name)
-        return S.Param(str(name), shape[0] if shape else None, init,
-                       Span.cover(_span(kw), end), _span(name))
+        end = init.span if init else shape[1] if shape else name.span
+        return S.Param(name.text, shape[0] if shape else None, init,
+                       Span.cover(kw.span, end), name.span)
 
     def const_decl(self, c):
         kw, name, *rest = c
-        value, vspan = self._signed(rest[0]) if rest and rest[0] is not None else (None, _span(name))
-        return S.Const(str(name), value, Span.cover(_span(kw), vspan), _span(name))
+        value, vspan = self._signed(rest[0]) if rest and rest[0] is not None else (None, name.span)
+        return S.Const(name.text, value, Span.cover(kw.span, vspan), name.span)
 
     def loss_stmt(self, c):
         kw, name = c
-        return S.Loss(str(name), Span.cover(_span(kw), _span(name)), _span(name))
+        return S.Loss(name.text, Span.cover(kw.span, name.span), name.span)
 
     def output_stmt(self, c):
         kw, *names = c
-        names = tuple(S.Name(str(n), _span(n)) for n in names)
-        return S.Output(names, Span.cover(_span(kw), names[-1].span))
+        names = tuple(S.Name(n.text, n.span) for n in names)
+        return S.Output(names, Span.cover(kw.span, names[-1].span))
 
     def train_stmt(self, c):
         kw, *options = c
-        return S.Train(tuple(options), Span.cover(_span(kw), options[-1].span))
+        return S.Train(tuple(options), Span.cover(kw.span, options[-1].span))
 
     def option(self, c):
         name, value = c
-        if isinstance(value, Token) and value.type == "NAME":  # a bare word: optimizer=adam
-            return S.Option(str(name), str(value), Span.cover(_span(name), _span(value)))
+        if isinstance(value, Lexeme) and value.type == "NAME":  # a bare word: optimizer=adam
+            return S.Option(name.text, value.text, Span.cover(name.span, value.span))
         number, span = self._signed(value)
-        return S.Option(str(name), number, Span.cover(_span(name), span))
+        return S.Option(name.text, number, Span.cover(name.span, span))
 
     def shape(self, c):
         dims = []
@@ -139,73 +146,73 @@ class ToAst(Transformer):
             if d is None:
                 continue
             if d.type == "NUMBER":
-                if not d.isdigit():
-                    raise GdslSyntaxError(f"a dimension is a name or a whole number, not `{d}`",
-                                          _span(d), help="e.g. `input x[d, n]` or `param b[C, 1]`")
-                if len(d) > 18:         # beyond int64, and beyond any memory
-                    raise GdslLimitError(f"the dimension `{d[:20]}...` is too large", _span(d),
+                if not d.text.isdigit():
+                    raise GdslSyntaxError(f"a dimension is a name or a whole number, not `{d.text}`",
+                                          d.span, help="e.g. `input x[d, n]` or `param b[C, 1]`")
+                if len(d.text) > 18:         # beyond int64, and beyond any memory
+                    raise GdslLimitError(f"the dimension `{d.text[:20]}...` is too large", d.span,
                                          help="dimensions are at most 18 digits")
-                dims.append(S.DimSpec(int(d), _span(d)))
+                dims.append(S.DimSpec(int(d.text), d.span))
             else:
-                dims.append(S.DimSpec(str(d), _span(d)))
+                dims.append(S.DimSpec(d.text, d.span))
         return tuple(dims), (dims[-1].span if dims else None)
 
     def init(self, c):
         name, *args = c
         args = [a for a in args if a is not None]
         values = tuple(self._signed(a)[0] for a in args)
-        end = self._signed(args[-1])[1] if args else _span(name)
-        return S.Init(str(name), values, Span.cover(_span(name), end))
+        end = self._signed(args[-1])[1] if args else name.span
+        return S.Init(name.text, values, Span.cover(name.span, end))
 
     @staticmethod
     def _signed(a):
-        return a if isinstance(a, tuple) else (_number(a), _span(a))
+        """(value, span) of a number as signed_number gives it, or of a bare NUMBER."""
+        return (_number(a), a.span) if isinstance(a, Lexeme) else a
 
     def signed_number(self, c):
         sign, num = c
-        return _number(num, sign), Span.cover(_span(sign), _span(num))
+        return _number(num, sign), Span.cover(sign.span, num.span)
 
     # expressions
     def binop(self, c):
         left, op, right = c
-        self._operation(_span(op))
-        return S.BinOp(str(op), left, right, Span.cover(left.span, right.span), _span(op))
+        self._operation(op.span)
+        return S.BinOp(op.text, left, right, Span.cover(left.span, right.span), op.span)
 
     def unary(self, c):
         op, operand = c
-        if op == "-":
-            self._operation(_span(op))
-        return S.Unary(str(op), operand, Span.cover(_span(op), operand.span))
+        if op.text == "-":
+            self._operation(op.span)
+        return S.Unary(op.text, operand, Span.cover(op.span, operand.span))
 
     def transpose(self, c):
         operand, tok = c
-        self._operation(_span(tok))
-        return S.Transpose(operand, Span.cover(operand.span, _span(tok)))
+        self._operation(tok.span)
+        return S.Transpose(operand, Span.cover(operand.span, tok.span))
 
     def number(self, c):
         (tok,) = c
-        return S.Num(_number(tok), str(tok), _span(tok))
+        return S.Num(_number(tok), tok.text, tok.span)
 
     def name(self, c):
         (tok,) = c
-        return S.Name(str(tok), _span(tok))
+        return S.Name(tok.text, tok.span)
 
     def call(self, c):
         func, *args, rpar = c
         args = [a for a in args if a is not None]
         positional = tuple(a for a in args if not isinstance(a, S.Keyword))
         keywords = tuple(a for a in args if isinstance(a, S.Keyword))
-        end = _span(rpar)
-        self._operation(_span(func))
-        return S.Call(str(func), positional, keywords, Span.cover(_span(func), end), _span(func))
+        self._operation(func.span)
+        return S.Call(func.text, positional, keywords, Span.cover(func.span, rpar.span), func.span)
 
     def group(self, c):
         lpar, inner, rpar = c
-        return dataclasses.replace(inner, span=Span.cover(_span(lpar), _span(rpar)))
+        return dataclasses.replace(inner, span=Span.cover(lpar.span, rpar.span))
 
     def keyword(self, c):
         name, value = c
-        return S.Keyword(str(name), value, Span.cover(_span(name), value.span))
+        return S.Keyword(name.text, value, Span.cover(name.span, value.span))
 
 
 def grammar_text() -> str:
@@ -255,12 +262,12 @@ class FastLexer(Lexer):
             if "\n" not in value:
                 if kind not in ignore:
                     col = pos - line_start + 1
-                    yield Token(kind, value, pos, line, col, line, col + len(value), end)
+                    yield Lexeme(kind, value, Span(line, col, line, col + end - pos))
             else:
                 newlines = value.count("\n")
                 if kind not in ignore:
-                    yield Token(kind, value, pos, line, pos - line_start + 1, line + newlines,
-                                len(value) - value.rfind("\n"), end)
+                    yield Lexeme(kind, value, Span(line, pos - line_start + 1, line + newlines,
+                                                   len(value) - value.rfind("\n")))
                 line += newlines
                 line_start = pos + value.rfind("\n") + 1
             pos = end
@@ -305,7 +312,7 @@ def _run(tables: Tables, text: str) -> S.Program:
     names as plain strings and without Lark's per-reduction wrappers: a third of the time."""
     actions, end = tables.actions, tables.end
     states, values = [tables.start], []
-    for token in chain(tables.lexer.lex(text), [Token("$END", "")]):
+    for token in chain(tables.lexer.lex(text), [Lexeme("$END", "", None)]):
         kind = token.type
         while True:
             try:
@@ -364,7 +371,7 @@ def parse(text: str) -> S.Program:
     except lark.UnexpectedToken as e:
         tok = e.token
         if tok.type == "EQUAL" and _last_keyword(e.state):
-            span = Span(tok.line, tok.column, tok.line, tok.column + 1)
+            span = Span(tok.span.line, tok.span.col, tok.span.line, tok.span.col + 1)
             raise GdslSyntaxError(f"`{_last_keyword(e.state)}` is a keyword and cannot be used as a name",
                                   span, help="choose another name") from None
         if tok.type == "$END":
@@ -373,13 +380,14 @@ def parse(text: str) -> S.Program:
             span = Span(line, col, line, col + 1)
         else:
             what = ("unexpected end of statement" if tok.type == "_SEP"
-                    else f"unexpected `{tok}`")
-            if tok.type == "NAME" and str(tok) in KEYWORDS:
-                what = f"unexpected keyword `{tok}`"
-            span = Span(tok.line, tok.column, tok.line, tok.column + max(1, len(str(tok).rstrip("\n"))))
+                    else f"unexpected `{tok.text}`")
+            if tok.type == "NAME" and tok.text in KEYWORDS:
+                what = f"unexpected keyword `{tok.text}`"
+            line, col = tok.span.line, tok.span.col
+            span = Span(line, col, line, col + max(1, len(tok.text.rstrip("\n"))))
         help = _hint(e, tok)
-        if str(tok) in KEYWORDS and "NAME" in e.expected:       # param loss[C, d]
-            raise GdslSyntaxError(f"`{tok}` is a keyword and cannot be used as a name", span,
+        if tok.text in KEYWORDS and "NAME" in e.expected:       # param loss[C, d]
+            raise GdslSyntaxError(f"`{tok.text}` is a keyword and cannot be used as a name", span,
                                   help="choose another name") from None
         raise GdslSyntaxError(what, span, notes=[_expected(e.expected)] if e.expected else [],
                               help=help) from None
@@ -412,7 +420,7 @@ def _check_nesting(text: str) -> None:
             depth = max(depth - 1, 0)
 
 
-def _hint(e: lark.UnexpectedToken, tok: Token) -> str | None:
+def _hint(e: lark.UnexpectedToken, tok: Lexeme) -> str | None:
     expected = set(e.expected)
     if tok.type in ("INPUT", "PARAM", "CONST", "LOSS", "OUTPUT", "TRAIN") and "NAME" in expected:
         return f"`{tok}` is a keyword and cannot be used as a name"
@@ -428,8 +436,8 @@ def _hint(e: lark.UnexpectedToken, tok: Token) -> str | None:
 def _last_keyword(values: list) -> str | None:
     """The keyword just before the error (`param = ...`), from _run's value stack."""
     last = values[-1] if values else None
-    if isinstance(last, Token) and last.type in ("INPUT", "PARAM", "CONST", "LOSS", "OUTPUT", "TRAIN"):
-        return str(last)
+    if isinstance(last, Lexeme) and last.type in ("INPUT", "PARAM", "CONST", "LOSS", "OUTPUT", "TRAIN"):
+        return last.text
     return None
 
 
