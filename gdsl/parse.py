@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import lark
 from lark import Lark, Transformer
-from lark.lexer import Lexer, PatternStr
+from lark.lexer import Lexer, PatternStr, _regexp_has_newline
 from lark.parse_tree_builder import ExpandSingleChild
 from lark.parsers.lalr_analysis import Shift
 
@@ -56,6 +56,7 @@ TERMINAL_NAMES = {
     "TRAIN": "`train`",
 }
 KEYWORDS = {"input", "param", "const", "loss", "output", "train"}
+BAD_CHARACTER = "bad_character"     # the lexer's name for a character no terminal matches
 
 
 class Lexeme(NamedTuple):
@@ -199,10 +200,10 @@ class ToAst(Transformer):
         return S.Name(tok.text, tok.span)
 
     def call(self, c):
-        func, *args, rpar = c
-        args = [a for a in args if a is not None]
-        positional = tuple(a for a in args if not isinstance(a, S.Keyword))
-        keywords = tuple(a for a in args if isinstance(a, S.Keyword))
+        func, rpar = c[0], c[-1]
+        args = [a for a in c[1:-1] if a is not None]
+        positional = tuple([a for a in args if not isinstance(a, S.Keyword)])
+        keywords = tuple([a for a in args if isinstance(a, S.Keyword)])
         self._operation(func.span)
         return S.Call(func.text, positional, keywords, Span.cover(func.span, rpar.span), func.span)
 
@@ -244,25 +245,32 @@ class FastLexer(Lexer):
         self.keywords = {t.pattern.value: t.name for t in terminals
                          if isinstance(t.pattern, PatternStr) and name_re.fullmatch(t.pattern.value)}
         others = [t for t in terminals if t.name not in self.keywords.values()]
-        self.names = [t.name for t in others]
-        self.regex = re.compile("|".join(f"(?P<{t.name}>{t.pattern.to_regexp()})" for t in others))
+        # A last alternative takes any character no terminal matches, so that finditer's
+        # matches tile the text: it ends the lexing with UnexpectedCharacters.
+        self.regex = re.compile("|".join([f"(?P<{t.name}>{t.pattern.to_regexp()})" for t in others]
+                                         + [rf"(?P<{BAD_CHARACTER}>[\s\S])"]))
         self.ignore = frozenset(conf.ignore)
+        self.blank = frozenset(t.name for t in others if t.name in self.ignore
+                               and not _regexp_has_newline(t.pattern.to_regexp()))
 
     def lex(self, data: str):
-        match, keywords, ignore = self.regex.match, self.keywords, self.ignore
-        pos, line, line_start, end_of_text = 0, 1, 0, len(data)
-        while pos < end_of_text:
-            m = match(data, pos)
-            if m is None:
+        keywords, ignore, blank = self.keywords, self.ignore, self.blank
+        new = tuple.__new__     # Lexeme(...) and Span(...) without their Python-level __new__
+        line, line_start = 1, 0
+        for m in self.regex.finditer(data):
+            kind = m.lastgroup
+            if kind in blank:           # spaces: most of the matches, and nothing to do
+                continue
+            value, pos = m.group(), m.start()
+            if kind == BAD_CHARACTER:
                 raise lark.UnexpectedCharacters(data, pos, line, pos - line_start + 1,
                                                 allowed=None)
-            kind, value, end = m.lastgroup, m.group(), m.end()
             if kind == "NAME":
                 kind = keywords.get(value, kind)
             if "\n" not in value:
                 if kind not in ignore:
                     col = pos - line_start + 1
-                    yield Lexeme(kind, value, Span(line, col, line, col + end - pos))
+                    yield new(Lexeme, (kind, value, new(Span, (line, col, line, col + len(value)))))
             else:
                 newlines = value.count("\n")
                 if kind not in ignore:
@@ -270,14 +278,16 @@ class FastLexer(Lexer):
                                                    len(value) - value.rfind("\n")))
                 line += newlines
                 line_start = pos + value.rfind("\n") + 1
-            pos = end
+
+
+SHIFT, REDUCE, UNIT = "shift", "reduce", "unit"     # the actions of _run's tables
 
 
 class Tables(NamedTuple):
     lexer: FastLexer
     transformer: ToAst
-    actions: dict       # state -> terminal or rule name -> (True, next state) or (False, reduction)
-    start: int
+    actions: dict       # state -> terminal or rule name -> (SHIFT, next state), (REDUCE, reduction)
+    start: int          # or (UNIT, state below -> next state)
     end: int
 
 
@@ -286,8 +296,10 @@ def _tables() -> Tables:
     """Lark's LALR(1) tables for the grammar, read once into plain dicts for `_run`.
 
     A reduction is (size, rule name, build): build makes the AST node from the rule's
-    children (Lark's callback, which calls ToAst), or is None for a `?rule` with one
-    child, whose value passes up as it is (most of the reductions in an expression).
+    children (Lark's callback, which calls ToAst). A `?rule` with one child has no build:
+    its value passes up as it is, only the state on top of the stack changes. Most
+    reductions in an expression are of that kind, and come in chains (atom -> unary ->
+    product -> sum -> expr); see `_unit_chains`.
     """
     lark_parser = Lark(grammar_text(), parser="lalr", lexer=FastLexer, transformer=ToAst(),
                        maybe_placeholders=True)
@@ -297,14 +309,46 @@ def _tables() -> Tables:
         actions[state] = ours = {}
         for symbol, (action, arg) in row.items():
             if action is Shift:
-                ours[str(symbol)] = (True, arg)
+                ours[str(symbol)] = (SHIFT, arg)
                 continue
             build = lalr.callbacks[arg]
             if isinstance(build, ExpandSingleChild) and len(arg.expansion) == 1:
                 build = None
-            ours[str(symbol)] = (False, (len(arg.expansion), str(arg.origin.name), build))
-    return Tables(FastLexer(lark_parser.lexer_conf), lark_parser.options.transformer, actions,
-                  lalr.parse_table.start_states["start"], lalr.parse_table.end_states["start"])
+            ours[str(symbol)] = (REDUCE, (len(arg.expansion), str(arg.origin.name), build))
+    return Tables(FastLexer(lark_parser.lexer_conf), lark_parser.options.transformer,
+                  _unit_chains(actions), lalr.parse_table.start_states["start"],
+                  lalr.parse_table.end_states["start"])
+
+
+def _unit_chains(actions: dict) -> dict:
+    """The tables with each chain of one-child reductions taken in one step.
+
+    Reducing `?unary: atom` pops the atom's state and goes to the state for `unary` from the
+    state below, where the same lookahead may reduce `?product: unary` at once, and so on: the
+    state below decides where the chain ends. So a chain's first reduction becomes
+    (UNIT, {state below: the state after the last reduction}); what follows (a shift, a
+    reduction that builds a node, or an error) happens as before, in that state.
+    """
+    def is_unit(action):
+        return action is not None and action[0] is REDUCE and action[1][2] is None
+
+    ours = {}
+    for state, row in actions.items():
+        ours[state] = dict(row)
+        for kind, action in row.items():
+            if not is_unit(action):
+                continue
+            rule = action[1][1]
+            chain_end = {}
+            for below, below_row in actions.items():
+                if rule not in below_row:
+                    continue
+                top = below_row[rule][1]
+                while is_unit(actions[top].get(kind)):
+                    top = below_row[actions[top][kind][1][1]][1]
+                chain_end[below] = top
+            ours[state][kind] = (UNIT, chain_end)
+    return ours
 
 
 def _run(tables: Tables, text: str) -> S.Program:
@@ -316,23 +360,23 @@ def _run(tables: Tables, text: str) -> S.Program:
         kind = token.type
         while True:
             try:
-                shift, arg = actions[states[-1]][kind]
+                action, arg = actions[states[-1]][kind]
             except KeyError:
                 if states[-1] == end:
                     return values[-1]
                 expected = {s for s in actions[states[-1]] if s.isupper()}
                 raise lark.UnexpectedToken(token, expected, state=values) from None
-            if shift:
+            if action is SHIFT:
                 states.append(arg)
                 values.append(token)
                 break
+            if action is UNIT:
+                states[-1] = arg[states[-2]]
+                continue
             size, rule, build = arg
-            if build is None:
-                states.pop()
-            else:
-                children = values[-size:] if size else []
-                del values[len(values) - size:], states[len(states) - size:]
-                values.append(build(children))
+            children = values[-size:] if size else []
+            del values[len(values) - size:], states[len(states) - size:]
+            values.append(build(children))
             states.append(actions[states[-1]][rule][1])
 
 
