@@ -17,7 +17,7 @@ import unicodedata
 
 import numpy as np
 
-from .ops import HELPER_DEPS, HELPERS, OPS, const, np_
+from .ops import HELPER_DEPS, HELPERS, LOAD, OPS, STORE, const, np_
 from .unparse import statement
 
 MAX_INLINE_DEPTH = 4
@@ -81,7 +81,7 @@ def _unparse(node) -> str:
 
 
 def _name(id: str) -> ast.Name:
-    return ast.Name(id, ast.Load())
+    return ast.Name(id, LOAD)
 
 
 def _str(s: str) -> ast.Constant:
@@ -96,19 +96,12 @@ MASK_OPS = {"gt", "ge", "lt", "le", "step"}
 KEEPS_MEANING = {"mul", "div", "sum", "mean"}
 
 
-def _bool_arrays_to_cast(nodes: dict, order: list[int], roots: set[int]) -> set[int]:
-    boolean: set[int] = set()
-    users: dict[int, list[int]] = {}
-    for n in order:
-        d = nodes[n]
-        op = d["op"]
-        if op in MASK_OPS or op == "mul" and all(a in boolean for a in d["args"]):
-            boolean.add(n)
-        for a in d["args"]:
-            if a in boolean:
-                users.setdefault(a, []).append(n)
+def _bool_arrays_to_cast(boolean: set[int], user_ops: dict[int, list[str]],
+                         roots: set[int]) -> set[int]:
+    """The masks to cast: those returned or read by an op that does not keep their meaning
+    (boolean and the ops reading each come from _Function._analyse)."""
     return {n for n in boolean
-            if n in roots or any(nodes[u]["op"] not in KEEPS_MEANING for u in users.get(n, ()))}
+            if n in roots or any(op not in KEEPS_MEANING for op in user_ops.get(n, ()))}
 
 
 class _Function:
@@ -118,27 +111,83 @@ class _Function:
                  in_place=True):
         self.m, self.namer, self.order, self.shape = model, namer, order, shape
         self.nodes = nodes = {n: model.node(n) for n in order}
-        self.uses: dict[int, int] = {}
-        self.user: dict[int, int] = {}          # the last node that reads each value
-        self.position = {n: i for i, n in enumerate(order)}
-        uses, user = self.uses, self.user
-        for n in order:
-            for a in nodes[n]["args"]:
-                uses[a] = uses.get(a, 0) + 1
-                user[a] = n
         self.rooted = set(roots)
-        self.as_float = _bool_arrays_to_cast(nodes, order, self.rooted)
-        # unnamed values read once: inlined, or named after the result computed in their array
-        self.temporary = {n for n in order if uses.get(n) == 1 and nodes[n]["name"] is None
-                          and nodes[n].get("grad_of") is None}
+        self.position = {n: i for i, n in enumerate(order)}
         self.shares: dict[int, tuple] = {}
-        self.inplace = self._in_place() if in_place else {}
+        self.comments: dict[tuple, str | None] = {}     # (line span, backward) -> comment
+        self.inplace = self._analyse(in_place)
         self.into = {n: a for a, n in self.inplace.items()}
         self.renamed = {a: n for a, n in self.inplace.items() if a in self.temporary}
         # unnamed values read once may be folded into the expression that reads them
         self.inlinable = self.temporary - self.rooted - self.inplace.keys() - self.into.keys()
 
-    def _in_place(self) -> dict[int, int]:
+    def _analyse(self, in_place: bool) -> dict[int, int]:
+        """One pass over the schedule: who reads what and how often (uses, user: the last
+        reader), which values are masks (boolean), which are unnamed and read once
+        (temporary), and the results that can be computed in a dead argument's array
+        (see _in_place, which this pass collects the facts for)."""
+        nodes, labels, shape, shares = self.nodes, self.m.labels, self.shape, self.shares
+        uses: dict[int, int] = {}
+        user: dict[int, int] = {}
+        boolean: set[int] = set()
+        mask_users: dict[int, list[str]] = {}   # mask -> the ops that read it
+        last_read: dict[int, int] = {}   # array -> the last node that reads its values
+        fresh = set()                    # arrays of the pass's own (reading a view reads them)
+        # Only a surely float array may take a result (masks x > 0, integer labels and
+        # literals times them are not): see Op.floats; otherwise one that mixes in a surely
+        # float value argument.
+        surely_float = set()
+        candidates = []                  # one ufunc of its arguments, shaped
+        for n in self.order:
+            d = nodes[n]
+            op = d["op"]
+            row = OPS.get(op)
+            if row is None:              # input, param, const, literal: no arguments
+                if op in ("input", "param") and d["name"] not in labels:
+                    surely_float.add(n)
+                continue
+            floats, shape_only = row.floats, row.shape_only
+            read, all_masks = [], True
+            for i, a in enumerate(d["args"]):
+                uses[a] = uses.get(a, 0) + 1
+                user[a] = n
+                if a in boolean:
+                    mask_users.setdefault(a, []).append(op)
+                else:
+                    all_masks = False
+                if i in shape_only:
+                    continue
+                if a in shares:
+                    read += shares[a]
+                else:
+                    read.append(a)
+                if floats is None and a in surely_float:
+                    floats = True
+            if op in MASK_OPS or op == "mul" and all_masks:
+                boolean.add(n)
+            for b in read:
+                last_read[b] = n
+            if row.fresh:
+                fresh.add(n)
+            else:
+                shares[n] = tuple(read)
+            if floats:
+                surely_float.add(n)
+            if not d["attrs"] and shape[n]:
+                candidates.append(n)
+        self.uses, self.user = uses, user
+        self.as_float = _bool_arrays_to_cast(boolean, mask_users, self.rooted)
+        # unnamed values read once: inlined, or named after the result computed in their array
+        self.temporary = {n for n in self.order if uses.get(n) == 1 and nodes[n]["name"] is None
+                          and nodes[n].get("grad_of") is None}
+        if not in_place:
+            return {}
+        for r in self.rooted:            # returned, so read after everything
+            for b in shares.get(r, (r,)):
+                last_read[b] = None
+        return self._in_place(candidates, last_read, fresh, surely_float)
+
+    def _in_place(self, candidates, last_read, fresh, surely_float) -> dict[int, int]:
         """Results that can be computed in a dead argument's array, as a hand-written
         `S += b; S -= S.max(0); np.exp(S, out=S)` is. Returns {argument a: result n}.
 
@@ -154,125 +203,102 @@ class _Function:
         line reads better; but not the result of `out=`, which NumPy cannot tell from a
         named array, nor in a call (np.exp(s - m)), where NumPy elides nothing.
         """
-        nodes, out, position, labels = self.nodes, {}, self.position, self.m.labels
-        last_read: dict[int, int] = {}   # array -> the last node that reads its values
-        shares = self.shares             # view (x.T, broadcast_to(g)) -> arrays it may share
-        fresh = set()                    # arrays of the pass's own (reading a view reads them)
-        # Only a surely float array may take a result (masks x > 0, integer labels and
-        # literals times them are not): see Op.floats; otherwise one that mixes in a surely
-        # float value argument.
-        surely_float = set()
-        candidates = []                  # one ufunc of its arguments, shaped, not cast
-        for n in self.order:
-            d = nodes[n]
-            op = d["op"]
-            row = OPS.get(op)
-            if row is None:              # input, param, const, literal
-                if op in ("input", "param") and d["name"] not in labels:
-                    surely_float.add(n)
-                continue
-            args = d["args"]
-            read, floats = [], row.floats
-            for i, a in enumerate(args):
-                if i in row.shape_only:
-                    continue
-                if a in shares:
-                    read.extend(shares[a])
-                else:
-                    read.append(a)
-                if floats is None and a in surely_float:
-                    floats = True
-            for b in read:
-                last_read[b] = n
-            if row.fresh:
-                fresh.add(n)
-            else:
-                shares[n] = tuple(read)
-            if floats:
-                surely_float.add(n)
-            if not d["attrs"] and self.shape[n] and n not in self.as_float:
-                candidates.append(n)
-        for r in self.rooted:            # returned, so read after everything
-            for b in shares.get(r, (r,)):
-                last_read[b] = None
+        nodes, position, shape, rooted = self.nodes, self.position, self.shape, self.rooted
+        as_float, temporary = self.as_float, self.temporary
+        out: dict[int, int] = {}
         results = set()                  # the results computed in place so far
         for n in candidates:
+            if n in as_float:
+                continue
             d = nodes[n]
-            call, operands = _ufunc_operands(OPS[d["op"]], d)
-            args, shape = d["args"], self.shape[n]
+            args, shape_n = d["args"], shape[n]
+            form = _operands_cache.get((d["op"], len(args)))
+            call, operands = form if form is not None else _ufunc_operands(OPS[d["op"]], d)
             # the operand computed last, so that the array is allocated as late as it can be
-            if len(operands) > 1:
+            if len(operands) == 2:
+                i, j = operands
+                if position[args[i]] < position[args[j]]:
+                    operands = (j, i)
+            elif len(operands) > 2:
                 operands = sorted(operands, key=lambda i: position[args[i]], reverse=True)
             for i in operands:
                 a = args[i]
                 if (last_read.get(a) == n and a in fresh and a in surely_float
-                        and a not in self.rooted and a not in out and a not in self.as_float
-                        and args.count(a) == 1 and self.shape[a] == shape
+                        and a not in rooted and a not in out and a not in as_float
+                        and args.count(a) == 1 and shape[a] == shape_n
                         and (call or d["op"] == "add" or d["op"] == "sub" and i == 0
-                             or a in results or a not in self.temporary)):
+                             or a in results or a not in temporary)):
                     out[a] = n
                     results.add(n)
                     break
         return out
 
-    def statements(self, funcname: str):
-        """Yield (comment, ast statement, node, names it reads) in order."""
-        m, position = self.m, self.position
+    def statements(self) -> list[tuple]:
+        """[(comment, ast statement, node, names it reads, the name of the array of the
+        pass's own it assigns, or None)] in order."""
+        m, position, nodes, shape, namer = self.m, self.position, self.nodes, self.shape, self.namer
+        as_float, inlinable, into, shares, user = (self.as_float, self.inlinable, self.into,
+                                                   self.shares, self.user)
         # node -> (expression, inlining depth, names it reads, arrays whose values it reads)
         exprs: dict[int, tuple[ast.expr, int, tuple, tuple]] = {}
         # where each array is overwritten by a result computed in it (a named argument's)
         clobbered = {a: position[n] for a, n in self.inplace.items() if a not in self.renamed}
+        never = len(position)
+        out = []
         for n in model_leaves(m):       # names Python cannot take as parameters: from **arrays
             d = m.node(n)
-            name = self.namer.of(m, n)
-            if name != d["name"] and n in self.order:
+            name = namer.of(m, n)
+            if name != d["name"] and n in position:
                 if d["op"] == "const" and d.get("value") is not None:
-                    value = ast.Call(ast.Attribute(_name("arrays"), "get", ast.Load()),
+                    value = ast.Call(ast.Attribute(_name("arrays"), "get", LOAD),
                                      [_str(d["name"]), const(d["value"])], [])
                 else:
-                    value = ast.Subscript(_name("arrays"), _str(d["name"]), ast.Load())
-                yield None, ast.Assign([ast.Name(name, ast.Store())], value), n, ()
+                    value = ast.Subscript(_name("arrays"), _str(d["name"]), LOAD)
+                out.append((None, ast.Assign([ast.Name(name, STORE)], value), n, (), None))
             exprs[n] = (_name(name), 0, (name,), ())
-        last_line, nodes = None, self.nodes
+        last_line = None
         for n in self.order:
             d = nodes[n]
-            op = d["op"]
-            if op in ("input", "param", "const"):
+            row = OPS.get(d["op"])
+            if row is None:
+                if d["op"] == "literal":
+                    exprs[n] = (const(d["value"]), 0, (), ())
                 continue
-            if op == "literal":
-                exprs[n] = (const(d["value"]), 0, (), ())
-                continue
-            row = OPS[op]
+            args = d["args"]
+            shape_only = row.shape_only
             operands, depth, reads, arrays = [], 0, (), ()
-            for i, a in enumerate(d["args"]):
+            for i, a in enumerate(args):
                 e, dep, r, arr = exprs[a]
                 operands.append(e)
-                depth = max(depth, dep)
+                if dep > depth:
+                    depth = dep
                 reads += r
-                if i not in row.shape_only:
+                if arr and i not in shape_only:
                     arrays += arr
-            depth += 1
-            expr = row.emit(operands, d["attrs"], [self.shape[a] for a in d["args"]])
-            if n in self.as_float:
+            expr = row.emit(operands, d["attrs"], [shape[a] for a in args])
+            if n in as_float:
                 expr = ast.BinOp(expr, ast.Mult(), ast.Constant(1.0))
             # inlined, n is evaluated where its user is: not after an array it reads is reused
-            if (n in self.inlinable and depth <= MAX_INLINE_DEPTH
-                    and (not clobbered or all(clobbered.get(a, len(position))
-                                              > position[self.user[n]] for a in arrays))):
-                exprs[n] = (expr, depth, reads, arrays)
+            if (n in inlinable and depth < MAX_INLINE_DEPTH
+                    and (not clobbered or all(clobbered.get(a, never) > position[user[n]]
+                                              for a in arrays))):
+                exprs[n] = (expr, depth + 1, reads, arrays)
                 continue
-            target = self.namer.of(m, self._home(n))
-            stmt = ast.Assign([ast.Name(target, ast.Store())], expr)
-            if n in self.into:
-                stmt = _written_into(expr, target, exprs[self.into[n]][0].id)
+            target = namer.of(m, self._home(n))
+            if n in into:
+                stmt = _written_into(expr, target, exprs[into[n]][0].id)
+            else:
+                stmt = ast.Assign([ast.Name(target, STORE)], expr)
             comment = self._comment(d)
             if comment == last_line:
                 comment = None
             else:
                 last_line = comment
-            yield comment, stmt, n, reads
-            exprs[n] = (_name(target), 0, (target,), self.shares.get(n, (n,)))
+            own = target if type(stmt) is not ast.Expr and d["shape"] != () else None
+            out.append((comment, stmt, n, reads, own))
+            exprs[n] = (_name(target), 0, (target,), shares.get(n, (n,)))
         self.exprs = exprs
+        return out
 
     def _home(self, n: int) -> int:
         """The node whose name n's array takes: n's own, or that of the result computed in
@@ -285,12 +311,14 @@ class _Function:
         span = d.get("line") or d.get("span")
         if span is None:
             return None
+        backward = d.get("backward")
         if d["op"] == "add" and _grad_of(self.m, d) is not None:
             return f"grad of {self.m.label(d['grad_of'])}: summed over its uses"
-        text = source_text(self.m.source, span)
-        if not text:
-            return None
-        return ("grad of: " if d.get("backward") else "") + text
+        key = (span, backward)
+        if key not in self.comments:
+            text = source_text(self.m.source, span)
+            self.comments[key] = (("grad of: " if backward else "") + text) if text else None
+        return self.comments[key]
 
 
 _UFUNC_OF = {ast.Add: "add", ast.Sub: "subtract", ast.Mult: "multiply", ast.Div: "divide",
@@ -313,7 +341,8 @@ def _as_ufunc(expr: ast.expr) -> tuple[str, list[ast.expr]] | None:
 
 def _ufunc_operands(op, d) -> tuple[bool, list[int]]:
     """Whether op emits as a call (np.exp(a)) rather than an operator (a + b), and the
-    positions of the arguments that are operands of that one ufunc."""
+    positions of the arguments that are operands of that one ufunc (cached by op and arity
+    in _operands_cache)."""
     if d["attrs"]:                      # reductions, softmax, ...: never one ufunc
         return False, ()
     key = (op.name, len(d["args"]))
@@ -338,12 +367,12 @@ def _written_into(expr: ast.expr, target: str, buffer: str) -> ast.stmt:
         if type(right) is ast.Name and right.id == buffer and type(expr.op) in (ast.Add, ast.Mult):
             left, right = right, left
         if type(left) is ast.Name and left.id == buffer:
-            return ast.AugAssign(ast.Name(target, ast.Store()), expr.op, right)
+            return ast.AugAssign(ast.Name(target, STORE), expr.op, right)
     call = np_(ufunc, *operands)
     call.keywords = [ast.keyword("out", _name(buffer))]
     if target == buffer:
         return ast.Expr(call)
-    return ast.Assign([ast.Name(target, ast.Store())], call)
+    return ast.Assign([ast.Name(target, STORE)], call)
 
 
 def source_text(source: str, span, limit: int = 100) -> str:
@@ -359,8 +388,9 @@ def source_text(source: str, span, limit: int = 100) -> str:
     text = line[span.col - 1:end].strip()
     if len(text) > limit:
         text = text[:limit - 3] + "..."
-    text = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}"
-                   for c in text)
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}"
+                       for c in text)
     if len(_text_cache) > 100_000:
         _text_cache.clear()
     _text_cache[key] = text
@@ -383,7 +413,7 @@ def _lines(source: str) -> list[str]:
 def _metadata(model) -> list[ast.stmt]:
     def shape_of(n):
         s = model.node(n)["shape"] if model.node(n).get("declared") else None
-        return ast.Constant(None) if s is None else ast.Tuple([ast.Constant(d) for d in s], ast.Load())
+        return ast.Constant(None) if s is None else ast.Tuple([ast.Constant(d) for d in s], LOAD)
 
     def table(d, value):
         return ast.Dict([_str(k) for k in d], [value(k, v) for k, v in d.items()])
@@ -396,15 +426,15 @@ def _metadata(model) -> list[ast.stmt]:
                          if model.node(n)["value"] is not None else ast.Constant(None))),
         ("INIT", table(model.params, lambda k, n: ast.Tuple(
             [_str(model.init.get(k, DEFAULT_INIT)[0]),
-             const(tuple(float(a) for a in model.init.get(k, DEFAULT_INIT)[1]))], ast.Load()))),
+             const(tuple(float(a) for a in model.init.get(k, DEFAULT_INIT)[1]))], LOAD))),
         ("LOSS", ast.Constant(model.loss_name)),
-        ("OUTPUTS", ast.Tuple([_str(k) for k in model.outputs], ast.Load())),
-        ("WRT", ast.Tuple([_str(k) for k in model.wrt], ast.Load())),
-        ("LABELS", ast.Tuple([_str(k) for k in sorted(model.labels)], ast.Load())),
+        ("OUTPUTS", ast.Tuple([_str(k) for k in model.outputs], LOAD)),
+        ("WRT", ast.Tuple([_str(k) for k in model.wrt], LOAD)),
+        ("LABELS", ast.Tuple([_str(k) for k in sorted(model.labels)], LOAD)),
         ("TRAIN", ast.Dict([_str(k) for k in model.train],
                            [_str(v) if isinstance(v, str) else const(v) for v in model.train.values()])),
     ]
-    return [ast.Assign([ast.Name(k, ast.Store())], v) for k, v in rows]
+    return [ast.Assign([ast.Name(k, STORE)], v) for k, v in rows]
 
 
 def model_leaves(model) -> list[int]:
@@ -473,7 +503,7 @@ def emit_module(model, title: str, in_place: bool = True) -> tuple[str, dict[int
         put("")
         put(_signature(model, namer, fname, order))
         put('    """' + _doc_escape(doc) + '"""')
-        body = list(f.statements(fname))
+        body = f.statements()
         ex = f.exprs
         if fname == "forward":
             keys = ([model.loss_name] if model.loss is not None else []) + list(model.outputs)
@@ -481,11 +511,11 @@ def emit_module(model, title: str, in_place: bool = True) -> tuple[str, dict[int
             ret = ast.Return(ast.Dict([_str(k) for k in keys], [ex[v][0] for v in vals]))
         else:
             grads = ast.Dict([_str(k) for k in model.grads], [ex[v][0] for v in model.grads.values()])
-            ret = ast.Return(ast.Tuple([ex[model.loss][0], grads], ast.Load()))
+            ret = ast.Return(ast.Tuple([ex[model.loss][0], grads], LOAD))
         returned = {v for n in ([model.loss, *model.grads.values()] if fname != "forward" else
                                 fwd_roots) for v in ex[n][2]}
-        dead_after = _liveness(model, body, returned)
-        for i, (comment, stmt, node, _) in enumerate(body):
+        dead_after = _liveness(body, returned)
+        for i, (comment, stmt, node, _, _) in enumerate(body):
             if comment:
                 lines.append("    # " + comment)
             lines.append("    " + statement(stmt))
@@ -496,16 +526,12 @@ def emit_module(model, title: str, in_place: bool = True) -> tuple[str, dict[int
     return "\n".join(lines) + "\n", linemap
 
 
-def _liveness(model, body, returned: set[str]) -> dict[int, list[str]]:
+def _liveness(body, returned: set[str]) -> dict[int, list[str]]:
     """After which statement each intermediate is used for the last time: `del` it there,
     so an array lives only as long as the rest of the pass needs it."""
-    leaves = {"input", "param", "const"}
-    temps = {(stmt.targets[0] if isinstance(stmt, ast.Assign) else stmt.target).id
-             for _, stmt, node, _ in body
-             if not isinstance(stmt, ast.Expr)
-             and model.node(node)["op"] not in leaves and model.node(node)["shape"] != ()}
+    temps = {own for _, _, _, _, own in body if own is not None}
     last: dict[str, int] = {}
-    for i, (_, _, _, reads) in enumerate(body):
+    for i, (_, _, _, reads, _) in enumerate(body):
         for name in reads:
             last[name] = i
     dead: dict[int, list[str]] = {}

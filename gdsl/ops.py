@@ -73,10 +73,14 @@ def defop(name, arity, shape, emit, *vjp, **kw) -> Op:
 
 # -- building Python ast for the emission --------------------------------------------------
 
+# One instance of each context and operator, shared by every node, as Python's own parser
+# does: a large model builds hundreds of thousands of nodes.
+LOAD, STORE = ast.Load(), ast.Store()
+
 def const(v) -> ast.expr:
     # floats stay floats (1.0, not 1): an int literal times a mask would make an int array
     if isinstance(v, tuple):
-        return ast.Tuple([const(x) for x in v], ast.Load())
+        return ast.Tuple([const(x) for x in v], LOAD)
     if isinstance(v, (int, float)) and v < 0:
         return ast.UnaryOp(ast.USub(), ast.Constant(-v))
     return ast.Constant(v)
@@ -87,29 +91,29 @@ def _kw(kw):
 
 
 def np_(fn: str, *args, **kw) -> ast.expr:
-    return ast.Call(ast.Attribute(ast.Name("np", ast.Load()), fn, ast.Load()), list(args), _kw(kw))
+    return ast.Call(ast.Attribute(ast.Name("np", LOAD), fn, LOAD), list(args), _kw(kw))
 
 
 def meth(obj, fn: str, *args, **kw) -> ast.expr:
-    return ast.Call(ast.Attribute(obj, fn, ast.Load()), list(args), _kw(kw))
+    return ast.Call(ast.Attribute(obj, fn, LOAD), list(args), _kw(kw))
 
 
 def attr(obj, name: str) -> ast.expr:
-    return ast.Attribute(obj, name, ast.Load())
+    return ast.Attribute(obj, name, LOAD)
 
 
 def helper(fn: str, *args, **kw) -> ast.expr:
-    return ast.Call(ast.Name(fn, ast.Load()), list(args), _kw(kw))
+    return ast.Call(ast.Name(fn, LOAD), list(args), _kw(kw))
 
 
-_BIN = {"+": ast.Add, "-": ast.Sub, "*": ast.Mult, "/": ast.Div, "@": ast.MatMult, "**": ast.Pow,
-        ">": ast.Gt, ">=": ast.GtE, "<": ast.Lt, "<=": ast.LtE, "==": ast.Eq}
+_BIN = {"+": ast.Add(), "-": ast.Sub(), "*": ast.Mult(), "/": ast.Div(), "@": ast.MatMult(),
+        "**": ast.Pow(), ">": ast.Gt(), ">=": ast.GtE(), "<": ast.Lt(), "<=": ast.LtE(), "==": ast.Eq()}
 
 
 def bin_(a, op: str, b) -> ast.expr:
     if op in (">", ">=", "<", "<=", "=="):
-        return ast.Compare(a, [_BIN[op]()], [b])
-    return ast.BinOp(a, _BIN[op](), b)
+        return ast.Compare(a, [_BIN[op]], [b])
+    return ast.BinOp(a, _BIN[op], b)
 
 
 def reduce_kw(at) -> dict:
@@ -320,7 +324,7 @@ def _count_emit(a, at, s):
     axis, _shape = at.get("axis"), s[0]
     if axis is None:
         return attr(a[0], "size")
-    return ast.Subscript(attr(a[0], "shape"), const(axis), ast.Load())
+    return ast.Subscript(attr(a[0], "shape"), const(axis), LOAD)
 
 
 defop("count", 1, scalar, _count_emit, None, user=False, keywords={"axis": None}, constant=True,
@@ -330,8 +334,8 @@ defop("count", 1, scalar, _count_emit, None, user=False, keywords={"axis": None}
 def _examples_emit(a, at, s):
     # examples are every axis but the class axis: n = p.shape[1] for a C x n matrix
     if s[0] is not None and len(s[0]) == 2:
-        return ast.Subscript(attr(a[0], "shape"), const(1), ast.Load())
-    return attr(ast.Subscript(a[0], const(0), ast.Load()), "size")
+        return ast.Subscript(attr(a[0], "shape"), const(1), LOAD)
+    return attr(ast.Subscript(a[0], const(0), LOAD), "size")
 
 
 defop("examples", 1, scalar, _examples_emit, None, user=False, constant=True, flops=0,

@@ -60,7 +60,10 @@ def expr(node: ast.expr) -> tuple[str, int]:
     if t is ast.Call:
         parts = [expr(a)[0] for a in node.args]
         parts += [f"{k.arg}={expr(k.value)[0]}" for k in node.keywords]
-        return f"{_primary(node.func)}({', '.join(parts)})", PRIMARY
+        func = node.func        # np.exp(...), the common case, without two more calls
+        if type(func) is ast.Attribute and type(func.value) is ast.Name:
+            return f"{func.value.id}.{func.attr}({', '.join(parts)})", PRIMARY
+        return f"{_primary(func)}({', '.join(parts)})", PRIMARY
     if t is ast.Subscript:
         return f"{_primary(node.value)}[{expr(node.slice)[0]}]", PRIMARY
     if t is ast.Tuple:
