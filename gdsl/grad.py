@@ -46,6 +46,14 @@ class V:
     def __neg__(self): return self.b.op("neg", self)
 
 
+ARITHMETIC = ("add", "sub", "mul", "div", "pow")
+
+
+def _value(d: dict):
+    """A literal node's value; None for any other node."""
+    return d["value"] if d["op"] == "literal" else None
+
+
 def _key(op, args, attrs):
     return (op, tuple(args), tuple(sorted(attrs.items())))
 
@@ -81,23 +89,21 @@ class Builder:
             n = memo[key] = self.m.add("literal", value=value, shape=(), **self.extra)
         return V(self, n)
 
-    def _literal(self, v: V):
-        d = self.m.G._node[v.id]
-        return d["value"] if d["op"] == "literal" else None
-
     def op(self, name: str, *args, **attrs) -> V:
         args = [a if isinstance(a, V) else self.lit(a) for a in args]
-        folded = self._fold(name, args)
+        nodes = self.m.G._node
+        ds = [nodes[a.id] for a in args]
+        folded = self._fold(name, args, ds)
         if folded is not None:
             return folded
         ids = tuple([a.id for a in args])
         key = (name, ids, tuple(sorted(attrs.items())) if attrs else ())
-        memo, nodes = self.memo, self.m.G._node
+        memo = self.memo
         n = memo.get(key)
         if n not in nodes:      # new, or optimised away since
             m = self.m
             try:
-                shape = OPS[name].shape(m.dims, [nodes[i]["shape"] for i in ids], attrs)
+                shape = OPS[name].shape(m.dims, [d["shape"] for d in ds], attrs)
             except Mismatch as e:   # the seed dJ/dJ = 1 is a scalar: a loss that is not one ends here
                 raise GdslShapeError(f"cannot build the backward pass here: {e}", self.extra.get("span"),
                                      help="the loss must be a scalar: reduce it, e.g. `J = sum(...)`, "
@@ -105,49 +111,53 @@ class Builder:
             n = memo[key] = m.add(name, ids, attrs=attrs, shape=shape, **self.extra)
         return V(self, n)
 
-    def _fold(self, name, args):
-        nodes = self.m.G._node
-        ds = [nodes[a.id] for a in args]
+    def _fold(self, name, args, ds):
+        """What op(name, *args) simplifies to, or None; ds are the arguments' nodes."""
         first = ds[0]
         if name == "onehot" and first["op"] == "onehot":   # already one-hot
             return args[0]
-        lits = [d["value"] if d["op"] == "literal" else None for d in ds]
-        if len(args) == 2 and None not in lits:
-            x, y = lits
+        if name == "neg":
+            if first["op"] == "neg":        # --x -> x
+                return V(self, first["args"][0])
+            return self.lit(-first["value"]) if first["op"] == "literal" else None
+        if name not in ARITHMETIC:
+            return None
+        x, y = args
+        lx, ly = _value(ds[0]), _value(ds[1])
+        if lx is not None or ly is not None:
+            folded = self._fold_literal(name, x, y, lx, ly)
+            if folded is not None:
+                return folded
+        if name == "mul" and ds[1]["op"] == "div" and _value(self.m.node(ds[1]["args"][0])) == 1:
+            return self.op("div", x, V(self, ds[1]["args"][1]))        # x * (1/y) -> x / y
+        return None
+
+    def _fold_literal(self, name, x, y, lx, ly):
+        if lx is not None and ly is not None:
             try:
-                value = {"add": lambda: x + y, "sub": lambda: x - y, "mul": lambda: x * y,
-                         "div": lambda: x / y, "pow": lambda: x ** y}.get(name, lambda: None)()
+                value = {"add": lambda: lx + ly, "sub": lambda: lx - ly, "mul": lambda: lx * ly,
+                         "div": lambda: lx / ly, "pow": lambda: lx ** ly}[name]()
             except (ZeroDivisionError, OverflowError, ValueError):
                 value = None
             if isinstance(value, float):
                 return self.lit(value)
-        if name == "neg" and lits[0] is not None:
-            return self.lit(-lits[0])
-        if name == "neg" and first["op"] == "neg":      # --x -> x
-            return V(self, first["args"][0])
-        if len(args) == 2:
-            x, y = args
-            lx, ly = lits
-            if name == "mul" and lx == 1:       # 1*x -> x
-                return y
-            if name in ("mul", "div", "pow") and ly == 1:    # x*1, x/1, x**1 -> x
-                return x
-            if name == "add" and lx == 0:       # 0+x -> x
-                return y
-            if name in ("add", "sub") and ly == 0:           # x+0, x-0 -> x
-                return x
-            if name == "mul" and lx == -1:      # -1*x -> -x
-                return self.op("neg", y)
-            if name == "mul" and self._is_reciprocal(y):       # x * (1/y) -> x / y
-                return self.op("div", x, V(self, nodes[y.id]["args"][1]))
+        if name == "mul" and lx == 1:       # 1*x -> x
+            return y
+        if name in ("mul", "div", "pow") and ly == 1:    # x*1, x/1, x**1 -> x
+            return x
+        if name == "add" and lx == 0:       # 0+x -> x
+            return y
+        if name in ("add", "sub") and ly == 0:           # x+0, x-0 -> x
+            return x
+        if name == "mul" and lx == -1:      # -1*x -> -x
+            return self.op("neg", y)
         return None
-
-    def _is_reciprocal(self, v: V) -> bool:
-        d = self.m.node(v.id)
-        return d["op"] == "div" and self._literal(V(self, d["args"][0])) == 1
 
     def unbroadcast(self, g: V, x: V) -> V:
         """Sum g back over the axes along which x was broadcast."""
+        nodes = self.m.G._node
+        if nodes[g.id]["shape"] == nodes[x.id]["shape"] is not None:   # (the common case)
+            return g
         gs, xs = g.shape, x.shape
         if gs is None or xs is None:
             return self.op("sum_to", g, x)
@@ -175,7 +185,7 @@ def differentiate(model) -> None:
     grad_of: dict[int, V] = {}
     for n in reversed(model.topo(active)):
         d = G._node[n]
-        b.extra.update(span=d["span"], line=d["line"], backward=True)
+        b.extra.update(span=d["span"], line=d["line"])
         parts = contributions.pop(n, None)
         if parts is None:       # reaches the loss only as a cache argument: no gradient
             continue
@@ -190,6 +200,7 @@ def differentiate(model) -> None:
             continue
         op = OPS[d["op"]]
         args = [V(b, a) for a in d["args"]]
+        ans = V(b, n)
         for i, a in enumerate(d["args"]):
             if a not in active or _is_cache(op, i):
                 continue
@@ -200,7 +211,7 @@ def differentiate(model) -> None:
                     f"{', '.join(model.wrt)} reach{'es' if len(model.wrt) == 1 else ''} "
                     f"the loss {model.label(model.loss)} through it", d["span"],
                     help="use it in an `output` or a metric, not on the path to the loss")
-            c = rule(g, V(b, n), *args, **d["attrs"])
+            c = rule(g, ans, *args, **d["attrs"])
             if op.broadcasts:
                 c = b.unbroadcast(c, args[i])
             contributions.setdefault(a, []).append(c)

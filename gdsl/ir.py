@@ -52,6 +52,7 @@ class Model:
     dims: Dims = field(default_factory=Dims)
     _next: int = 0
     _topo: list | None = None      # the whole graph's order, until the graph changes
+    _needed: dict = field(default_factory=dict)   # roots -> needed(roots), until the graph changes
     _rewired: bool = False         # some node has an argument newer than itself (set_args)
     written: nx.DiGraph | None = None   # a copy of the graph as the model writes it (after shapes)
 
@@ -63,7 +64,7 @@ class Model:
         # checks): a large model adds hundreds of thousands of nodes.
         n = self._next
         self._next = n + 1
-        self._topo = None
+        self._changed()
         G = self.G
         args = tuple(args)
         G._node[n] = {"op": op, "args": args, "attrs": dict(attrs) if attrs else {}, "name": name,
@@ -89,12 +90,17 @@ class Model:
                 pred[v][u] = e
         return H
 
+    def _changed(self) -> None:
+        self._topo = None
+        if self._needed:
+            self._needed.clear()
+
     def node(self, n: int) -> dict:
         return self.G._node[n]      # the node's attribute dict (G.nodes[n] without the view)
 
     def set_args(self, n: int, args: tuple[int, ...]) -> None:
         """Rewire n to new arguments, keeping edges in step with the args list."""
-        self._topo = None
+        self._changed()
         self._rewired = self._rewired or any(a > n for a in args)
         for a in set(self.node(n)["args"]):
             self.G.remove_edge(a, n)
@@ -103,7 +109,7 @@ class Model:
             self.G.add_edge(a, n)
 
     def remove(self, n: int) -> None:
-        self._topo = None
+        self._changed()
         self.G.remove_node(n)
 
     def replace_uses(self, old: int, new: int) -> None:
@@ -162,15 +168,18 @@ class Model:
 
     def needed(self, roots) -> set[int]:
         """Every node that the given roots depend on, roots included."""
-        attrs = self.G._node
-        seen = set()
-        stack = [r for r in roots if r is not None]
-        while stack:
-            n = stack.pop()
-            if n not in seen:
-                seen.add(n)
-                stack.extend(attrs[n]["args"])
-        return seen
+        roots = tuple(sorted({r for r in roots if r is not None}))
+        if roots not in self._needed:      # (dead code and the scheduler ask the same)
+            attrs = self.G._node
+            seen = set()
+            stack = list(roots)
+            while stack:
+                n = stack.pop()
+                if n not in seen:
+                    seen.add(n)
+                    stack += attrs[n]["args"]
+            self._needed[roots] = seen
+        return set(self._needed[roots])
 
     def label(self, n: int) -> str:
         """A short human name for a node: its model name, or its op and id."""

@@ -31,13 +31,15 @@ def fold(model) -> None:
     from ..grad import Builder
     b = Builder(model)
     nodes = model.G._node
+    literals = {n for n, d in nodes.items() if d["op"] == "literal"}
     for n in model.topo():
         d = nodes[n]
-        if d["op"] not in FOLDABLE or any(nodes[a]["op"] != "literal" for a in d["args"]):
+        if d["op"] not in FOLDABLE or not literals.issuperset(d["args"]):
             continue
         value = float(_evaluate(d["op"], d["attrs"], [nodes[a]["value"] for a in d["args"]]))
         if not math.isfinite(value):
             continue
         lit = b.lit(value).id
+        literals.add(lit)
         model.rewrites.append(f"{d['span'] or '-'}: folded {model.label(n)} to {value!r}")
         merge(model, n, lit, None)

@@ -71,18 +71,27 @@ def simplify(model) -> None:
     for op, (i, what), replace in RULES:
         kind, value = (what, None) if isinstance(what, str) else ("literal", what)
         rules.setdefault(op, []).append((i, kind, value, replace, replace.__code__.co_argcount - 1))
+    kinds = {kind for candidates in rules.values() for _, kind, *_ in candidates}
+    nodes = model.G._node
     b = Builder(model)
     work = deque(model.topo())
     queued = set(work)
-    nodes = model.G._node
     while work:
         n = work.popleft()
         queued.discard(n)
         d = nodes.get(n)
         if d is None:       # merged away
             continue
+        candidates = rules.get(d["op"])
+        if candidates is None:
+            continue
         args = d["args"]
-        for i, kind, value, replace, arity in rules.get(d["op"], ()):
+        for a in args:
+            if nodes[a]["op"] in kinds:
+                break
+        else:       # no argument of a kind that any pattern looks for
+            continue
+        for i, kind, value, replace, arity in candidates:
             if len(args) != arity:
                 continue
             a = nodes[args[i]]
