@@ -137,46 +137,48 @@ class _Resolver:
 
     # -- expressions, iteratively --------------------------------------------------------------
     def expr(self, root: S.Expr, line: Span) -> int:
-        m = self.m
-        done: dict[int, int] = {}
-        stack = [(root, None)]      # (expression, its children once they are on the stack)
-        while stack:
-            node, children = stack.pop()
+        """The graph node of an expression. Its nodes are made operands first, left to right
+        (as they are written): in the reverse of a root, right, left walk."""
+        walk, todo = [], [root]
+        while todo:
+            node = todo.pop()
+            walk.append(node)
             kind = type(node)
-            if kind is S.Num:
-                done[id(node)] = self.literal(node.value, node.span)
-                continue
-            if kind is S.Name:
-                done[id(node)] = self.name(node)
-                continue
-            if children is None:
-                children = self._children(node)
-                stack.append((node, children))
-                stack.extend([(c, None) for c in reversed(children)])
-                continue
-            args = tuple([done.pop(id(c)) for c in children])
             if kind is S.BinOp:
-                n = m.add(BINARY_OPERATORS[node.op], args, span=node.span, line=line)
-            elif kind is S.Unary:
-                n = args[0] if node.op == "+" else m.add("neg", args, span=node.span, line=line)
-            elif kind is S.Transpose:
-                n = m.add("transpose", args, span=node.span, line=line)
+                todo += (node.left, node.right)
+            elif kind is S.Unary or kind is S.Transpose:
+                todo.append(node.operand)
+            elif kind is S.Call:
+                todo += node.args           # keyword values are read by call()
+        m, names, literals = self.m, self.m.names, self.literals
+        operands: list[int] = []
+        for node in reversed(walk):
+            kind = type(node)
+            if kind is S.Name:
+                operands.append(names[node.id] if node.id in names else self.name(node))
+            elif kind is S.Num:
+                operands.append(literals[node.value] if node.value in literals
+                                else self.literal(node.value, node.span))
             else:
-                n = self.call(node, args, line)
-            done[id(node)] = n
-            if m._next > MAX_NODES:
-                raise GdslLimitError(f"the model has more than {MAX_NODES} nodes", node.span,
-                                     help="the limit is gdsl.build.MAX_NODES")
-        return done[id(root)]
+                first = len(operands) - (2 if kind is S.BinOp else len(node.args) if kind is S.Call
+                                         else 1)
+                args = tuple(operands[first:])
+                del operands[first:]
+                operands.append(self.operation(node, args, line))
+                if m._next > MAX_NODES:
+                    raise GdslLimitError(f"the model has more than {MAX_NODES} nodes", node.span,
+                                         help="the limit is gdsl.build.MAX_NODES")
+        return operands[0]
 
-    @staticmethod
-    def _children(node) -> list:
+    def operation(self, node, args: tuple[int, ...], line: Span) -> int:
         kind = type(node)
         if kind is S.BinOp:
-            return [node.left, node.right]
-        if kind is S.Unary or kind is S.Transpose:
-            return [node.operand]
-        return list(node.args)   # Call; keyword values are read by call()
+            return self.m.add(BINARY_OPERATORS[node.op], args, span=node.span, line=line)
+        if kind is S.Unary:
+            return args[0] if node.op == "+" else self.m.add("neg", args, span=node.span, line=line)
+        if kind is S.Transpose:
+            return self.m.add("transpose", args, span=node.span, line=line)
+        return self.call(node, args, line)
 
     def literal(self, value: float, span: Span) -> int:
         if value not in self.literals:
@@ -206,6 +208,10 @@ class _Resolver:
                 raise GdslTypeError(f"keyword `{kw.name}` given twice", kw.span)
             seen.add(kw.name)
             attrs[kw.name] = self._keyword_value(node.func, kw)
+        if node.func in ("xent", "svm"):        # (scores, labels): an input given as labels
+            label = self.m.node(args[1])
+            if label["op"] == "input":
+                self.m.labels.add(label["name"])
         return self.m.add(node.func, args, attrs=attrs, span=node.span, line=line)
 
     @staticmethod
@@ -262,11 +268,6 @@ class _Resolver:
 
     def _choose_wrt(self) -> None:
         m = self.m
-        for n, d in m.G.nodes(data=True):
-            if d["op"] in ("xent", "svm"):
-                label = m.node(d["args"][1])
-                if label["op"] == "input":
-                    m.labels.add(label["name"])
         if self.wrt is not None:
             for w in self.wrt:
                 if w not in m.inputs and w not in m.params:

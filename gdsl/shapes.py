@@ -64,10 +64,12 @@ class Dims:
 def broadcast(dims: Dims, *shapes: Shape) -> Shape:
     if None in shapes:
         return None
+    if shapes and shapes.count(shapes[0]) == len(shapes):     # the common case: x + y, x * x
+        return dims.shape(tuple(shapes[0]))
     shapes = [s for s in shapes if s]       # a scalar broadcasts against anything
     if not shapes:
         return ()
-    if shapes.count(shapes[0]) == len(shapes):      # the common case: nothing to broadcast
+    if shapes.count(shapes[0]) == len(shapes):      # nothing to broadcast: x * 0.5
         return dims.shape(tuple(shapes[0]))
     out: list[Dim] = []
     for s in shapes:
