@@ -239,6 +239,7 @@ class _Function:
         m, position, nodes, shape, namer = self.m, self.position, self.nodes, self.shape, self.namer
         as_float, inlinable, into, shares, user = (self.as_float, self.inlinable, self.into,
                                                    self.shares, self.user)
+        renamed, names, comments = self.renamed, namer.names, self.comments
         # node -> (expression, inlining depth, names it reads, arrays whose values it reads)
         exprs: dict[int, tuple[ast.expr, int, tuple, tuple]] = {}
         # where each array is overwritten by a result computed in it (a named argument's)
@@ -284,12 +285,19 @@ class _Function:
                                               for a in arrays))):
                 exprs[n] = (expr, depth + 1, reads, arrays)
                 continue
-            target = namer.of(m, self._home(n))
+            home = n                     # _home, inline: this runs once a statement
+            while home in renamed:
+                home = renamed[home]
+            target = names.get(home) or namer.of(m, home)
             if n in into:
                 stmt = _written_into(expr, target, exprs[into[n]][0].id)
             else:
                 stmt = ast.Assign([ast.Name(target, STORE)], expr)
-            comment = self._comment(d)
+            key = (d.get("line") or d.get("span"), d.get("backward"))
+            if key in comments and not (d["op"] == "add" and d.get("grad_of") is not None):
+                comment = comments[key]
+            else:
+                comment = self._comment(d)
             if comment == last_line:
                 comment = None
             else:
@@ -308,17 +316,17 @@ class _Function:
         return n
 
     def _comment(self, d) -> str | None:
+        """The comment above d's statement: its line of the model. Cached by (line, backward)
+        in self.comments, but for the sum of a gradient's parts, which names the value."""
         span = d.get("line") or d.get("span")
         if span is None:
             return None
         backward = d.get("backward")
         if d["op"] == "add" and _grad_of(self.m, d) is not None:
             return f"grad of {self.m.label(d['grad_of'])}: summed over its uses"
-        key = (span, backward)
-        if key not in self.comments:
-            text = source_text(self.m.source, span)
-            self.comments[key] = (("grad of: " if backward else "") + text) if text else None
-        return self.comments[key]
+        text = source_text(self.m.source, span)
+        comment = self.comments[span, backward] = ("grad of: " if backward else "") + text if text else None
+        return comment
 
 
 _UFUNC_OF = {ast.Add: "add", ast.Sub: "subtract", ast.Mult: "multiply", ast.Div: "divide",
@@ -466,9 +474,8 @@ def emit_module(model, title: str, in_place: bool = True) -> tuple[str, dict[int
     """The module's source text, and a map from each emitted line to the node it computes.
     Without in_place (-O0) every value gets an array of its own: `s = z + b`."""
     namer = Namer()
-    for n in sorted(model.G.nodes):          # model names first, in source order
-        d = model.node(n)
-        if d["name"] is not None and d["op"] != "literal":
+    for n in sorted(n for n, name in model.G.nodes(data="name") if name is not None):
+        if model.node(n)["op"] != "literal":  # model names first, in source order
             namer.of(model, n)
     lines: list[str] = []
     linemap: dict[int, int] = {}
