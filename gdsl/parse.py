@@ -78,6 +78,12 @@ def _number(tok: Lexeme, sign: Lexeme | None = None) -> float:
     return -value if sign is not None and sign.text == "-" else value
 
 
+def _cover(first: Span, last: Span) -> Span:
+    """Span.cover(first, last) when both are known, as they are in an expression: from the
+    start of the first to the end of the last, made without Span's Python-level __new__."""
+    return tuple.__new__(Span, (first.line, first.col, last.end_line, last.end_col))
+
+
 class ToAst(Transformer):
     """Builds syntax nodes during the LALR parse (grammar alias -> AST class)."""
 
@@ -96,7 +102,7 @@ class ToAst(Transformer):
     # statements
     def assign(self, c):
         name, value = c
-        return S.Assign(name.text, value, Span.cover(name.span, value.span), name.span)
+        return S.Assign(name.text, value, _cover(name.span, value.span), name.span)
 
     def input_decl(self, c):
         kw, name, *rest = c
@@ -178,18 +184,18 @@ class ToAst(Transformer):
     def binop(self, c):
         left, op, right = c
         self._operation(op.span)
-        return S.BinOp(op.text, left, right, Span.cover(left.span, right.span), op.span)
+        return S.BinOp(op.text, left, right, _cover(left.span, right.span), op.span)
 
     def unary(self, c):
         op, operand = c
         if op.text == "-":
             self._operation(op.span)
-        return S.Unary(op.text, operand, Span.cover(op.span, operand.span))
+        return S.Unary(op.text, operand, _cover(op.span, operand.span))
 
     def transpose(self, c):
         operand, tok = c
         self._operation(tok.span)
-        return S.Transpose(operand, Span.cover(operand.span, tok.span))
+        return S.Transpose(operand, _cover(operand.span, tok.span))
 
     def number(self, c):
         (tok,) = c
@@ -205,15 +211,15 @@ class ToAst(Transformer):
         positional = tuple([a for a in args if not isinstance(a, S.Keyword)])
         keywords = tuple([a for a in args if isinstance(a, S.Keyword)])
         self._operation(func.span)
-        return S.Call(func.text, positional, keywords, Span.cover(func.span, rpar.span), func.span)
+        return S.Call(func.text, positional, keywords, _cover(func.span, rpar.span), func.span)
 
     def group(self, c):
         lpar, inner, rpar = c
-        return dataclasses.replace(inner, span=Span.cover(lpar.span, rpar.span))
+        return dataclasses.replace(inner, span=_cover(lpar.span, rpar.span))
 
     def keyword(self, c):
         name, value = c
-        return S.Keyword(name.text, value, Span.cover(name.span, value.span))
+        return S.Keyword(name.text, value, _cover(name.span, value.span))
 
 
 def grammar_text() -> str:
@@ -245,10 +251,12 @@ class FastLexer(Lexer):
         self.keywords = {t.pattern.value: t.name for t in terminals
                          if isinstance(t.pattern, PatternStr) and name_re.fullmatch(t.pattern.value)}
         others = [t for t in terminals if t.name not in self.keywords.values()]
-        # A last alternative takes any character no terminal matches, so that finditer's
-        # matches tile the text: it ends the lexing with UnexpectedCharacters.
-        self.regex = re.compile("|".join([f"(?P<{t.name}>{t.pattern.to_regexp()})" for t in others]
-                                         + [rf"(?P<{BAD_CHARACTER}>[\s\S])"]))
+        # One alternative a terminal, in Lark's order; the group that names it is empty and
+        # comes last, so that the regex engine can reject most alternatives by their first
+        # character. A last alternative takes any character no terminal matches, so that
+        # finditer's matches tile the text: it ends the lexing with UnexpectedCharacters.
+        self.regex = re.compile("|".join([f"(?:{t.pattern.to_regexp()})(?P<{t.name}>)" for t in others]
+                                         + [rf"[\s\S](?P<{BAD_CHARACTER}>)"]))
         self.ignore = frozenset(conf.ignore)
         self.blank = frozenset(t.name for t in others if t.name in self.ignore
                                and not _regexp_has_newline(t.pattern.to_regexp()))
