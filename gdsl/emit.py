@@ -14,6 +14,8 @@ import ast
 import builtins
 import keyword
 import unicodedata
+from collections import Counter
+from itertools import chain
 
 import numpy as np
 
@@ -126,9 +128,11 @@ class _Function:
         reader), which values are masks (boolean), which are unnamed and read once
         (temporary), and the results that can be computed in a dead argument's array
         (see _in_place, which this pass collects the facts for)."""
-        nodes, labels, shape, shares = self.nodes, self.m.labels, self.shape, self.shares
-        uses: dict[int, int] = {}
-        user: dict[int, int] = {}
+        nodes, labels, shape, shares, order = (self.nodes, self.m.labels, self.shape, self.shares,
+                                               self.order)
+        arg_lists = [nodes[n]["args"] for n in order]
+        self.uses = uses = Counter(chain.from_iterable(arg_lists))
+        self.user = {a: n for n, args in zip(order, arg_lists) for a in args}  # the last reader
         boolean: set[int] = set()
         mask_users: dict[int, list[str]] = {}   # mask -> the ops that read it
         last_read: dict[int, int] = {}   # array -> the last node that reads its values
@@ -138,7 +142,7 @@ class _Function:
         # float value argument.
         surely_float = set()
         candidates = []                  # one ufunc of its arguments, shaped
-        for n in self.order:
+        for n, args in zip(order, arg_lists):
             d = nodes[n]
             op = d["op"]
             row = OPS.get(op)
@@ -146,25 +150,23 @@ class _Function:
                 if op in ("input", "param") and d["name"] not in labels:
                     surely_float.add(n)
                 continue
-            floats, shape_only = row.floats, row.shape_only
-            read, all_masks = [], True
-            for i, a in enumerate(d["args"]):
-                uses[a] = uses.get(a, 0) + 1
-                user[a] = n
-                if a in boolean:
-                    mask_users.setdefault(a, []).append(op)
-                else:
-                    all_masks = False
-                if i in shape_only:
-                    continue
-                if a in shares:
-                    read += shares[a]
-                else:
-                    read.append(a)
-                if floats is None and a in surely_float:
-                    floats = True
-            if op in MASK_OPS or op == "mul" and all_masks:
+            if boolean and not boolean.isdisjoint(args):
+                for a in args:
+                    if a in boolean:
+                        mask_users.setdefault(a, []).append(op)
+            if op in MASK_OPS or op == "mul" and boolean.issuperset(args):
                 boolean.add(n)
+            floats, shape_only = row.floats, row.shape_only
+            if shape_only or shares and not shares.keys().isdisjoint(args):
+                read = []                # values read: a view's base, not a shape's owner
+                for i, a in enumerate(args):
+                    if i not in shape_only:
+                        read += shares.get(a, (a,))
+                values = [a for i, a in enumerate(args) if i not in shape_only]
+            else:
+                read = values = args
+            if floats is None and not surely_float.isdisjoint(values):
+                floats = True
             for b in read:
                 last_read[b] = n
             if row.fresh:
@@ -175,10 +177,9 @@ class _Function:
                 surely_float.add(n)
             if not d["attrs"] and shape[n]:
                 candidates.append(n)
-        self.uses, self.user = uses, user
         self.as_float = _bool_arrays_to_cast(boolean, mask_users, self.rooted)
         # unnamed values read once: inlined, or named after the result computed in their array
-        self.temporary = {n for n in self.order if uses.get(n) == 1 and nodes[n]["name"] is None
+        self.temporary = {n for n, k in uses.items() if k == 1 and nodes[n]["name"] is None
                           and nodes[n].get("grad_of") is None}
         if not in_place:
             return {}
@@ -553,10 +554,10 @@ def _doc_escape(s: str) -> str:
 
 
 def _helpers_needed(model) -> set[str]:
-    nodes = set(model.forward_order) | set(model.backward_order)
+    node = model.node
+    ops = {node(n)["op"] for n in model.backward_order} | {node(n)["op"] for n in model.forward_order}
     need: set[str] = set()
-    for n in nodes:
-        op = model.node(n)["op"]
+    for op in ops:
         if op in OPS:
             need.update(OPS[op].helpers)
     for h in list(need):
