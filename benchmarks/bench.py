@@ -62,6 +62,7 @@ WORKLOADS = [  # (kind, dims)
 ]
 RTOL = {"float64": 1e-6, "float32": 1e-3}
 CHAIN_SIZES = [100, 1000, 10_000, 100_000]
+CHAIN_REPEATS = 3      # runs per chain size; the fastest is the figure
 ENV_VARS = ["OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
             "MKL_NUM_THREADS", "XLA_FLAGS", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_",
             "MALLOC_ARENA_MAX", "GLIBC_TUNABLES"]
@@ -478,14 +479,23 @@ def run_child(what: list[str], timeout: float):
 def compile_bench(args) -> dict:
     res = {"models": run_child(["models"], 300), "chains": {}}
     sizes = CHAIN_SIZES[:2] if args.quick else CHAIN_SIZES
+    repeats = 1 if args.quick else CHAIN_REPEATS
     for size in sizes:
-        log(f"compile: chain of ~{size} nodes ...")
-        r = run_child(["chain", str(max(1, size // 3))], args.chain_timeout)
-        res["chains"][size] = r
-        if "seconds" not in r:
+        log(f"compile: chain of ~{size} nodes, {repeats} run(s) ...")
+        runs = []
+        for _ in range(repeats):
+            r = run_child(["chain", str(max(1, size // 3))], args.chain_timeout)
+            if "seconds" not in r:
+                break
+            runs.append(r)
+            log(f"  {r['seconds']:.2f} s")
+        if not runs:
             log(f"  {r}")
+            res["chains"][size] = r
             break                                   # a larger graph would only take longer
-        log(f"  {r['seconds']:.2f} s")
+        # the fastest run is the figure (as timeit's best of n: a busy host only adds time)
+        res["chains"][size] = dict(min(runs, key=lambda r: r["seconds"]),
+                                   runs=[r["seconds"] for r in runs])
     return res
 
 
@@ -719,23 +729,26 @@ def report(results, comp, info, args) -> str:
         else:
             w(f"models: {mo}\n")
         w("`gdsl.compile` of a chain `a{i} = tanh(a{i-1}) * 0.5 + a{i-1}` (3 forward nodes per "
-          "statement), in a fresh process; the stage split is from `run_pipeline(after=)`:\n")
+          "statement), each run in a fresh process, including Python's import of the emitted "
+          "module; the figure is the fastest run, the stage split that run's, from "
+          "`run_pipeline(after=)`:\n")
         w("| nodes (target) | statements | forward nodes | value_and_grad nodes | compile s "
-          "| × previous | stages s |")
-        w("|---|---|---|---|---|---|---|")
+          "| all runs s | × previous | stages s |")
+        w("|---|---|---|---|---|---|---|---|")
         prev = None
         for size, v in comp["chains"].items():
             if "seconds" in v:
                 x = f"{v['seconds'] / prev:.1f}×" if prev else ""
                 st = ", ".join(f"{k} {s:.2f}" for k, s in v["stages"].items())
+                runs = ", ".join(f"{r:.2f}" for r in v.get("runs", [v["seconds"]]))
                 w(f"| {int(size):,} | {v['statements']:,} | {v['forward_nodes']:,} | "
-                  f"{v.get('backward_nodes', 0):,} | {v['seconds']:.2f} | {x} | {st} |")
+                  f"{v.get('backward_nodes', 0):,} | {v['seconds']:.2f} | {runs} | {x} | {st} |")
                 prev = v["seconds"]
             elif "timeout" in v:
                 w(f"| {int(size):,} | {int(size) // 3 + 1:,} | | | **> {v['timeout']:.0f} "
-                  f"(timed out)** | {'> %.0f×' % (v['timeout'] / prev) if prev else ''} | |")
+                  f"(timed out)** | | {'> %.0f×' % (v['timeout'] / prev) if prev else ''} | |")
             else:
-                w(f"| {int(size):,} | | | | **error: {v.get('error')}** | | |")
+                w(f"| {int(size):,} | | | | **error: {v.get('error')}** | | | |")
         w("")
     return "\n".join(out)
 
