@@ -386,10 +386,10 @@ def _written_into(expr: ast.expr, target: str, buffer: str) -> ast.stmt:
 
 def source_text(source: str, span, limit: int = 100) -> str:
     """The text of a span (its first line, cut at ``limit``), with anything unprintable escaped."""
-    key = (source, span, limit)
-    if key in _text_cache:
-        return _text_cache[key]
-    lines = _lines(source)
+    lines, texts = _of_source(source)
+    key = (span, limit)
+    if key in texts:
+        return texts[key]
     if not 1 <= span.line <= len(lines):
         return ""
     line = lines[span.line - 1]
@@ -400,23 +400,18 @@ def source_text(source: str, span, limit: int = 100) -> str:
     if not text.isprintable():
         text = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}"
                        for c in text)
-    if len(_text_cache) > 100_000:
-        _text_cache.clear()
-    _text_cache[key] = text
+    texts[key] = text
     return text
 
 
-_text_cache: dict = {}
+_source_cache: dict = {"source": None}
 
 
-_split_cache: dict = {}
-
-
-def _lines(source: str) -> list[str]:
-    if _split_cache.get("source") is not source:
-        _split_cache["source"] = source
-        _split_cache["lines"] = source.split("\n")
-    return _split_cache["lines"]
+def _of_source(source: str) -> tuple[list[str], dict]:
+    """The lines of the last source asked about, and the texts of its spans found so far."""
+    if _source_cache["source"] is not source:
+        _source_cache.update(source=source, lines=source.split("\n"), texts={})
+    return _source_cache["lines"], _source_cache["texts"]
 
 
 def _metadata(model) -> list[ast.stmt]:
