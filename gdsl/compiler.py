@@ -45,6 +45,7 @@ def _parse(m: Model, o: Options):
 
 def _resolve(m: Model, o: Options):
     build(m.program, m, o.wrt)
+    m.program = None            # the graph says it all from here on
     for name in o.outputs or ():
         if name not in m.names:
             from .errors import GdslNameError
@@ -116,13 +117,18 @@ def run_pipeline(text: str, *, filename: str | None = None, wrt: list[str] | Non
 @contextlib.contextmanager
 def _no_gc():
     """Python's cycle collector would walk the whole graph again and again as a large model
-    allocates (the IR holds no cycles worth collecting): pause it while compiling."""
+    allocates (the IR holds no cycles worth collecting): pause it while compiling. What the
+    compile keeps then joins the oldest generation at once (gc.freeze, gc.unfreeze), instead
+    of being walked by the first collection after it: 0.1 s for a 10,000-node model."""
     was = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
         if was:
+            if not gc.get_freeze_count():    # (no one else's frozen objects to thaw)
+                gc.freeze()
+                gc.unfreeze()
             gc.enable()
 
 
