@@ -167,8 +167,9 @@ def compile_file(path: str | os.PathLike, wrt: list[str] | None = None, *,
     return compile(text, wrt, filename=str(path), optimize=optimize, outputs=outputs)
 
 
-def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
-    """Write a file so that it is either the old one or the whole new one, never half of it."""
+def write_atomic(path: str | os.PathLike, data: bytes | str, durable: bool = True) -> None:
+    """Write a file so that it is either the old one or the whole new one, never half of it;
+    durable: on disk (fsync) before it replaces the old one (a cache need not wait for that)."""
     path = Path(path)
     if isinstance(data, str):
         data = data.encode("utf-8")
@@ -184,7 +185,8 @@ def write_atomic(path: str | os.PathLike, data: bytes | str) -> None:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -206,7 +208,7 @@ def load_module(code: str, stem: str = "model"):
     safe = "".join(c if c.isascii() and (c.isalnum() or c == "_") else "_" for c in stem)[:40] or "model"
     path = _cache_dir() / f"{safe}_{digest}.py"
     if not path.exists() or path.read_text(encoding="utf-8") != code:
-        write_atomic(path, code)
+        write_atomic(path, code, durable=False)     # checked against the code when read
     spec = importlib.util.spec_from_file_location(f"gdsl_generated.{safe}_{digest}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
