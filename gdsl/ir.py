@@ -55,6 +55,10 @@ class Model:
     _needed: dict = field(default_factory=dict)   # roots -> needed(roots), until the graph changes
     _rewired: bool = False         # some node has an argument newer than itself (set_args)
     written: nx.DiGraph | None = None   # a copy of the graph as the model writes it (after shapes)
+    program: object | None = None  # the syntax tree (gdsl.syntax.Program), from parse to resolve
+    code: str = ""                 # the emitted module
+    linemap: dict[int, int] = field(default_factory=dict)   # its line -> the node it computes
+    grad_users: dict | None = None  # node -> the gradient nodes named after it (passes.cse.merge)
 
     # -- building ---------------------------------------------------------------
     def add(self, op: str, args: tuple[int, ...] = (), *, attrs: dict | None = None,

@@ -38,18 +38,16 @@ def merge(model, old: int, keep: int, why: str | None) -> None:
     for n in _grad_users(model).pop(old, ()):       # gradients named after old: after keep
         if n in model.G and model.node(n).get("grad_of") == old:
             model.node(n)["grad_of"] = keep
-            model._grad_users.setdefault(keep, []).append(n)
+            model.grad_users.setdefault(keep, []).append(n)
     model.replace_uses(old, keep)
     model.remove(old)
 
 
 def _grad_users(model) -> dict[int, list[int]]:
     """node -> the gradient nodes named after it, built once and kept up to date by merge."""
-    index = getattr(model, "_grad_users", None)
-    if index is None:
-        index = {}
+    if model.grad_users is None:
+        model.grad_users = {}
         for n, d in model.G.nodes(data=True):
             if d.get("grad_of") is not None:
-                index.setdefault(d["grad_of"], []).append(n)
-        model._grad_users = index
-    return index
+                model.grad_users.setdefault(d["grad_of"], []).append(n)
+    return model.grad_users
