@@ -112,7 +112,7 @@ class _Function:
     def __init__(self, model, namer: Namer, order: list[int], roots: list[int], shape: dict,
                  in_place=True):
         self.m, self.namer, self.order, self.shape = model, namer, order, shape
-        self.nodes = nodes = {n: model.node(n) for n in order}
+        self.nodes = {n: model.node(n) for n in order}
         self.rooted = set(roots)
         self.position = {n: i for i, n in enumerate(order)}
         self.shares: dict[int, tuple] = {}
@@ -272,8 +272,7 @@ class _Function:
             for i, a in enumerate(args):
                 e, dep, r, arr = exprs[a]
                 operands.append(e)
-                if dep > depth:
-                    depth = dep
+                depth = max(depth, dep)
                 reads += r
                 if arr and i not in shape_only:
                     arrays += arr
@@ -286,7 +285,9 @@ class _Function:
                                               for a in arrays))):
                 exprs[n] = (expr, depth + 1, reads, arrays)
                 continue
-            home = n                     # _home, inline: this runs once a statement
+            # the node whose name n's array takes: n's own, or that of the result computed
+            # in its array when n is unnamed and read by that result alone
+            home = n
             while home in renamed:
                 home = renamed[home]
             target = names.get(home) or namer.of(m, home)
@@ -308,13 +309,6 @@ class _Function:
             exprs[n] = (_name(target), 0, (target,), shares.get(n, (n,)))
         self.exprs = exprs
         return out
-
-    def _home(self, n: int) -> int:
-        """The node whose name n's array takes: n's own, or that of the result computed in
-        its array when n is unnamed and read by that result alone."""
-        while n in self.renamed:
-            n = self.renamed[n]
-        return n
 
     def _comment(self, d) -> str | None:
         """The comment above d's statement: its line of the model. Cached by (line, backward)

@@ -394,7 +394,7 @@ def _xent_logits_caches(s, Y):
 
 def _xent_logits_emit(a, at, s):
     # l = Σ (log Z + m) - yᵀs over the examples, / n: log Σ exp(s) without overflow, no log(0)
-    st, Y, m, Z, ys = a
+    st, _Y, m, Z, ys = a
     total = bin_(bin_(meth(np_("log", Z), "sum"), "+", meth(m, "sum")), "-", ys)
     return bin_(total, "/", _examples_emit([st], {}, s[:1]))
 
