@@ -116,7 +116,6 @@ class _Function:
         self.rooted = set(roots)
         self.position = {n: i for i, n in enumerate(order)}
         self.shares: dict[int, tuple] = {}
-        self.comments: dict[tuple, str | None] = {}     # (line span, backward) -> comment
         self.inplace = self._analyse(in_place)
         self.into = {n: a for a, n in self.inplace.items()}
         self.renamed = {a: n for a, n in self.inplace.items() if a in self.temporary}
@@ -213,8 +212,7 @@ class _Function:
                 continue
             d = nodes[n]
             args, shape_n = d["args"], shape[n]
-            form = _operands_cache.get((d["op"], len(args)))
-            call, operands = form if form is not None else _ufunc_operands(OPS[d["op"]], d)
+            call, operands = _ufunc_operands(OPS[d["op"]], d)
             # the operand computed last, so that the array is allocated as late as it can be
             if len(operands) == 2:
                 i, j = operands
@@ -240,7 +238,7 @@ class _Function:
         m, position, nodes, shape, namer = self.m, self.position, self.nodes, self.shape, self.namer
         as_float, inlinable, into, shares, user = (self.as_float, self.inlinable, self.into,
                                                    self.shares, self.user)
-        renamed, names, comments = self.renamed, namer.names, self.comments
+        renamed, names = self.renamed, namer.names
         # node -> (expression, inlining depth, names it reads, arrays whose values it reads)
         exprs: dict[int, tuple[ast.expr, int, tuple, tuple]] = {}
         # where each array is overwritten by a result computed in it (a named argument's)
@@ -295,11 +293,7 @@ class _Function:
                 stmt = _written_into(expr, target, exprs[into[n]][0].id)
             else:
                 stmt = ast.Assign([ast.Name(target, STORE)], expr)
-            key = (d.get("line") or d.get("span"), d.get("backward"))
-            if key in comments and not (d["op"] == "add" and d.get("grad_of") is not None):
-                comment = comments[key]
-            else:
-                comment = self._comment(d)
+            comment = self._comment(d)
             if comment == last_line:
                 comment = None
             else:
@@ -311,17 +305,17 @@ class _Function:
         return out
 
     def _comment(self, d) -> str | None:
-        """The comment above d's statement: its line of the model. Cached by (line, backward)
-        in self.comments, but for the sum of a gradient's parts, which names the value."""
+        """The comment above d's statement: its line of the model (source_text caches the
+        texts), or for the sum of a gradient's parts, the value it is the gradient of."""
         span = d.get("line") or d.get("span")
         if span is None:
             return None
-        backward = d.get("backward")
         if d["op"] == "add" and _grad_of(self.m, d) is not None:
             return f"grad of {self.m.label(d['grad_of'])}: summed over its uses"
         text = source_text(self.m.source, span)
-        comment = self.comments[span, backward] = ("grad of: " if backward else "") + text if text else None
-        return comment
+        if not text:
+            return None
+        return ("grad of: " if d.get("backward") else "") + text
 
 
 _UFUNC_OF = {ast.Add: "add", ast.Sub: "subtract", ast.Mult: "multiply", ast.Div: "divide",
@@ -344,8 +338,7 @@ def _as_ufunc(expr: ast.expr) -> tuple[str, list[ast.expr]] | None:
 
 def _ufunc_operands(op, d) -> tuple[bool, list[int]]:
     """Whether op emits as a call (np.exp(a)) rather than an operator (a + b), and the
-    positions of the arguments that are operands of that one ufunc (cached by op and arity
-    in _operands_cache)."""
+    positions of the arguments that are operands of that one ufunc (cached by op and arity)."""
     if d["attrs"]:                      # reductions, softmax, ...: never one ufunc
         return False, ()
     key = (op.name, len(d["args"]))
