@@ -27,14 +27,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every subcommand, or of ``only`` that one (each command module is
+    imported to register its arguments; `gdsl compile` need not import training or drawing)."""
     parser = _Parser(prog="gdsl", description="Compile computational-graph models to NumPy, "
                      "train them, check their gradients, draw and explain them.")
     parser.add_argument("--version", action="version", version=f"gdsl {__version__}")
     parser.add_argument("--debug", action="store_true",
                         help="show Python tracebacks (also GDSL_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name in COMMANDS:
+    for name in COMMANDS if only is None else [only]:
         try:
             module = importlib.import_module(f"gdsl.cmd_{name}")
         except ModuleNotFoundError as e:
@@ -49,7 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(command if command in COMMANDS else None)
     args = parser.parse_args(argv)
     debug = getattr(args, "debug", False) or os.environ.get("GDSL_DEBUG", "") not in ("", "0")
     if not getattr(args, "command", None):

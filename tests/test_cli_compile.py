@@ -71,3 +71,26 @@ def test_dump_after_prints_the_ir():
     assert "z = matmul(W, x) : [C, n]" in r.stderr and "s = add(z, b) : [C, n]" in r.stderr
     r = gdsl("compile", "models/linear_softmax.gdsl", "--dump-after", "grad")
     assert "(grad of s)" in r.stderr and "grads W=g_W, b=g_b" in r.stderr
+
+
+def test_a_command_imports_only_its_own_module(tmp_path):
+    """`gdsl compile` does not pay for importing training, checking or drawing."""
+    import sys
+    code = ("import sys; from gdsl.cli import main; rc = main(sys.argv[1:]); "
+            "print(' '.join(sorted(m for m in sys.modules if m.startswith('gdsl.')))); sys.exit(rc)")
+    r = subprocess.run([sys.executable, "-c", code, "compile", "models/mlp2.gdsl", "-o",
+                        str(tmp_path / "m.py")], capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stderr
+    loaded = set(r.stdout.split())
+    assert "gdsl.cmd_compile" in loaded and "gdsl.emit" in loaded
+    assert not loaded & {"gdsl.cmd_run", "gdsl.train", "gdsl.data", "gdsl.check", "gdsl.draw",
+                         "gdsl.explain", "gdsl.cost"}
+
+
+def test_help_and_a_mistyped_command_list_every_command():
+    for args in (["--help"], ["--debug", "compil", "m.gdsl"]):
+        r = gdsl(*args)
+        text = r.stdout + r.stderr
+        assert r.returncode == (0 if args == ["--help"] else 2)
+        for name in ("compile", "run", "check", "graph", "explain", "stats"):
+            assert name in text, (args, text)
