@@ -9,7 +9,12 @@ expression parses like a flat one.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import io
+import os
+import pickle
 import re
+import sys
 from functools import cache
 from importlib import resources
 from itertools import chain
@@ -301,7 +306,11 @@ class Tables(NamedTuple):
 
 @cache
 def _tables() -> Tables:
-    """Lark's LALR(1) tables for the grammar, read once into plain dicts for `_run`.
+    return _read_tables(_lark())
+
+
+def _read_tables(lark_parser: Lark) -> Tables:
+    """Lark's LALR(1) tables for the grammar, read into plain dicts for `_run`.
 
     A reduction is (size, rule name, build): build makes the AST node from the rule's
     children (Lark's callback, which calls ToAst). A `?rule` with one child has no build:
@@ -309,8 +318,6 @@ def _tables() -> Tables:
     reductions in an expression are of that kind, and come in chains (atom -> unary ->
     product -> sum -> expr); see `_unit_chains`.
     """
-    lark_parser = Lark(grammar_text(), parser="lalr", lexer=FastLexer, transformer=ToAst(),
-                       maybe_placeholders=True)
     lalr = lark_parser.parser.parser.parser         # Lark -> frontend -> LALR_Parser -> tables
     actions = {}
     for state, row in lalr.parse_table.states.items():
@@ -326,6 +333,71 @@ def _tables() -> Tables:
     return Tables(FastLexer(lark_parser.lexer_conf), lark_parser.options.transformer,
                   _unit_chains(actions), lalr.parse_table.start_states["start"],
                   lalr.parse_table.end_states["start"])
+
+
+LARK_OPTIONS = {"parser": "lalr", "lexer": FastLexer, "maybe_placeholders": True}
+
+
+def _lark() -> Lark:
+    """Lark's parser for the grammar, from gdsl's per-user cache when a sound copy is there
+    (~5 ms), else built (the LALR analysis: ~85 ms, most of a `gdsl` run on a small model)
+    and saved for the next process. A missing, stale, truncated, foreign or unwritable cache
+    file only means building it here."""
+    text = grammar_text()
+    path = _parser_cache_path(text)
+    lark_parser = _load_parser(path) if path is not None else None
+    if lark_parser is None:
+        lark_parser = Lark(text, transformer=ToAst(), **LARK_OPTIONS)
+        if path is not None:
+            _save_parser(lark_parser, path)
+    return lark_parser
+
+
+def _parser_cache_path(text: str):
+    """The cache file for this grammar under this Lark and Python (pickles differ between
+    Pythons), or None if there is no usable cache directory."""
+    from .compiler import _cache_dir
+    key = "\0".join([text, lark.__version__, sys.version.split()[0], repr(LARK_OPTIONS)])
+    try:
+        return _cache_dir() / f"parser_{hashlib.sha256(key.encode()).hexdigest()[:16]}.lark"
+    except OSError:
+        return None
+
+
+class _ParserUnpickler(pickle.Unpickler):
+    """Lark's saved parser is plain data (dicts, lists, strings) and one class, the lexer:
+    any other global in the file is refused, so that a planted file runs no code."""
+
+    def find_class(self, module, name):
+        if (module, name) == (FastLexer.__module__, FastLexer.__name__):
+            return FastLexer
+        raise pickle.UnpicklingError(f"{module}.{name} in a saved parser")
+
+
+def _load_parser(path) -> Lark | None:
+    try:
+        with open(path, "rb") as f:
+            if os.fstat(f.fileno()).st_uid != os.getuid():   # someone else's file
+                return None
+            digest, _, payload = f.read().partition(b"\n")
+        if digest != hashlib.sha256(payload).hexdigest().encode():   # truncated, or not ours
+            return None
+        saved = _ParserUnpickler(io.BytesIO(payload)).load()
+        return Lark._load_from_dict(saved["data"], saved["memo"], transformer=ToAst())
+    except Exception:   # noqa: BLE001 (whatever is wrong with the file, the parser is built instead)
+        return None
+
+
+def _save_parser(lark_parser: Lark, path) -> None:
+    from .compiler import write_atomic
+    out = io.BytesIO()
+    lark_parser.save(out, exclude_options=("transformer",))    # ToAst is given when loading
+    payload = out.getvalue()
+    try:    # whole or not at all (another process may be reading it), with its own checksum
+        write_atomic(path, hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload,
+                     durable=False)
+    except OSError:
+        pass
 
 
 def _unit_chains(actions: dict) -> dict:
