@@ -134,6 +134,7 @@ def time_all(fns: dict, *, rounds: int, target: float, budget: float) -> dict:
     rounds = max(5, min(rounds, int(budget / max(per_round, 1e-9))))
     samples = {name: [] for name in fns}
     faults = dict.fromkeys(fns, 0)
+    cpu, walls = dict.fromkeys(fns, 0.0), dict.fromkeys(fns, 0.0)     # threads at work
     names = list(fns)
     was = gc.isenabled()
     gc.collect()
@@ -143,10 +144,14 @@ def time_all(fns: dict, *, rounds: int, target: float, budget: float) -> dict:
             for name in names[r % len(names):] + names[:r % len(names)]:
                 f, k = fns[name], batch[name]
                 f0 = getrusage(RUSAGE_SELF).ru_minflt
+                c0 = time.process_time()
                 t0 = time.perf_counter()
                 for _ in range(k):
                     f()
-                samples[name].append((time.perf_counter() - t0) / k)
+                wall = time.perf_counter() - t0
+                samples[name].append(wall / k)
+                cpu[name] += time.process_time() - c0
+                walls[name] += wall
                 faults[name] += getrusage(RUSAGE_SELF).ru_minflt - f0
     finally:
         if was:
@@ -156,7 +161,8 @@ def time_all(fns: dict, *, rounds: int, target: float, budget: float) -> dict:
         q = statistics.quantiles(s, n=4) if len(s) >= 2 else [s[0]] * 3
         out[name] = {"median": statistics.median(s), "q1": q[0], "q3": q[2], "min": min(s),
                      "batch": batch[name], "rounds": rounds,
-                     "faults": faults[name] / (rounds * batch[name])}
+                     "faults": faults[name] / (rounds * batch[name]),
+                     "cpu_per_wall": cpu[name] / walls[name] if walls[name] else None}
     return out
 
 
@@ -329,6 +335,32 @@ def selected(args):
                 not (args.quick and dims["n"] > 1000))]
 
 
+def jax_threads(n: int) -> None:
+    """Give XLA's CPU client a pool of n threads. XLA sizes its pool (which runs the matrix
+    products: XNNPACK/YNNPACK, not Eigen, in jaxlib 0.10) from the CPUs the process may run on
+    when the client is made; --xla_cpu_multi_thread_eigen=false only affects Eigen's products
+    and `intra_op_parallelism_threads` is not an XLA flag. So: make the client on n CPUs, then
+    give the process its CPUs back (CPU time / wall time of each step is reported)."""
+    cpus = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, sorted(cpus)[:n])
+    try:
+        import jax
+        jax.devices()
+    finally:
+        os.sched_setaffinity(0, cpus)
+
+
+def xla_workers() -> str:
+    """The threads of this process by name (XLA's workers are tf_XLAEigen): what ran."""
+    names = []
+    for task in Path("/proc/self/task").glob("*/comm"):
+        try:
+            names.append(task.read_text().strip())
+        except OSError:
+            pass
+    return f"{names.count('tf_XLAEigen')} tf_XLAEigen worker thread(s)" if names else "?"
+
+
 def child_peer(peer: str, args) -> dict:
     """PyTorch and JAX run in a process of their own, each against hand-written NumPy timed
     in the same process: their thread pools (OpenMP, Eigen) and NumPy's OpenBLAS threads
@@ -336,10 +368,8 @@ def child_peer(peer: str, args) -> dict:
     if args.threads and peer == "torch":
         import torch
         torch.set_num_threads(args.threads)
-    if args.threads == 1 and peer == "jax":      # XLA reads this when jax is first imported
-        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                                   " --xla_cpu_multi_thread_eigen=false"
-                                   " intra_op_parallelism_threads=1").strip()
+    if args.threads and peer == "jax":
+        jax_threads(args.threads)
     out = {}
     for kind, dims, dtype in selected(args):
         r = run_workload(kind, dims, dtype, [peer], args, memory=False)
@@ -358,6 +388,7 @@ def child_peer(peer: str, args) -> dict:
     elif peer == "jax":
         import jax
         info["jax_devices"] = str(jax.devices())
+        info["jax_pool"] = xla_workers()
     info[f"malloc_{peer}"] = _malloc[0]
     return {"results": out, "info": info}
 
@@ -589,6 +620,21 @@ def peer_flt(r, peer):
     return f"{t['peer']['faults']:.0f} ({t['numpy']['faults']:.0f})"
 
 
+def threads_at_work(results) -> str:
+    """CPU time over wall time while timing, min-max over the workloads, per implementation:
+    1.00 is one thread at work, 2.00 two (a library that ignored its thread limit shows)."""
+    seen: dict[str, list[float]] = {}
+    for r in results:
+        timed = [(k, t) for k, t in r["times"].items() if k in (NUMPY, GDSL, "autograd")]
+        timed += [(p, t["peer"]) for p, t in r.get("peer_times", {}).items()]
+        for k, t in timed:
+            if t.get("cpu_per_wall") is not None:
+                seen.setdefault(k, []).append(t["cpu_per_wall"])
+    names = {NUMPY: "NumPy", GDSL: "gdsl", "autograd": "autograd", "torch": "PyTorch",
+             "jax": "JAX"}
+    return ", ".join(f"{names[k]} {min(v):.2f}-{max(v):.2f}" for k, v in seen.items())
+
+
 def fault_cost() -> float:
     """µs per minor page fault: first touch of freshly mapped memory (64 MiB, mmap'd)."""
     import mmap
@@ -634,7 +680,11 @@ def report(results, comp, info, args) -> str:
     w(f"- Peers: HIPS autograd {info.get('autograd')}, PyTorch {info.get('torch')} "
       f"({info.get('torch_threads')} threads; {info.get('torch_blas', '?')}; "
       f"{info.get('torch_cpu', '?')}), "
-      f"JAX {info.get('jax')} / jaxlib {info.get('jaxlib')} (CPU, x64 enabled)")
+      f"JAX {info.get('jax')} / jaxlib {info.get('jaxlib')} (CPU, x64 enabled"
+      + (f"; XLA's pool made on {info['threads']} CPU(s), {info.get('jax_pool', '?')}"
+         if info.get("threads") else "") + ")")
+    w(f"- CPU time / wall time while timing (1.00: one thread at work), min-max over the "
+      f"workloads: {threads_at_work(results)}")
     w(f"- Load average at start / end: {' '.join(f'{x:.2f}' for x in info['loadavg_start'])}"
       f" / {' '.join(f'{x:.2f}' for x in info['loadavg_end'])} "
       "(the machine may be shared; ratios are interleaved round by round)")
