@@ -87,11 +87,11 @@ class Model:
         H.graph.update(G.graph)
         H._node.update({n: d.copy() for n, d in G._node.items()})
         H._pred.update({n: {} for n in G._pred})
-        pred = H._pred
+        succ, pred = H._succ, H._pred
         for u, users in G._succ.items():
-            H._succ[u] = out = {v: e.copy() for v, e in users.items()}
-            for v, e in out.items():
-                pred[v][u] = e
+            out = succ[u] = {}
+            for v, e in users.items():      # (a loop, not a comprehension: a call per node)
+                out[v] = pred[v][u] = e.copy()
         return H
 
     def _changed(self) -> None:
