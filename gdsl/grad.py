@@ -23,7 +23,8 @@ class V:
     __slots__ = ("b", "id")
 
     def __init__(self, b: Builder, id: int):
-        self.b, self.id = b, id
+        self.b = b
+        self.id = id
 
     @property
     def shape(self):
@@ -47,15 +48,12 @@ class V:
 
 
 ARITHMETIC = ("add", "sub", "mul", "div", "pow")
+FOLDABLE = {"onehot", "neg", *ARITHMETIC}      # the ops that Builder._fold looks at
 
 
 def _value(d: dict):
     """A literal node's value; None for any other node."""
     return d["value"] if d["op"] == "literal" else None
-
-
-def _key(op, args, attrs):
-    return (op, tuple(args), tuple(sorted(attrs.items())))
 
 
 class Builder:
@@ -72,12 +70,13 @@ class Builder:
         """(op, args, attrs) -> node for the graph's nodes, found when first needed (a pass
         that builds nothing never scans the graph)."""
         if self._memo is None:
-            self._memo = {}
+            memo = self._memo = {}
             for n, d in self.m.G._node.items():
-                if d["op"] == "literal":
-                    self._memo.setdefault(("literal", d["value"]), n)
-                elif d["op"] not in LEAVES:
-                    self._memo.setdefault(_key(d["op"], d["args"], d["attrs"]), n)
+                op, attrs = d["op"], d["attrs"]
+                if op == "literal":
+                    memo.setdefault(("literal", d["value"]), n)
+                elif op not in LEAVES:      # the key that op() makes
+                    memo.setdefault((op, d["args"], tuple(sorted(attrs.items())) if attrs else ()), n)
         return self._memo
 
     def lit(self, value: float) -> V:
@@ -90,20 +89,19 @@ class Builder:
         return V(self, n)
 
     def op(self, name: str, *args, **attrs) -> V:
-        args = [a if isinstance(a, V) else self.lit(a) for a in args]
         nodes = self.m.G._node
-        ds = [nodes[a.id] for a in args]
-        folded = self._fold(name, args, ds)
-        if folded is not None:
-            return folded
-        ids = tuple([a.id for a in args])
+        ids = tuple([a.id if isinstance(a, V) else self.lit(a).id for a in args])
+        if name in FOLDABLE:
+            folded = self._fold(name, ids, nodes)
+            if folded is not None:
+                return folded
         key = (name, ids, tuple(sorted(attrs.items())) if attrs else ())
         memo = self.memo
         n = memo.get(key)
         if n not in nodes:      # new, or optimised away since
             m = self.m
             try:
-                shape = OPS[name].shape(m.dims, [d["shape"] for d in ds], attrs)
+                shape = OPS[name].shape(m.dims, [nodes[a]["shape"] for a in ids], attrs)
             except Mismatch as e:   # the seed dJ/dJ = 1 is a scalar: a loss that is not one ends here
                 raise GdslShapeError(f"cannot build the backward pass here: {e}", self.extra.get("span"),
                                      help="the loss must be a scalar: reduce it, e.g. `J = sum(...)`, "
@@ -111,25 +109,25 @@ class Builder:
             n = memo[key] = m.add(name, ids, attrs=attrs, shape=shape, **self.extra)
         return V(self, n)
 
-    def _fold(self, name, args, ds):
-        """What op(name, *args) simplifies to, or None; ds are the arguments' nodes."""
-        first = ds[0]
-        if name == "onehot" and first["op"] == "onehot":   # already one-hot
-            return args[0]
+    def _fold(self, name, ids, nodes):
+        """What op(name, *ids) simplifies to, or None."""
+        first = nodes[ids[0]]
+        if name == "onehot":
+            return V(self, ids[0]) if first["op"] == "onehot" else None     # already one-hot
         if name == "neg":
             if first["op"] == "neg":        # --x -> x
                 return V(self, first["args"][0])
             return self.lit(-first["value"]) if first["op"] == "literal" else None
-        if name not in ARITHMETIC:
-            return None
-        x, y = args
-        lx, ly = _value(ds[0]), _value(ds[1])
+        x, y = ids
+        second = nodes[y]
+        lx = first["value"] if first["op"] == "literal" else None
+        ly = second["value"] if second["op"] == "literal" else None
         if lx is not None or ly is not None:
             folded = self._fold_literal(name, x, y, lx, ly)
             if folded is not None:
                 return folded
-        if name == "mul" and ds[1]["op"] == "div" and _value(self.m.node(ds[1]["args"][0])) == 1:
-            return self.op("div", x, V(self, ds[1]["args"][1]))        # x * (1/y) -> x / y
+        if name == "mul" and second["op"] == "div" and _value(nodes[second["args"][0]]) == 1:
+            return self.op("div", V(self, x), V(self, second["args"][1]))      # x * (1/y) -> x / y
         return None
 
     def _fold_literal(self, name, x, y, lx, ly):
@@ -142,15 +140,15 @@ class Builder:
             if isinstance(value, float):
                 return self.lit(value)
         if name == "mul" and lx == 1:       # 1*x -> x
-            return y
+            return V(self, y)
         if name in ("mul", "div", "pow") and ly == 1:    # x*1, x/1, x**1 -> x
-            return x
+            return V(self, x)
         if name == "add" and lx == 0:       # 0+x -> x
-            return y
+            return V(self, y)
         if name in ("add", "sub") and ly == 0:           # x+0, x-0 -> x
-            return x
+            return V(self, x)
         if name == "mul" and lx == -1:      # -1*x -> -x
-            return self.op("neg", y)
+            return self.op("neg", V(self, y))
         return None
 
     def unbroadcast(self, g: V, x: V) -> V:
@@ -181,11 +179,12 @@ def differentiate(model) -> None:
     active = model.needed([model.loss]) & _reachable_from(model, wrt_nodes)
     first_backward = model._next
     b = Builder(model, backward=True)
+    extra = b.extra
     contributions: dict[int, list[V]] = {model.loss: [b.lit(1.0)]}   # set g = 1
     grad_of: dict[int, V] = {}
     for n in reversed(model.topo(active)):
         d = G._node[n]
-        b.extra.update(span=d["span"], line=d["line"])
+        extra["span"], extra["line"] = d["span"], d["line"]
         parts = contributions.pop(n, None)
         if parts is None:       # reaches the loss only as a cache argument: no gradient
             continue
@@ -228,15 +227,18 @@ def _is_cache(op, i: int) -> bool:
     return i >= op.arity - op.cached
 
 
+CONSTANT = {name for name, op in OPS.items() if op.constant}
+
+
 def _reachable_from(model, nodes) -> set[int]:
     """Nodes that depend on the given ones through something with a derivative
     (a mask, a count or a one-hot of them is piecewise constant: no gradient)."""
     users, attrs = model.G._succ, model.G._node
-    seen = set()
-    stack = list(nodes)
+    seen = set(nodes)
+    stack = list(seen)
     while stack:
-        n = stack.pop()
-        if n not in seen:
-            seen.add(n)
-            stack.extend(u for u in users[n] if not OPS[attrs[u]["op"]].constant)
+        for u in users[stack.pop()]:
+            if u not in seen and attrs[u]["op"] not in CONSTANT:
+                seen.add(u)
+                stack.append(u)
     return seen

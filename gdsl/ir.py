@@ -73,9 +73,9 @@ class Model:
         args = tuple(args)
         G._node[n] = {"op": op, "args": args, "attrs": dict(attrs) if attrs else {}, "name": name,
                       "span": span, "line": line, "shape": shape, **extra}
-        G._succ[n] = {}
-        pred = G._pred[n] = {}
         succ = G._succ
+        succ[n] = {}
+        pred = G._pred[n] = {}
         for a in args:
             if a not in pred:
                 pred[a] = succ[a][n] = {}       # one edge-data dict, shared as NetworkX does

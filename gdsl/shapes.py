@@ -65,7 +65,7 @@ def broadcast(dims: Dims, *shapes: Shape) -> Shape:
     if None in shapes:
         return None
     if shapes and shapes.count(shapes[0]) == len(shapes):     # the common case: x + y, x * x
-        return dims.shape(tuple(shapes[0]))
+        return dims.shape(shapes[0]) if dims.bound else tuple(shapes[0])
     shapes = [s for s in shapes if s]       # a scalar broadcasts against anything
     if not shapes:
         return ()
