@@ -856,6 +856,9 @@ def must_show(results, comp) -> list[str]:
                 jt = r["peer_times"]["jax"]     # each against NumPy in its own process
                 jb = (t[GDSL]["min"] / t[NUMPY]["min"]) / (jt["peer"]["min"] / jt["numpy"]["min"])
                 parts.append(f"{j:.2f}× JAX (≤ 1.05) {ok(j <= 1.05)}, best rounds {jb:.2f}×")
+                if j > 1.05 and FLOOR in t:     # what emitted NumPy would need
+                    fl = t[FLOOR]["median"] / t[NUMPY]["median"] / pr["jax"]
+                    parts.append(f"NumPy's matrix products alone {fl:.2f}× JAX's whole step")
         m = r["mem"]
         if GDSL in m:
             mm = m[GDSL] / m[NUMPY]
