@@ -71,7 +71,9 @@ def simplify(model) -> None:
     for op, (i, what), replace in RULES:
         kind, value = (what, None) if isinstance(what, str) else ("literal", what)
         rules.setdefault(op, []).append((i, kind, value, replace, replace.__code__.co_argcount - 1))
-    kinds = {kind for candidates in rules.values() for _, kind, *_ in candidates}
+    wanted: dict[str, set] = {}     # op -> the (op, literal value or None) its patterns look for
+    for op, candidates in rules.items():
+        wanted[op] = {(kind, value) for _, kind, value, *_ in candidates}
     nodes = model.G._node
     b = Builder(model)
     work = deque(model.topo())
@@ -82,15 +84,17 @@ def simplify(model) -> None:
         d = nodes.get(n)
         if d is None:       # merged away
             continue
-        candidates = rules.get(d["op"])
-        if candidates is None:
+        wants = wanted.get(d["op"])
+        if wants is None:
             continue
         args = d["args"]
         for a in args:
-            if nodes[a]["op"] in kinds:
+            kind = nodes[a]["op"]
+            if (kind, nodes[a]["value"] if kind == "literal" else None) in wants:
                 break
-        else:       # no argument of a kind that any pattern looks for
+        else:       # no argument that any pattern looks for (g * 0.5 has none)
             continue
+        candidates = rules[d["op"]]
         for i, kind, value, replace, arity in candidates:
             if len(args) != arity:
                 continue

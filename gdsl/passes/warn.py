@@ -12,6 +12,7 @@ from __future__ import annotations
 from ..errors import GdslError
 
 CAN_BE_ZERO = {"relu", "abs", "square", "sqnorm", "sigmoid", "exp", "softmax"}
+WATCHED = {"log": 0, "sqrt": 0, "div": 1, "xent": 0}     # op -> the argument that must not be 0
 
 
 class GdslWarning(GdslError):
@@ -19,15 +20,13 @@ class GdslWarning(GdslError):
 
 
 def warn_unstable(model) -> None:
+    nodes = model.G._node
     for n in model.topo():
-        d = model.node(n)
-        if d.get("backward"):
-            continue
+        d = nodes[n]
         op = d["op"]
-        at = {"log": 0, "sqrt": 0, "div": 1, "xent": 0}.get(op)
-        if at is None:
+        if op not in WATCHED or d.get("backward"):
             continue
-        arg = model.node(d["args"][at])
+        arg = nodes[d["args"][WATCHED[op]]]
         if arg["op"] not in CAN_BE_ZERO:
             continue
         what = {"log": "log of", "sqrt": "sqrt of", "div": "division by",
