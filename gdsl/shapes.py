@@ -144,11 +144,11 @@ def infer(model, dims: Dims | None = None, order=None, leaf_shapes: dict | None 
     from .ops import OPS
 
     dims = dims if dims is not None else model.dims
-    G = model.G
+    nodes = model.G._node
     out: dict = {}
     store = leaf_shapes is None
     for n in (order if order is not None else model.topo()):
-        d = G._node[n]
+        d = nodes[n]
         op = d["op"]
         if op in ("input", "param", "const", "literal"):
             shape = d["shape"] if store or n not in leaf_shapes else leaf_shapes[n]
