@@ -12,6 +12,7 @@ import gc
 import hashlib
 import importlib.util
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -197,9 +198,25 @@ def write_atomic(path: str | os.PathLike, data: bytes | str, durable: bool = Tru
 
 
 def _cache_dir() -> Path:
-    base = os.environ.get("GDSL_CACHE") or os.path.join(tempfile.gettempdir(), f"gdsl-{os.getuid()}")
-    Path(base).mkdir(parents=True, exist_ok=True)
-    return Path(base)
+    """The directory of emitted modules (and the parser): $GDSL_CACHE or /tmp/gdsl-UID, made
+    0700. Its files are imported, so it must be the user's own and writable by no one else
+    (another user may have made /tmp/gdsl-UID first, or a symlink there); if it is not, a
+    private directory of this process's own is used instead."""
+    base = Path(os.environ.get("GDSL_CACHE") or
+                os.path.join(tempfile.gettempdir(), f"gdsl-{os.getuid()}"))
+    try:
+        base.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = base.lstat()
+        if stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o022:
+            return base
+    except OSError:
+        pass
+    if not _private:
+        _private.append(Path(tempfile.mkdtemp(prefix="gdsl-")))
+    return _private[0]
+
+
+_private: list[Path] = []     # the fallback of _cache_dir, made once per process
 
 
 def load_module(code: str, stem: str = "model"):

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import ast
 import functools
+import os
 import random
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -300,3 +302,38 @@ def test_a_default_that_runs_code_is_rejected(clean_source):
     assert bad != clean_source
     with pytest.raises(AssertionError):
         audit_emitted(bad)
+
+
+# -- the cache of emitted modules: imported, so no one else may write there ---------------------
+
+def _private_fallback(cache_dir):
+    return cache_dir.is_dir() and cache_dir.stat().st_uid == os.getuid() and \
+        not cache_dir.stat().st_mode & 0o077
+
+
+def test_the_cache_directory_is_made_private(tmp_path, monkeypatch):
+    from gdsl.compiler import _cache_dir
+    monkeypatch.setenv("GDSL_CACHE", str(tmp_path / "new"))
+    assert _cache_dir() == tmp_path / "new" and _private_fallback(tmp_path / "new")
+    m = gdsl.compile("J = sum(x * x)", wrt=["x"])
+    assert Path(m.path).parent == tmp_path / "new"
+
+
+@pytest.mark.parametrize("kind", ["world-writable", "group-writable", "symlink"])
+def test_a_cache_directory_others_can_write_is_not_used(tmp_path, monkeypatch, kind):
+    from gdsl.compiler import _cache_dir
+    target = tmp_path / "shared"
+    target.mkdir()
+    os.chmod(target, 0o777 if kind == "world-writable" else 0o770)
+    cache = target
+    if kind == "symlink":        # planted where the cache goes, pointing somewhere else
+        os.chmod(target, 0o700)
+        cache = tmp_path / "link"
+        cache.symlink_to(target)
+    monkeypatch.setenv("GDSL_CACHE", str(cache))
+    used = _cache_dir()
+    assert used != cache and used.resolve() != target.resolve() and _private_fallback(used)
+    m = gdsl.compile("J = sum(x * x)", wrt=["x"])
+    assert Path(m.path).parent == used and not any(target.iterdir())
+    loss, grads = m.value_and_grad(x=np.array([1.0, 2.0]))
+    assert loss == 5.0 and list(grads["x"]) == [2.0, 4.0]
