@@ -528,7 +528,8 @@ def compile_bench(args) -> dict:
         # the fastest run is the figure (as timeit's best of n: a busy host only adds time)
         res["chains"][size] = dict(min(runs, key=lambda r: r["seconds"]),
                                    runs=[r["seconds"] for r in runs])
-        cli = [cli_compile(size // 3, args.chain_timeout) for _ in range(repeats)]
+        cli = [c for c in (cli_compile(size // 3, args.chain_timeout) for _ in range(repeats))
+               if c is not None]
         res["chains"][size]["cli_runs"] = cli
         log("  gdsl compile: " + ", ".join(f"{c:.2f} s" for c in cli))
     return res
@@ -546,7 +547,11 @@ def cli_compile(k: int, timeout: float) -> float:
         env = {**os.environ, "PYTHONPATH": str(GDSL_PATH)}
         cmd = [sys.executable, "-m", "gdsl.cli", "compile", str(src), "-o", str(Path(tmp) / "c.py")]
         t0 = time.perf_counter()
-        subprocess.run(cmd, capture_output=True, env=env, timeout=timeout, check=True)
+        try:
+            subprocess.run(cmd, capture_output=True, env=env, timeout=timeout, check=True)
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
+            log(f"  gdsl compile failed: {e}")
+            return None
         return time.perf_counter() - t0
 
 

@@ -120,8 +120,7 @@ class Builder:
             return self.lit(-first["value"]) if first["op"] == "literal" else None
         x, y = ids
         second = nodes[y]
-        lx = first["value"] if first["op"] == "literal" else None
-        ly = second["value"] if second["op"] == "literal" else None
+        lx, ly = _value(first), _value(second)
         if lx is not None or ly is not None:
             folded = self._fold_literal(name, x, y, lx, ly)
             if folded is not None:
