@@ -12,8 +12,6 @@ import gc
 import hashlib
 import importlib.util
 import os
-import stat
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +21,7 @@ import numpy as np
 from .build import build
 from .emit import emit_module, source_text
 from .errors import GdslError, GdslRuntimeError, GdslShapeError, GdslValueError
+from .files import cache_dir, write_atomic
 from .grad import differentiate
 from .ir import Model
 from .parse import parse
@@ -168,62 +167,11 @@ def compile_file(path: str | os.PathLike, wrt: list[str] | None = None, *,
     return compile(text, wrt, filename=str(path), optimize=optimize, outputs=outputs)
 
 
-def write_atomic(path: str | os.PathLike, data: bytes | str, durable: bool = True) -> None:
-    """Write a file so that it is either the old one or the whole new one, never half of it;
-    durable: on disk (fsync) before it replaces the old one (a cache need not wait for that)."""
-    path = Path(path)
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        try:        # the mode a new file would get (mkstemp makes it 0600), or the old file's
-            mode = os.stat(path).st_mode & 0o7777
-        except OSError:
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o666 & ~umask
-        os.chmod(tmp, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            if durable:
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def _cache_dir() -> Path:
-    """The directory of emitted modules (and the parser): $GDSL_CACHE or /tmp/gdsl-UID, made
-    0700. Its files are imported, so it must be the user's own and writable by no one else
-    (another user may have made /tmp/gdsl-UID first, or a symlink there); if it is not, a
-    private directory of this process's own is used instead."""
-    base = Path(os.environ.get("GDSL_CACHE") or
-                os.path.join(tempfile.gettempdir(), f"gdsl-{os.getuid()}"))
-    try:
-        base.mkdir(mode=0o700, parents=True, exist_ok=True)
-        st = base.lstat()
-        if stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o022:
-            return base
-    except OSError:
-        pass
-    if not _private:
-        _private.append(Path(tempfile.mkdtemp(prefix="gdsl-")))
-    return _private[0]
-
-
-_private: list[Path] = []     # the fallback of _cache_dir, made once per process
-
-
 def load_module(code: str, stem: str = "model"):
     """Write emitted code to a real file (so tracebacks and pdb show it) and import it."""
     digest = hashlib.sha256(code.encode("utf-8")).hexdigest()[:16]
     safe = "".join(c if c.isascii() and (c.isalnum() or c == "_") else "_" for c in stem)[:40] or "model"
-    path = _cache_dir() / f"{safe}_{digest}.py"
+    path = cache_dir() / f"{safe}_{digest}.py"
     if not path.exists() or path.read_text(encoding="utf-8") != code:
         write_atomic(path, code, durable=False)     # checked against the code when read
     spec = importlib.util.spec_from_file_location(f"gdsl_generated.{safe}_{digest}", path)

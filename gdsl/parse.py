@@ -356,7 +356,7 @@ def _lark() -> Lark:
 def _parser_cache_path(text: str):
     """The cache file for this grammar under this Lark and Python (pickles differ between
     Pythons), or None if there is no usable cache directory."""
-    from .compiler import _cache_dir
+    from .files import cache_dir as _cache_dir
     key = "\0".join([text, lark.__version__, sys.version.split()[0], repr(LARK_OPTIONS)])
     try:
         return _cache_dir() / f"parser_{hashlib.sha256(key.encode()).hexdigest()[:16]}.lark"
@@ -389,7 +389,7 @@ def _load_parser(path) -> Lark | None:
 
 
 def _save_parser(lark_parser: Lark, path) -> None:
-    from .compiler import write_atomic
+    from .files import write_atomic
     out = io.BytesIO()
     lark_parser.save(out, exclude_options=("transformer",))    # ToAst is given when loading
     payload = out.getvalue()

@@ -312,7 +312,7 @@ def _private_fallback(cache_dir):
 
 
 def test_the_cache_directory_is_made_private(tmp_path, monkeypatch):
-    from gdsl.compiler import _cache_dir
+    from gdsl.files import cache_dir as _cache_dir
     monkeypatch.setenv("GDSL_CACHE", str(tmp_path / "new"))
     assert _cache_dir() == tmp_path / "new" and _private_fallback(tmp_path / "new")
     m = gdsl.compile("J = sum(x * x)", wrt=["x"])
@@ -321,7 +321,7 @@ def test_the_cache_directory_is_made_private(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("kind", ["world-writable", "group-writable", "symlink"])
 def test_a_cache_directory_others_can_write_is_not_used(tmp_path, monkeypatch, kind):
-    from gdsl.compiler import _cache_dir
+    from gdsl.files import cache_dir as _cache_dir
     target = tmp_path / "shared"
     target.mkdir()
     os.chmod(target, 0o777 if kind == "world-writable" else 0o770)

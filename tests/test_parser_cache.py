@@ -85,12 +85,12 @@ def test_unwritable_cache(tmp_path, monkeypatch):
 
 
 def test_unwritable_file(cache, monkeypatch):
-    import gdsl.compiler
+    import gdsl.files
 
     def refuse(*a, **k):
         raise PermissionError("read-only")
 
-    monkeypatch.setattr(gdsl.compiler, "write_atomic", refuse)
+    monkeypatch.setattr(gdsl.files, "write_atomic", refuse)
     assert _parses(P._lark())
     assert not cache.exists()
 

@@ -1,0 +1,60 @@
+"""Files gdsl writes: atomically (the old file or the whole new one), and the per-user cache
+directory of emitted modules."""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+from pathlib import Path
+
+
+def write_atomic(path: str | os.PathLike, data: bytes | str, durable: bool = True) -> None:
+    """Write a file so that it is either the old one or the whole new one, never half of it;
+    durable: on disk (fsync) before it replaces the old one (a cache need not wait for that)."""
+    path = Path(path)
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        try:        # the mode a new file would get (mkstemp makes it 0600), or the old file's
+            mode = os.stat(path).st_mode & 0o7777
+        except OSError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp, mode)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            if durable:
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def cache_dir() -> Path:
+    """The directory of emitted modules (and the parser): $GDSL_CACHE or /tmp/gdsl-UID, made
+    0700. Its files are imported, so it must be the user's own and writable by no one else
+    (another user may have made /tmp/gdsl-UID first, or a symlink there); if it is not, a
+    private directory of this process's own is used instead."""
+    base = Path(os.environ.get("GDSL_CACHE") or
+                os.path.join(tempfile.gettempdir(), f"gdsl-{os.getuid()}"))
+    try:
+        base.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = base.lstat()
+        if stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o022:
+            return base
+    except OSError:
+        pass
+    if not _private:
+        _private.append(Path(tempfile.mkdtemp(prefix="gdsl-")))
+    return _private[0]
+
+
+_private: list[Path] = []     # the fallback of cache_dir, made once per process
