@@ -23,7 +23,7 @@ MAX_NODES = 1_000_000     # a 100,000-statement chain of three ops each fits
 TRAIN_OPTIONS = {
     "lr": float, "epochs": int, "batch_size": int, "optimizer": str, "seed": int,
     "momentum": float, "decay": float, "data": str, "val_fraction": float,
-    "hidden": int,
+    "hidden": int, "classes": int,
 }
 
 
@@ -38,6 +38,7 @@ class _Resolver:
         self.defined_at: dict[str, Span] = {}
         self.later: dict[str, Span] = {}   # names assigned somewhere, for "used before definition"
         self.literals: dict[float, int] = {}
+        self.label_use: dict[str, str] = {}    # label input -> the loss that takes it, for messages
         self.m.declared = any(isinstance(s, (S.Input, S.Param, S.Const)) for s in program.statements)
 
     def run(self) -> Model:
@@ -96,7 +97,15 @@ class _Resolver:
             m.loss = m.names[last_assign.target]
             m.loss_name = last_assign.target
         else:
-            m.loss_name = None
+            if self.p.statements:
+                what, span = "the model computes nothing: it has no assignment", \
+                    self.p.statements[-1].span
+            else:       # (at the end of the text, as the parser's "unexpected end of file")
+                lines = m.source.split("\n")
+                what, span = "the model is empty", Span(len(lines), len(lines[-1]) + 1,
+                                                        len(lines), len(lines[-1]) + 1)
+            raise GdslNameError(what, span, help="write what it computes, e.g. `s = W @ x` and "
+                                "`J = xent(softmax(s), y)`; see models/ for whole examples")
         for o in outputs:
             if o.id in m.outputs:
                 raise GdslNameError(f"`{o.id}` is listed as an output twice", o.span)
@@ -212,6 +221,7 @@ class _Resolver:
             label = self.m.node(args[1])
             if label["op"] == "input":
                 self.m.labels.add(label["name"])
+                self.label_use.setdefault(label["name"], f"`{node.func}` at {node.span}")
         return self.m.add(node.func, args, attrs=attrs, span=node.span, line=line)
 
     @staticmethod
@@ -270,17 +280,33 @@ class _Resolver:
         m = self.m
         if self.wrt is not None:
             for w in self.wrt:
-                if w not in m.inputs and w not in m.params:
-                    where = "an intermediate value" if w in m.names else "not defined"
-                    raise GdslNameError(
-                        f"cannot differentiate with respect to `{w}`: it is {where}",
-                        help="name params or inputs, e.g. --wrt W,b; choices: "
-                        + ", ".join(list(m.params) + list(m.inputs)))
+                self._check_wrt(w)
             m.wrt = list(self.wrt)
         elif m.params:
             m.wrt = list(m.params)
         else:   # no params declared: every input that is not a label
             m.wrt = [name for name in m.inputs if name not in m.labels]
+
+    def _check_wrt(self, w: str) -> None:
+        """A name to differentiate with respect to: a param, an input or a const that is not
+        used as class labels (a label is an index, not a number to move by a small step)."""
+        m = self.m
+        choices = [k for k in [*m.params, *m.inputs, *m.consts] if k not in m.labels]
+        help = "choose among " + (", ".join(f"`{k}`" for k in choices) or "none")
+        if w not in m.names:
+            raise GdslNameError(f"cannot differentiate with respect to `{w}`: the model defines "
+                                f"no such name", help=_did_you_mean(w, choices) or help)
+        d = m.node(m.names[w])
+        if w in m.labels:
+            raise GdslTypeError(
+                f"cannot differentiate with respect to `{w}`: it is used as class labels "
+                f"(by {self.label_use[w]}), which are not differentiable", d["span"], help=help)
+        if d["op"] not in ("input", "param", "const"):
+            raise GdslTypeError(
+                f"cannot differentiate with respect to `{w}`: it is computed by the model, "
+                f"not given to it", d["span"],
+                help="differentiate with respect to what goes in (params, inputs or consts): "
+                + help)
 
 
 def build(program: S.Program, model: Model, wrt: list[str] | None = None) -> Model:

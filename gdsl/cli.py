@@ -14,9 +14,10 @@ import importlib
 import os
 import sys
 import traceback
+import warnings
 
 from . import __version__
-from .errors import GdslError, GdslUsageError
+from .errors import GdslDataWarning, GdslError, GdslUsageError
 
 COMMANDS = ["compile", "run", "check", "graph", "explain", "stats"]
 
@@ -60,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
-        return int(args._main(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return int(args._main(args) or 0)
     except GdslError as e:
         if debug:
             traceback.print_exc()
@@ -78,6 +81,14 @@ def main(argv: list[str] | None = None) -> int:
         print("gdsl: internal error (a bug in gdsl, not in your model); please report it with "
               "the traceback above", file=sys.stderr)
         return 3
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """gdsl's own warnings as one line, `gdsl: warning: ...`; anything else as Python shows it."""
+    if issubclass(category, GdslDataWarning):
+        print(f"gdsl: warning: {message}", file=sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
 def usage_error(message: str) -> GdslUsageError:

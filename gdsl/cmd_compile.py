@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from .compiler import STAGE_NAMES, run_pipeline, write_atomic
+from .compiler import STAGE_NAMES, run_pipeline
 from .errors import GdslUsageError
+from .files import check_output, write_atomic
 
 
 def register(sub):
@@ -39,15 +40,15 @@ def read_model(path: str) -> str:
                                  "bytes", filename=path, help="gdsl.parse.MAX_SOURCE_BYTES")
         return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     except FileNotFoundError:
-        raise GdslUsageError(f"no such model file: {path}") from None
+        raise GdslUsageError(f"no such model file: {path}", filename=path) from None
     except IsADirectoryError:
-        raise GdslUsageError(f"{path} is a directory, not a model file") from None
+        raise GdslUsageError("this is a directory, not a model file", filename=path) from None
     except UnicodeDecodeError as e:
         from .errors import GdslError
         raise GdslError(f"the model file is not UTF-8 text ({e.reason} at byte {e.start})",
                         filename=path) from None
     except OSError as e:
-        raise GdslUsageError(f"cannot read {path}: {e.strerror}") from None
+        raise GdslUsageError(f"cannot read the model file: {e.strerror}", filename=path) from None
 
 
 def parse_names(text: str | None) -> list[str] | None:
@@ -61,6 +62,8 @@ def parse_names(text: str | None) -> list[str] | None:
 
 def main(args) -> int:
     text = read_model(args.model)
+    if args.output:
+        check_output(args.output, "-o", [args.model])
 
     def after(stage, model):
         if stage == args.dump_after:

@@ -6,8 +6,8 @@ import sys
 
 from .cmd_compile import parse_names, read_model
 from .compiler import compile as compile_text
-from .compiler import write_atomic
 from .explain import FORMATS, explain
+from .files import check_output, write_atomic
 
 
 def register(sub):
@@ -31,6 +31,8 @@ def register(sub):
 
 def main(args) -> int:
     text = read_model(args.model)
+    if args.output:
+        check_output(args.output, "-o", [args.model])
     model = compile_text(text, parse_names(args.wrt), filename=args.model)
     out = explain(model, args.format, jacobians=args.jacobians)
     if args.output:

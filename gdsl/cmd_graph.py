@@ -5,8 +5,9 @@ from __future__ import annotations
 import sys
 
 from .cmd_compile import parse_names, read_model
-from .compiler import run_pipeline, write_atomic
-from .draw import FORMATS, View, format_of, render, stderr_note
+from .compiler import run_pipeline
+from .draw import FORMATS, View, check_renderer, format_of, render, stderr_note
+from .files import check_output, write_atomic
 
 
 def register(sub):
@@ -30,6 +31,9 @@ def register(sub):
 def main(args) -> int:
     text = read_model(args.model)
     fmt, path = format_of(args.output) if args.output else ("dot", None)
+    if path is not None:
+        check_output(path, "-o", [args.model])
+    check_renderer(fmt)
     model = run_pipeline(text, filename=args.model, wrt=parse_names(args.wrt), optimize=False)
     data = render(View(model), fmt, backward=args.backward, shapes=args.shapes, note=stderr_note)
     if path is None:

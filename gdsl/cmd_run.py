@@ -8,6 +8,7 @@ import math
 import sys
 
 from .errors import GdslError, GdslUsageError
+from .files import check_output
 from .train import OPTIMIZERS, load_params, prepare, save_params, train
 
 
@@ -40,6 +41,9 @@ def register(sub):
     p.add_argument("--decay", type=float, metavar="D",
                    help="learning-rate decay per epoch: lr at epoch e is lr * D**(e-1)")
     p.add_argument("--seed", type=int, help="seed for initialisation, split and shuffling")
+    p.add_argument("--classes", type=int, metavar="C",
+                   help="the number of classes, when neither the model nor one-hot labels give "
+                   "it (default: the largest label in all the data + 1)")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="set a const (--set lam=0.1) or a dimension's size (--set m=64); "
                    "repeatable")
@@ -94,7 +98,7 @@ def plot_curves(path: str, history: list[dict], title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .compiler import write_atomic
+    from .files import write_atomic
     ep = [r["epoch"] for r in history]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     ax1.plot(ep, [r["train_loss"] for r in history], label="train loss")
@@ -115,7 +119,7 @@ def plot_curves(path: str, history: list[dict], title: str) -> None:
     fig.suptitle(title)
     fig.tight_layout()
     buf = io.BytesIO()
-    fig.savefig(buf, format=path.rsplit(".", 1)[-1] if "." in path else "png")
+    fig.savefig(buf, format=path.rsplit(".", 1)[-1].lower())
     plt.close(fig)
     write_atomic(path, buf.getvalue())
 
@@ -130,18 +134,35 @@ def main(args) -> int:
         raise
 
 
-def _main(args) -> int:
+def check_outputs(args) -> None:
+    """--save and --plot, before anything is trained: writable, in a format gdsl writes, and
+    none of the input files (--save may name the --load file: training resumes and updates it)."""
+    inputs = [args.model, args.data, args.val]
+    if args.save:
+        check_output(args.save, "--save", inputs)
+        if not args.save.lower().endswith(".npz"):
+            raise GdslError(f"--save {args.save}: params are saved as .npz; name a file ending "
+                            "in .npz", filename=args.save)
     if args.plot:
+        check_output(args.plot, "--plot", [*inputs, args.load, args.save])
         try:
-            import matplotlib  # noqa: F401
+            from matplotlib.figure import Figure
         except ImportError:
             raise GdslError("--plot needs matplotlib, which is not installed; install it with "
                             "`pip install 'gdsl[plot]'` (or pip install matplotlib)") from None
-    for flag, path in (("--save", args.save), ("--plot", args.plot)):
-        if path and (path == args.model or path in (args.data, args.val)):
-            raise GdslUsageError(f"{flag} {path} would overwrite an input file")
+        kinds = Figure().canvas.get_supported_filetypes()
+        suffix = args.plot.rsplit(".", 1)[-1].lower() if "." in args.plot else ""
+        if suffix not in kinds:
+            raise GdslError(f"--plot {args.plot}: cannot draw to `.{suffix}`; use one of "
+                            + ", ".join("." + k for k in sorted(kinds)), filename=args.plot)
+
+
+def _main(args) -> int:
+    check_outputs(args)
     sets = parse_sets(args.set)
     tm = prepare(args.model)
+    for w in tm.compiled.model.warnings:
+        print(w.attach(tm.compiled.model.source, args.model).render(), file=sys.stderr)
     params = load_params(args.load) if args.load else None
     progress = sys.stderr.isatty() and not args.json
 
@@ -162,7 +183,8 @@ def _main(args) -> int:
                    progress=progress, params_file=f"the params in {args.load}", params_path=args.load,
                    lr=args.lr, epochs=args.epochs, batch_size=args.batch_size,
                    optimizer=args.optimizer, seed=args.seed, momentum=args.momentum,
-                   decay=args.decay, val_fraction=args.val_fraction, label_column=args.label_column)
+                   decay=args.decay, val_fraction=args.val_fraction, classes=args.classes,
+                   label_column=args.label_column)
     if args.save:
         save_params(args.save, result.params)
     if args.plot:

@@ -320,6 +320,12 @@ class CompiledModel:
                     declared = declared[1:]
                 elif a.ndim == len(declared) >= 2 and a.shape[0] == 1 and declared[0] != 1:
                     declared = (1, *declared[1:])           # integer labels as a row [1, n]
+            if k in self.labels and a.ndim == len(declared) - 1 and a.dtype.kind not in "iu":
+                raise GdslValueError(
+                    f"labels `{k}` of shape {a.shape} must be integers (class numbers), not "
+                    f"{a.dtype}", d["span"],
+                    help=f"pass {k}.astype(int), or one-hot labels of shape "
+                    f"{show_shape(declared)}").attach(m.source, m.filename)
             if a.ndim != len(declared):
                 raise GdslShapeError(
                     f"array `{k}` has shape {a.shape}, but it is declared {show_shape(declared)} "
@@ -347,15 +353,24 @@ class CompiledModel:
     def init_params(self, dims: dict[str, int], seed: int = 0, dtype=np.float64) -> dict:
         """Draw initial params from their `~` initialisers, with symbolic dims bound by ``dims``."""
         from .init import draw
-        rng = np.random.default_rng(seed)
-        out = {}
+        from .memory import check_memory
+        m = self.model
+        shapes = {}
         for name, shape in self.params.items():
+            span = m.node(self._leaf(name))["span"]
             if shape is None:
                 raise GdslShapeError(f"param `{name}` has no declared shape to initialise",
-                                     self.model.node(self._leaf(name))["span"])
-            concrete = tuple(dims[d] if isinstance(d, str) else d for d in shape)
-            out[name] = draw(self.init[name], concrete, rng, dtype)
-        return out
+                                     span).attach(m.source, m.filename)
+            missing = [d for d in shape if isinstance(d, str) and d not in dims]
+            if missing:
+                raise GdslShapeError(f"param `{name}` needs the size of `{missing[0]}`", span,
+                                     help=f"give it, e.g. init_params({{'{missing[0]}': 10}})"
+                                     ).attach(m.source, m.filename)
+            shapes[name] = tuple(dims[d] if isinstance(d, str) else d for d in shape)
+        check_memory([(s, 1, f"param `{k}`", m.node(self._leaf(k))["span"])
+                      for k, s in shapes.items()], "initialising the params", m.filename, m.source)
+        rng = np.random.default_rng(seed)
+        return {name: draw(self.init[name], shape, rng, dtype) for name, shape in shapes.items()}
 
     # -- seeing and explaining (gdsl.draw, gdsl.explain) ---------------------------------------
     def draw(self, target: str = "svg", backward: bool = False, shapes: bool = False):

@@ -74,10 +74,7 @@ def cost(compiled, dims: dict[str, int], itemsize: int = 8) -> Cost:
         out = prod(shapes[n])
         flops = op.flops if isinstance(op.flops, int) else None
         flops = out * flops if flops is not None else op.flops(sizes, out, [shapes.get(a, ()) for a in d["args"]])
-        text = d["name"] or (source_text(m.source, d["span"], 40) if d["span"] and not d.get("backward") else "")
-        if d.get("grad_of") is not None:
-            text = "g_" + m.label(d["grad_of"])
-        result.rows.append(NodeCost(n, text or d["op"], d["op"], shapes[n], int(flops),
+        result.rows.append(NodeCost(n, describe(m, n), d["op"], shapes[n], int(flops),
                                     out * itemsize if n in kept else 0, bool(d.get("backward"))))
     for name, n in {**m.inputs, **m.consts}.items():
         if name not in m.wrt and n in m.needed([m.loss]):
@@ -85,14 +82,36 @@ def cost(compiled, dims: dict[str, int], itemsize: int = 8) -> Cost:
     return result
 
 
+def describe(m, n: int) -> str:
+    """A node as the user wrote it: its name, else its text in the model; a gradient as g_ of
+    that; another node of the backward pass as ∂ of the line it differentiates."""
+    d = m.node(n)
+    g = d.get("grad_of")
+    if g is not None and g in m.G:
+        of = describe(m, g)
+        return "g_" + (of if of.isidentifier() else f"({of})")
+    if d["name"] and not d.get("backward"):
+        return d["name"]
+    text = source_text(m.source, d["span"], 60) if d["span"] else ""
+    if d.get("backward"):
+        return f"∂ {text}" if text else d["op"]
+    return text or d["op"]
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def _num(x) -> str:
+    for unit, k in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if x >= k:
+            return f"{x / k:.3g}{unit}"
+    return str(x)
+
+
 def report(compiled, dims: dict[str, int], itemsize: int = 8) -> str:
     c = cost(compiled, dims, itemsize)
-
-    def num(x):
-        for unit, k in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-            if x >= k:
-                return f"{x / k:.3g}{unit}"
-        return str(x)
+    num = _num
 
     lines = [f"{'value':<28} {'op':<12} {'shape':<16} {'FLOPs':>8} {'kept':>8}"]
     for pass_name, backward in (("forward", False), ("backward", True)):
@@ -100,7 +119,7 @@ def report(compiled, dims: dict[str, int], itemsize: int = 8) -> str:
         for r in c.rows:
             if r.backward == backward:
                 kept = num(r.kept_bytes) + "B" if r.kept_bytes else ""
-                lines.append(f"{r.text[:28]:<28} {r.op:<12} {list(r.shape)!s:<16} "
+                lines.append(f"{_cut(r.text, 28):<28} {r.op:<12} {list(r.shape)!s:<16} "
                              f"{num(r.flops):>8} {kept:>8}")
     lines.append(f"total: forward {num(c.forward_flops)} FLOPs, backward {num(c.backward_flops)} "
                  f"FLOPs, {num(c.kept_bytes)}B of forward values kept for the backward pass")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,10 +100,35 @@ def _why(e: Exception) -> str:
     return (text[0] if text else type(e).__name__)[:200]
 
 
+def _check_header(f, name: str, size: int, path: Path) -> None:
+    """An .npy stream holds an array whose header claims no more bytes than the stream has:
+    np.load allocates what the header says before it reads (a 60-byte file could ask for
+    terabytes)."""
+    if f.read(6) != b"\x93NUMPY":
+        raise GdslDataError(f"cannot read data file {path}: {name} is not a NumPy array (.npy)",
+                            filename=str(path))
+    f.seek(0)
+    version = np.lib.format.read_magic(f)
+    read = {(1, 0): np.lib.format.read_array_header_1_0,
+            (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+    if read is None:
+        return
+    shape, _, dtype = read(f)
+    claimed = math.prod(shape) * dtype.itemsize
+    if claimed > size:
+        raise GdslDataError(f"cannot read data file {path}: {name} claims shape {shape} "
+                            f"({claimed} bytes of {dtype}), but holds only {size} bytes",
+                            filename=str(path))
+
+
 def _load_npz(path: Path) -> Table:
     if not zipfile.is_zipfile(path):
         raise GdslDataError(f"cannot read data file {path}: not a .npz archive (corrupt or "
                             f"another format)", filename=str(path))
+    with zipfile.ZipFile(path) as z:
+        for info in z.infolist():
+            with z.open(info) as f:
+                _check_header(f, f"member `{info.filename}`", info.file_size, path)
     with np.load(path, allow_pickle=False) as z:
         arrays = {k: np.asarray(z[k]) for k in z.files}
     if not arrays:
@@ -115,6 +141,8 @@ def _load_npy(path: Path, label_column: str | None) -> Table:
         if f.read(6) != b"\x93NUMPY":
             raise GdslDataError(f"cannot read data file {path}: not a .npy file (corrupt or "
                                 f"another format)", filename=str(path))
+        f.seek(0)
+        _check_header(f, "the array", os.fstat(f.fileno()).st_size, path)
     a = np.load(path, allow_pickle=False)
     if a.ndim != 2 or a.shape[1] < 2:
         raise GdslDataError(f"data file {path} holds an array of shape {a.shape}; a .npy data file "
@@ -223,6 +251,9 @@ def as_int_labels(y: np.ndarray, what: str) -> np.ndarray:
     if y.dtype.kind == "f" and (not np.isfinite(y).all() or (y != np.round(y)).any()):
         raise GdslDataError(f"{_p(what)}class labels must be whole numbers, got e.g. "
                             f"{y[(~np.isfinite(y)) | (y != np.round(y))][0]}")
+    if y.size and y.max() >= 2**53:     # (a float64 is exact up to 2**53; no model has more classes)
+        raise GdslDataError(f"{_p(what)}label {y.max():g} is too large to be a class number "
+                            f"(classes are numbered 0..C-1)")
     y = y.astype(np.int64)
     if y.size and y.min() < 0:
         raise GdslDataError(f"{_p(what)}labels out of range: {y.min()} is negative "

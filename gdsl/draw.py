@@ -21,13 +21,14 @@ edge labelled with its local Jacobian.
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from .errors import GdslUsageError
+from .errors import GdslError
 from .ir import Model
 
 LEAVES = ("input", "param", "const", "literal")
@@ -265,6 +266,16 @@ def graphviz() -> str | None:
     return shutil.which("dot")
 
 
+def check_renderer(fmt: str) -> None:
+    """SVG and PNG need Graphviz's `dot` or matplotlib: say so before any work is done."""
+    if fmt == "dot" or graphviz() or importlib.util.find_spec("matplotlib") is not None:
+        return
+    raise GdslError(f"drawing .{fmt} needs Graphviz (its `dot` program) or matplotlib, and "
+                    "neither is installed",
+                    help="install one (`pip install 'gdsl[plot]'`, or Graphviz from your system's "
+                    "packages), or write the graph as .dot")
+
+
 def render(view: View, fmt: str, *, backward: bool = False, shapes: bool = False,
            note=None) -> bytes:
     """The drawing as bytes in ``fmt`` ('dot', 'svg' or 'png').
@@ -273,23 +284,26 @@ def render(view: View, fmt: str, *, backward: bool = False, shapes: bool = False
     through matplotlib otherwise; ``note(text)`` is told which.
     """
     if fmt not in FORMATS:
-        raise GdslUsageError(f"cannot draw to .{fmt}: the formats are " + ", ".join(FORMATS))
+        raise GdslError(f"cannot draw to .{fmt}: the formats are " + ", ".join(FORMATS))
+    check_renderer(fmt)
     dot = to_dot(view, backward=backward, shapes=shapes)
     if fmt == "dot":
         return dot.encode("utf-8")
     exe = graphviz()
+    why = "Graphviz `dot` is not installed"
     if exe:
         proc = subprocess.run([exe, f"-T{fmt}"], input=dot.encode("utf-8"), capture_output=True,
                               check=False)
         if proc.returncode == 0:
             return proc.stdout
-        if note:
-            note(f"Graphviz failed ({proc.stderr.decode(errors='replace').strip()[:200]}); "
-                 "drawing with matplotlib instead")
-    elif note:
-        note("note: Graphviz `dot` is not installed; drew the graph with matplotlib "
-             "(install Graphviz for its layout)")
-    return render_matplotlib(view, fmt, backward=backward, shapes=shapes)
+        why = f"Graphviz failed ({proc.stderr.decode(errors='replace').strip()[:200]})"
+        if importlib.util.find_spec("matplotlib") is None:
+            raise GdslError(f"cannot draw .{fmt}: {why}, and matplotlib is not installed")
+    data = render_matplotlib(view, fmt, backward=backward, shapes=shapes)
+    if note:
+        note(f"note: {why}; drew the graph with matplotlib"
+             + (" (install Graphviz for its layout)" if not exe else ""))
+    return data
 
 
 def layout(view: View, backward: bool = False):
@@ -432,15 +446,16 @@ def format_of(target: str) -> tuple[str, str | None]:
         return t.lower(), None
     suffix = Path(t).suffix.lower().lstrip(".")
     if suffix not in FORMATS:
-        raise GdslUsageError(f"cannot tell the drawing format of {t!r}: name a file ending in "
-                             + ", ".join("." + f for f in FORMATS) + " (or pass the format itself)")
+        raise GdslError(f"cannot tell the drawing format of {t!r}: name a file ending in "
+                        + ", ".join("." + f for f in FORMATS) + " (or pass the format itself)",
+                        filename=t)
     return suffix, t
 
 
 def draw(model, target, *, backward: bool = False, shapes: bool = False, note=None):
     """Draw a compiled model. ``target`` is a file name (.dot, .svg, .png), written atomically,
     or a bare format name ('svg'), in which case the drawing is returned (str for dot and svg,
-    bytes for png). Raises GdslUsageError for an unknown format."""
+    bytes for png). Raises GdslError for an unknown format or when nothing can draw it."""
     from .compiler import write_atomic
     fmt, path = format_of(target)
     data = render(View(teaching_model(model)), fmt, backward=backward, shapes=shapes, note=note)

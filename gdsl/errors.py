@@ -36,6 +36,9 @@ class Span(NamedTuple):
         return Span(a.line, a.col, b.end_line, b.end_col)
 
 
+MAX_SHOWN = 120        # characters of a long source line shown around the place of an error
+
+
 class GdslError(Exception):
     """Base of every error gdsl reports to a user; the CLI exits with ``exit_code``."""
 
@@ -70,7 +73,7 @@ class GdslError(Exception):
         return self
 
     def render(self) -> str:
-        where = self.filename or "<model>"
+        where = self.filename or ("<model>" if self.span is not None else "gdsl")
         if self.span is not None:
             where += f":{self.span.line}:{self.span.col}"
         out = [f"{where}: {self.kind}: {self.message}"]
@@ -79,8 +82,15 @@ class GdslError(Exception):
             sp = self.span
             num = str(sp.line)
             pad = " " * len(num)
-            width = (sp.end_col - sp.col) if sp.end_line == sp.line else len(line_text) - sp.col + 1
-            caret = " " * (sp.col - 1) + "^" * max(1, width)
+            start = sp.col - 1
+            width = (sp.end_col - sp.col) if sp.end_line == sp.line else len(line_text) - start
+            if len(line_text) > MAX_SHOWN:     # a window around the place, marked … where cut
+                lo = max(0, min(start - MAX_SHOWN // 3, len(line_text) - MAX_SHOWN))
+                hi = lo + MAX_SHOWN
+                width = min(width, hi - start)
+                start -= lo - (lo > 0)
+                line_text = ("…" if lo else "") + line_text[lo:hi] + ("…" if hi < len(line_text) else "")
+            caret = " " * start + "^" * max(1, width)
             out += [f"{pad} |", f"{num} | {line_text}", f"{pad} | {caret}"]
             lead = f"{pad} = "
         else:
@@ -147,3 +157,8 @@ class GdslUsageError(GdslError):
 
 class GdslDivergedError(GdslError):
     """Training produced a non-finite loss."""
+
+
+class GdslDataWarning(UserWarning):
+    """Data that can be used but are probably not what was meant (labels 0, 1 and 10^8 make
+    10^8 + 1 classes). The command line prints it as `file: warning: ...`."""

@@ -112,7 +112,7 @@ def example_shapes(m: Model) -> dict[int, tuple]:
             continue
         for cand in reversed(candidates(free[k])):
             stack.append({**assign, free[k]: cand})
-    raise GdslUsageError("cannot find small shapes for one example of this model: "
+    raise GdslError("cannot find small shapes for one example of this model: "
                          "declare its inputs' shapes (e.g. `input x[d, n]`)")
 
 
@@ -211,7 +211,7 @@ class Lesson:
         self.view = v = view
         m = self.m = view.m
         if m.loss is None:
-            raise GdslUsageError("the model has no loss to explain (add `loss NAME`)")
+            raise GdslError("the model has no loss to explain (add `loss NAME`)", filename=m.filename)
         self.J = v.name[m.loss]
         try:
             self.shapes = example_shapes(m)

@@ -58,3 +58,31 @@ def cache_dir() -> Path:
 
 
 _private: list[Path] = []     # the fallback of cache_dir, made once per process
+
+
+def check_output(path: str | os.PathLike, what: str, inputs=()) -> None:
+    """Before any work is done: an output file can be written where it is asked for, and it is
+    none of the command's input files. Inputs are compared as files, not as strings, so
+    `./m.gdsl`, `m.gdsl`, a link to it and a hard link are all the model. Raises GdslError."""
+    from .errors import GdslError
+    p = Path(path)
+    for given in inputs:
+        if given and _same_file(p, given):
+            raise GdslError(f"{what}: this is the input file {given}; writing it would destroy it",
+                            filename=str(path), help="write to another file")
+    if p.is_dir():
+        raise GdslError(f"{what}: this is a directory, not a file", filename=str(path))
+    parent = p.parent
+    if not parent.is_dir():
+        raise GdslError(f"{what}: the directory {parent} does not exist", filename=str(path),
+                        help=f"create it first (mkdir -p {parent}) or write elsewhere")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise GdslError(f"{what}: cannot write in the directory {parent} (permission denied)",
+                        filename=str(path))
+
+
+def _same_file(a: Path, b: str | os.PathLike) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:         # one of them does not exist yet: the same file only by its path
+        return os.path.realpath(a) == os.path.realpath(b)

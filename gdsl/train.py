@@ -19,6 +19,7 @@ import io
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -27,7 +28,7 @@ import numpy as np
 
 from . import data as D
 from .compiler import CompiledModel, run_pipeline, write_atomic
-from .errors import GdslDataError, GdslDivergedError, GdslError, GdslValueError
+from .errors import GdslDataError, GdslDataWarning, GdslDivergedError, GdslError, GdslValueError
 
 LOSS_OPS = ("xent", "svm")
 OPTIMIZERS = ("sgd", "momentum", "adam")
@@ -47,7 +48,8 @@ class Settings:
     decay: float = 1.0              # learning rate at epoch e (from 0): lr * decay**e
     data: str = "digits"            # built-in data set or file when none is given
     val_fraction: float = 0.2       # held out for validation when no --val is given
-    hidden: int | None = None       # size of any param dim that the data do not bind
+    hidden: int | None = 100        # size of any param dim that the data do not bind
+    classes: int | None = None      # the class count, when neither the model nor one-hot labels fix it
 
     def check(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -64,6 +66,11 @@ class Settings:
                                  f"got {self.val_fraction}")
         if not 0 <= self.momentum < 1:
             raise GdslValueError(f"momentum must lie in [0, 1), got {self.momentum}")
+        if self.classes is not None and self.classes < 1:
+            raise GdslValueError(f"the number of classes must be at least 1, got {self.classes}")
+        if not 0 <= self.seed < 2**63:
+            raise GdslValueError(f"the seed must be a whole number from 0 to 2**63 - 1, "
+                                 f"got {self.seed}")
         if not 0 < self.decay <= 1:
             raise GdslValueError(f"decay must lie in (0, 1], got {self.decay}")
 
@@ -85,11 +92,12 @@ class Trainable:
     """A compiled model plus what training reports: data-loss terms, class scores, labels."""
 
     def __init__(self, compiled: CompiledModel, loss_terms: list[str], scores: str | None,
-                 label: str | None):
+                 label: str | None, class_dim=None):
         self.compiled = compiled
         self.loss_terms = loss_terms
         self.scores = scores
         self.label = label
+        self.class_dim = class_dim      # axis 0 of the scores: an int, a symbol, or None
         m = compiled.model
         self.filename = compiled.filename or "<model>"
         self.inputs = compiled.inputs
@@ -133,6 +141,9 @@ def prepare(model, *, filename: str | None = None) -> Trainable:
     found: dict = {}
 
     def after(stage, m):
+        if stage == "shapes" and found.get("scores") is not None:
+            shape = m.node(m.names[found["scores"]])["shape"]
+            found["class_dim"] = shape[0] if shape else None
         if stage != "resolve":
             return
         terms, scores, label = [], None, None
@@ -159,7 +170,8 @@ def prepare(model, *, filename: str | None = None) -> Trainable:
         found.update(terms=terms, scores=scores, label=label)
 
     compiled = CompiledModel(run_pipeline(text, filename=filename, wrt=wrt, after=after))
-    return Trainable(compiled, found.get("terms", []), found.get("scores"), found.get("label"))
+    return Trainable(compiled, found.get("terms", []), found.get("scores"), found.get("label"),
+                     found.get("class_dim"))
 
 
 # -- data into arrays ---------------------------------------------------------------------------
@@ -228,7 +240,7 @@ def _bind(dims: dict, sym, size: int, who: str, bound_by: dict, err) -> None:
 
 def bind_dims(tm: Trainable, arrays_list: list[dict], params: dict | None, set_dims: dict,
               hidden: int | None, params_file: str = "the params",
-              params_path: str | None = None) -> dict:
+              params_path: str | None = None, classes: int | None = None) -> dict:
     """Sizes of the symbolic dims: from the data, loaded params, --set, labels, then `hidden`."""
     dims: dict = {}
     bound_by: dict = {}
@@ -238,9 +250,11 @@ def bind_dims(tm: Trainable, arrays_list: list[dict], params: dict | None, set_d
 
     # the example axis (last of each input) varies from set to set and batch to batch
     example_syms = {s[-1] for s in tm.inputs.values() if s and isinstance(s[-1], str)}
-    for arrays in arrays_list:
+    for i, arrays in enumerate(arrays_list):
         local: dict = {}
         local_by: dict = {}
+        which = "" if len(arrays_list) == 1 else " of the training data" if i == 0 else \
+            " of the validation data"
         for k, a in arrays.items():
             declared = tm.inputs.get(k)
             if declared is None:
@@ -251,7 +265,7 @@ def bind_dims(tm: Trainable, arrays_list: list[dict], params: dict | None, set_d
                 raise data_err(f"array `{k}` has shape {a.shape}, but the model declares "
                                f"{k}[{', '.join(map(str, declared))}]")
             for sym, size in zip(declared, a.shape):
-                _bind(local, sym, size, f"array `{k}`", local_by, data_err)
+                _bind(local, sym, size, f"array `{k}`{which}", local_by, data_err)
         for sym, size in local.items():
             if sym not in example_syms:
                 _bind(dims, sym, size, local_by[sym], bound_by, data_err)
@@ -276,18 +290,34 @@ def bind_dims(tm: Trainable, arrays_list: list[dict], params: dict | None, set_d
                 _bind(dims, sym, size, f"param `{k}`", bound_by, perr)
     for k, size in set_dims.items():
         _bind(dims, k, size, f"--set {k}", bound_by, lambda m: GdslValueError(m))
-    # the class count: from the labels when nothing else fixed it
-    if tm.label is not None and tm.inputs.get(tm.label):
-        csym = tm.inputs[tm.label][0]
-        if isinstance(csym, str) and csym not in dims:
-            # from the training labels only: a validation label beyond them is out of range
-            ys = [a[tm.label] for a in arrays_list[:1] if tm.label in a and a[tm.label].ndim == 1]
+    # the class count: declared, --classes, or the largest label of all the data (training
+    # and validation: a rare class may land in either) + 1
+    csym = tm.class_dim
+    if isinstance(csym, str) and csym not in dims and tm.label is not None:
+        if classes is not None:
+            _bind(dims, csym, classes, "--classes", bound_by, lambda m: GdslValueError(m))
+        else:
+            ys = [a[tm.label] for a in arrays_list if tm.label in a and a[tm.label].ndim == 1]
             if ys:
-                dims[csym] = int(max(int(y.max()) for y in ys if y.size)) + 1
-                bound_by[csym] = "the labels"
+                dims[csym] = max(int(y.max()) for y in ys if y.size) + 1
+                bound_by[csym] = "the largest label"
+                seen = len(np.unique(np.concatenate(ys)))
+                if dims[csym] > max(100, 10 * seen):
+                    warnings.warn(GdslDataWarning(
+                        f"{dims[csym]} classes ({csym}) from the largest label {dims[csym] - 1}, "
+                        f"but the data hold only {seen} distinct labels; number the classes "
+                        f"0..C-1, or give --classes"), stacklevel=2)
+    elif classes is not None and csym != classes and dims.get(csym, classes) != classes:
+        raise GdslValueError(f"--classes {classes}, but the model has "
+                             f"{dims.get(csym, csym)} classes ({bound_by.get(csym, 'declared')})")
     for shape in tm.params.values():
         for sym in shape or ():
             if isinstance(sym, str) and sym not in dims:
+                if sym == csym:
+                    raise GdslValueError(
+                        f"the number of classes `{sym}` is not set: the labels are integers and "
+                        f"nothing else gives it", help=f"give it with --classes N, declare it "
+                        f"(e.g. param W[10, d]), or give one-hot labels {tm.label}[{sym}, n]")
                 if hidden is None:
                     raise GdslValueError(
                         f"the size of dimension `{sym}` is not set by the data; give it with "
@@ -297,12 +327,50 @@ def bind_dims(tm: Trainable, arrays_list: list[dict], params: dict | None, set_d
 
 
 def check_label_range(tm: Trainable, arrays: dict, dims: dict, what: str) -> None:
-    if tm.label is None or tm.label not in arrays or not tm.inputs.get(tm.label):
+    if tm.label is None or tm.label not in arrays or tm.class_dim is None:
         return
-    csym = tm.inputs[tm.label][0]
-    C = csym if isinstance(csym, int) else dims.get(csym)
+    C = dims.get(tm.class_dim) if isinstance(tm.class_dim, str) else tm.class_dim
     if C is not None and arrays[tm.label].ndim == 1:
         D.check_labels(arrays[tm.label], C, what)
+
+
+def check_training_memory(tm: Trainable, dims: dict, s: Settings, examples: int) -> None:
+    """Params, their gradients and the optimiser's state, and one step's values at ``examples``
+    examples (what is kept for the backward pass and the largest value), before any of it is
+    allocated (a class label of 10^12 asks for a [10^12, d] weight matrix)."""
+    from .cost import cost
+    from .memory import check_memory
+    m = tm.compiled.model
+    copies = {"sgd": 2, "momentum": 3, "adam": 4}[s.optimizer]
+    sizes = dict(dims)
+    sizes.update({sym[-1]: examples for sym in tm.inputs.values() if sym and isinstance(sym[-1], str)})
+    needs = []
+    for name, shape in tm.params.items():
+        if shape is not None:
+            concrete = tuple(sizes.get(d, d) for d in shape)
+            if all(isinstance(d, int) for d in concrete):
+                needs.append((concrete, copies, f"param `{name}`", m.node(m.names[name])["span"]))
+    try:
+        c = cost(tm.compiled, sizes)
+    except GdslError:       # shapes known only at call time: the params are what can be told
+        c = None
+    if c is not None and c.rows:      # what the backward pass keeps, and the largest value
+        biggest = max(c.rows, key=lambda r: math.prod(r.shape))
+        needs += [(r.shape, 1, f"`{r.text}`", m.node(r.node)["span"])
+                  for r in c.rows if r.kept_bytes or r is biggest]
+    notes = [f"{sym} = {sizes[sym]} comes from {who}" for sym, who in _origins(tm, dims).items()]
+    try:
+        check_memory(needs, f"training with batches of {s.batch_size}", tm.filename,
+                     m.source)
+    except GdslError as e:
+        e.notes += notes
+        raise
+
+
+def _origins(tm: Trainable, dims: dict) -> dict:
+    """Where the class count came from, when the labels gave it (for the memory message)."""
+    c = tm.class_dim
+    return {c: "the largest label + 1"} if isinstance(c, str) and c in dims else {}
 
 
 # -- evaluation ---------------------------------------------------------------------------------
@@ -420,13 +488,14 @@ def train(model, data=None, *, val=None, params: dict | None = None, consts: dic
     if params is not None:
         params = {k: np.array(v, dtype=np.float64) for k, v in params.items()}
     dims = bind_dims(tm, [train_arrays] + ([val_arrays] if val_arrays else []), params, set_dims,
-                     s.hidden, params_file, params_path)
+                     s.hidden, params_file, params_path, s.classes)
     check_label_range(tm, train_arrays, dims, "training data")
     if val_arrays:
         check_label_range(tm, val_arrays, dims, "validation data")
+    n = D.n_examples(train_arrays, tm.labels)
+    check_training_memory(tm, dims, s, min(n, max(s.batch_size, EVAL_CHUNK)))
     if params is None:
         params = tm.compiled.init_params(dims, s.seed)
-    n = D.n_examples(train_arrays, tm.labels)
     result = TrainResult(params, [], s, dims, const_values, n,
                          D.n_examples(val_arrays, tm.labels) if val_arrays else 0, str(source))
 

@@ -106,8 +106,8 @@ def test_bad_inputs_exit_1_and_keep_existing_output(capsys, tmp_path):
     _fails(capsys, SOFTMAX, "--data", tmp_path / "none.npz", *save, match="no such data file")
     _fails(capsys, SOFTMAX, "--data", bad_npz, *save, match="not a .npz archive")
     _fails(capsys, SOFTMAX, "--data", shape_npz, *save, match="disagree on the number of examples")
-    _fails(capsys, SOFTMAX, "--data", "digits", "--val", range_npz, "--epochs", 1, *save,
-           match="labels out of range")
+    _fails(capsys, SOFTMAX, "--data", "digits", "--val", range_npz, "--epochs", 1, "--classes",
+           10, *save, match="labels out of range")
     _fails(capsys, SOFTMAX, "--set", "alpha=1", *save, match="no const or dimension `alpha`")
     _fails(capsys, SOFTMAX, "--load", params, "--epochs", 0, *save,
            match="do not match the model")

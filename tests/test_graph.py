@@ -111,8 +111,8 @@ def test_repr_svg_is_svg(lecture):
     assert root.tag.endswith("svg")
 
 
-def test_unknown_format_is_a_usage_error(lecture):
-    with pytest.raises(gdsl.GdslUsageError, match="format"):
+def test_unknown_format_is_an_error(lecture):
+    with pytest.raises(gdsl.GdslError, match="format"):
         lecture.draw("graph.jpeg")
 
 
@@ -143,6 +143,6 @@ def test_cli_graph_writes_each_format(tmp_path):
 
 def test_cli_graph_usage_errors(tmp_path):
     r = _cli("graph", str(LECTURE), "-o", str(tmp_path / "g.gif"))
-    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.returncode == 1 and "Traceback" not in r.stderr and "g.gif: error:" in r.stderr
     r = _cli("graph", str(tmp_path / "missing.gdsl"))
     assert r.returncode == 2 and "no such model file" in r.stderr
