@@ -23,7 +23,7 @@ MAX_NODES = 1_000_000     # a 100,000-statement chain of three ops each fits
 TRAIN_OPTIONS = {
     "lr": float, "epochs": int, "batch_size": int, "optimizer": str, "seed": int,
     "momentum": float, "decay": float, "data": str, "val_fraction": float,
-    "hidden": int, "classes": int,
+    "hidden": int, "classes": int, "standardize": bool,
 }
 
 
@@ -266,7 +266,12 @@ class _Resolver:
                                     help=_did_you_mean(opt.name, TRAIN_OPTIONS)
                                     or "options: " + ", ".join(TRAIN_OPTIONS))
             value = opt.value
-            if kind is str and not isinstance(value, str) or kind is not str and isinstance(value, str):
+            if kind is bool:
+                if value not in ("true", "false", 0, 1):
+                    raise GdslTypeError(f"training option `{opt.name}` takes true or false",
+                                        opt.span)
+                value = value in ("true", 1)
+            elif kind is str and not isinstance(value, str) or kind is not str and isinstance(value, str):
                 raise GdslTypeError(f"training option `{opt.name}` takes a "
                                     f"{'word' if kind is str else 'number'}", opt.span)
             if kind is int:

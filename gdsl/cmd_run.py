@@ -41,6 +41,9 @@ def register(sub):
     p.add_argument("--decay", type=float, metavar="D",
                    help="learning-rate decay per epoch: lr at epoch e is lr * D**(e-1)")
     p.add_argument("--seed", type=int, help="seed for initialisation, split and shuffling")
+    p.add_argument("--standardize", action="store_true", default=None,
+                   help="scale each feature to mean 0 and standard deviation 1 (statistics of "
+                   "the training split, saved with --save and applied again with --load)")
     p.add_argument("--classes", type=int, metavar="C",
                    help="the number of classes, when neither the model nor one-hot labels give "
                    "it (default: the largest label in all the data + 1)")
@@ -184,9 +187,10 @@ def _main(args) -> int:
                    lr=args.lr, epochs=args.epochs, batch_size=args.batch_size,
                    optimizer=args.optimizer, seed=args.seed, momentum=args.momentum,
                    decay=args.decay, val_fraction=args.val_fraction, classes=args.classes,
+                   standardize=args.standardize,
                    label_column=args.label_column)
     if args.save:
-        save_params(args.save, result.params)
+        save_params(args.save, result.params, result.standardization)
     if args.plot:
         plot_curves(args.plot, result.history, f"{args.model} on {result.data_source}")
     f = result.final

@@ -50,6 +50,7 @@ class Settings:
     val_fraction: float = 0.2       # held out for validation when no --val is given
     hidden: int | None = 100        # size of any param dim that the data do not bind
     classes: int | None = None      # the class count, when neither the model nor one-hot labels fix it
+    standardize: bool = False       # features to mean 0, std 1 (statistics of the training split)
 
     def check(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -373,6 +374,44 @@ def _origins(tm: Trainable, dims: dict) -> dict:
     return {c: "the largest label + 1"} if isinstance(c, str) and c in dims else {}
 
 
+# -- standardised features --------------------------------------------------------------------
+
+def stats_keys(stats: dict) -> set[str]:
+    """The names under which a params file keeps the statistics (not names a param can have)."""
+    return {f"{k}.{what}" for k in stats for what in ("mean", "std")}
+
+
+def standardization(tm: Trainable, arrays: dict, params: dict | None, wanted: bool,
+                    what: str) -> dict:
+    """Per-feature (mean, std) of each feature input: from loaded params that carry them
+    (x.mean, x.std: a model trained on standardised features is evaluated on the same scale),
+    else from the training split when ``wanted``. Without either, a warning when the features
+    look raw (spreads beyond 10: plain gradient descent converges slowly on them)."""
+    features = [k for k in arrays if k not in tm.labels and arrays[k].ndim >= 1]
+    if params is not None and all(f"{k}.mean" in params for k in features) and features:
+        return {k: (params[f"{k}.mean"], params[f"{k}.std"]) for k in features}
+    if not wanted:
+        for k in features:
+            spread = float(np.max(np.abs(arrays[k]))) if arrays[k].size else 0.0
+            if spread > 10:
+                warnings.warn(GdslDataWarning(
+                    f"{what}: the features `{k}` reach {spread:.4g}; gradient descent on raw "
+                    f"features of very different scales converges slowly: try --standardize"),
+                    stacklevel=3)
+        return {}
+    out = {}
+    for k in features:
+        a = arrays[k]
+        mean = a.mean(axis=-1, keepdims=True)
+        std = a.std(axis=-1, keepdims=True)
+        out[k] = (mean, np.where(std > 0, std, 1.0))      # a constant feature stays 0
+    return out
+
+
+def standardized(arrays: dict, stats: dict) -> dict:
+    return {k: (a - stats[k][0]) / stats[k][1] if k in stats else a for k, a in arrays.items()}
+
+
 # -- evaluation ---------------------------------------------------------------------------------
 
 def evaluate(tm: Trainable, params: dict, arrays: dict, consts: dict | None = None) -> dict:
@@ -443,6 +482,7 @@ class TrainResult:
     n_train: int = 0
     n_val: int = 0
     data_source: str = ""
+    standardization: dict = field(default_factory=dict)   # feature input -> (mean, std)
 
     @property
     def final(self) -> dict:
@@ -487,6 +527,12 @@ def train(model, data=None, *, val=None, params: dict | None = None, consts: dic
         train_arrays, val_arrays = D.split(train_arrays, tm.labels, s.val_fraction, s.seed)
     if params is not None:
         params = {k: np.array(v, dtype=np.float64) for k, v in params.items()}
+    stats = standardization(tm, train_arrays, params, s.standardize, str(source) or "data")
+    if stats:
+        params = {k: v for k, v in (params or {}).items() if k not in stats_keys(stats)} or None \
+            if params is not None else None
+        train_arrays = standardized(train_arrays, stats)
+        val_arrays = standardized(val_arrays, stats) if val_arrays else val_arrays
     dims = bind_dims(tm, [train_arrays] + ([val_arrays] if val_arrays else []), params, set_dims,
                      s.hidden, params_file, params_path, s.classes)
     check_label_range(tm, train_arrays, dims, "training data")
@@ -497,7 +543,8 @@ def train(model, data=None, *, val=None, params: dict | None = None, consts: dic
     if params is None:
         params = tm.compiled.init_params(dims, s.seed)
     result = TrainResult(params, [], s, dims, const_values, n,
-                         D.n_examples(val_arrays, tm.labels) if val_arrays else 0, str(source))
+                         D.n_examples(val_arrays, tm.labels) if val_arrays else 0, str(source),
+                         stats)
 
     def record(epoch, lr, seconds):
         tr = evaluate(tm, params, train_arrays, const_values)
@@ -552,10 +599,14 @@ def train(model, data=None, *, val=None, params: dict | None = None, consts: dic
 
 # -- params files -------------------------------------------------------------------------------
 
-def save_params(path, params: dict) -> None:
-    """Write params as .npz atomically: the old file or the whole new one, never half."""
+def save_params(path, params: dict, standardization: dict | None = None) -> None:
+    """Write params as .npz atomically: the old file or the whole new one, never half. The
+    statistics of standardised features go beside them, as x.mean and x.std."""
+    arrays = {k: np.asarray(v) for k, v in params.items()}
+    for k, (mean, std) in (standardization or {}).items():
+        arrays[f"{k}.mean"], arrays[f"{k}.std"] = mean, std
     buf = io.BytesIO()
-    np.savez(buf, **{k: np.asarray(v) for k, v in sorted(params.items())})
+    np.savez(buf, **dict(sorted(arrays.items())))
     write_atomic(path, buf.getvalue())
 
 

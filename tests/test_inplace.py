@@ -11,7 +11,6 @@ from helpers import MODELS, assert_grads_match
 
 import gdsl
 
-
 FREE = {"W": ("C", "d"), "x": ("d", "n"), "b": ("C", 1), "y": ("C", "n"), "lam": ()}  # oneliner
 
 
@@ -33,7 +32,7 @@ def test_inputs_are_never_written_and_gradients_share_no_memory(path, rng):
     arrays = _arrays(m, rng, {"n": 7, "d": 5, "C": 3, "m": 4})
     before = {k: v.copy() for k, v in arrays.items()}
     out = m.forward(**arrays)
-    loss, grads = m.value_and_grad(**arrays)
+    _loss, grads = m.value_and_grad(**arrays)
     for k, v in arrays.items():
         np.testing.assert_array_equal(v, before[k], err_msg=k)
     values = [*grads.values(), *(v for v in out.values() if np.ndim(v)), *arrays.values()]
