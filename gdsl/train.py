@@ -512,6 +512,10 @@ def train(model, data=None, *, val=None, params: dict | None = None, consts: dic
     """
     tm = prepare(model)
     s = settings_for(tm, **settings)
+    if not tm.params and s.epochs > 0:
+        raise GdslValueError("the model has no params to train", filename=tm.filename,
+                             help="declare what is learned, e.g. `param W[C, d] ~ normal(0, 0.01)`"
+                             "; with --epochs 0 gdsl run only evaluates the model")
     const_values, set_dims = split_consts(tm, consts)
     source = data if isinstance(data, str) else ""
     if data is None:

@@ -55,3 +55,15 @@ def run_cli(*args):
         except SystemExit as e:
             code = e.code
     return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+
+def gdsl_command() -> list[str]:
+    """The `gdsl` command as installed next to this Python (a venv's bin/), else `python -m
+    gdsl`: the tests do not depend on what is on PATH."""
+    import shutil
+    import sys
+    script = shutil.which("gdsl", path=str(Path(sys.executable).parent))
+    return [script] if script else [sys.executable, "-m", "gdsl"]
+
+
+GDSL = gdsl_command()

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from fuzzkit import record
+from helpers import GDSL
 
 ROOT = Path(__file__).resolve().parent.parent
 BAD = sorted((ROOT / "tests" / "bad").glob("*.gdsl"))
@@ -51,7 +52,7 @@ def run(*args, debug=False):
     env = {k: v for k, v in os.environ.items() if k != "GDSL_DEBUG"}
     if debug:
         env["GDSL_DEBUG"] = "1"
-    return subprocess.run(["gdsl", *args], capture_output=True, text=True, cwd=ROOT, env=env,
+    return subprocess.run([*GDSL, *args], capture_output=True, text=True, cwd=ROOT, env=env,
                           check=False, timeout=120)
 
 

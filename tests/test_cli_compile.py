@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import subprocess
 
+from helpers import GDSL
+
 
 def gdsl(*args, env=None, cwd=None):
-    return subprocess.run(["gdsl", *args], capture_output=True, text=True, env=env, cwd=cwd, check=False)
+    return subprocess.run([*GDSL, *args], capture_output=True, text=True, env=env, cwd=cwd, check=False)
 
 
 def test_compile_to_stdout_and_file(tmp_path):

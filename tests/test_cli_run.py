@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import GDSL
 
 from gdsl.cli import main
 
@@ -148,7 +149,7 @@ def test_interrupt_leaves_existing_params_file(tmp_path):
 
 
 def test_default_run_prints_summary_via_console_script():
-    p = subprocess.run(["gdsl", "run", SOFTMAX, "--data", "spiral", "--epochs", "1", "-q"],
+    p = subprocess.run([*GDSL, "run", SOFTMAX, "--data", "spiral", "--epochs", "1", "-q"],
                        capture_output=True, text=True, timeout=120, check=False)
     assert p.returncode == 0 and "final: train acc" in p.stdout and "spiral" in p.stdout
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
-from helpers import MODELS
+from helpers import GDSL, MODELS
 
 import gdsl
 
@@ -23,7 +23,7 @@ def test_cli_output_is_byte_identical(tmp_path):
     outs = []
     for k in range(2):
         out = tmp_path / f"m{k}.py"
-        subprocess.run(["gdsl", "compile", "models/mlp2.gdsl", "-o", str(out)], check=True)
+        subprocess.run([*GDSL, "compile", "models/mlp2.gdsl", "-o", str(out)], check=True)
         outs.append(out.read_bytes())
     assert outs[0] == outs[1]
 
@@ -49,7 +49,7 @@ def test_code_reads_like_the_model():
 
 def test_module_runs_without_gdsl(tmp_path, rng):
     out = tmp_path / "lecture_model.py"
-    subprocess.run(["gdsl", "compile", "models/linear_softmax.gdsl", "-o", str(out)], check=True)
+    subprocess.run([*GDSL, "compile", "models/linear_softmax.gdsl", "-o", str(out)], check=True)
     C, d, n = 3, 4, 5
     A = {"x": rng.normal(size=(d, n)), "y": np.eye(C)[rng.integers(0, C, n)].T,
              "W": rng.normal(size=(C, d)), "b": np.zeros((C, 1))}

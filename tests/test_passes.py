@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import MODELS
+from helpers import GDSL, MODELS
 from test_models import DIMS, arrays_for
 
 import gdsl
@@ -151,7 +151,7 @@ def test_warnings_for_values_that_can_be_zero():
 
 def test_compile_reports_rewrites_and_warnings():
     import subprocess
-    r = subprocess.run(["gdsl", "compile", "models/linear_softmax.gdsl", "--rewrites"],
+    r = subprocess.run([*GDSL, "compile", "models/linear_softmax.gdsl", "--rewrites"],
                        capture_output=True, text=True, check=False)
     assert r.returncode == 0
     assert "models/linear_softmax.gdsl:12:5: xent(softmax(s), y) -> log-sum-exp cross-entropy" in r.stderr

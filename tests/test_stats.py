@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 
+from helpers import GDSL
+
 import gdsl
 from gdsl.cost import cost
 
@@ -21,10 +23,10 @@ def test_flops_kept_bytes_and_pruned_gradients():
 
 
 def test_stats_command():
-    r = subprocess.run(["gdsl", "stats", "models/mlp2.gdsl", "--dims", "n=100,d=3072,C=10,m=50"],
+    r = subprocess.run([*GDSL, "stats", "models/mlp2.gdsl", "--dims", "n=100,d=3072,C=10,m=50"],
                        capture_output=True, text=True, check=False)
     assert r.returncode == 0
     assert "total: forward" in r.stdout and "∂J/∂x" in r.stdout
-    r = subprocess.run(["gdsl", "stats", "models/mlp2.gdsl", "--dims", "n=100"],
+    r = subprocess.run([*GDSL, "stats", "models/mlp2.gdsl", "--dims", "n=100"],
                        capture_output=True, text=True, check=False)
     assert r.returncode == 2 and "give a size for dim" in r.stderr
