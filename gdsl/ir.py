@@ -15,6 +15,7 @@ creation order, which is also the deterministic tie-break for scheduling.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 from dataclasses import dataclass, field
 
@@ -59,6 +60,7 @@ class Model:
     code: str = ""                 # the emitted module
     linemap: dict[int, int] = field(default_factory=dict)   # its line -> the node it computes
     grad_users: dict | None = None  # node -> the gradient nodes named after it (passes.cse.merge)
+    _pointing: dict | None = None   # node -> (table, key) of what names it, while merging
 
     # -- building ---------------------------------------------------------------
     def add(self, op: str, args: tuple[int, ...] = (), *, attrs: dict | None = None,
@@ -117,15 +119,36 @@ class Model:
         self.G.remove_node(n)
 
     def replace_uses(self, old: int, new: int) -> None:
-        """Make every user of ``old`` use ``new`` instead."""
+        """Make every user of ``old`` use ``new`` instead, and every name, output and
+        gradient that pointed at ``old`` point at ``new``."""
         for user in list(self.G.successors(old)):
             self.set_args(user, tuple(new if a == old else a for a in self.node(user)["args"]))
-        for table in (self.outputs, self.grads, self.names):
-            for k, v in table.items():
-                if v == old:
-                    table[k] = new
+        index = self._pointing
+        if index is None:
+            entries = [(t, k) for t in (self.outputs, self.grads, self.names)
+                       for k, v in t.items() if v == old]
+        else:
+            entries = index.pop(old, [])
+            index.setdefault(new, []).extend(entries)
+        for table, k in entries:
+            table[k] = new
         if self.loss == old:
             self.loss = new
+
+    @contextlib.contextmanager
+    def merging(self):
+        """While passes merge nodes (replace_uses), the names, outputs and gradients are
+        indexed by the node they point at: scanning every name for each merge would make
+        a pass quadratic in the size of the model. Nothing else may write those tables
+        meanwhile."""
+        self._pointing = {}
+        for table in (self.outputs, self.grads, self.names):
+            for k, v in table.items():
+                self._pointing.setdefault(v, []).append((table, k))
+        try:
+            yield
+        finally:
+            self._pointing = None
 
     def topo(self, nodes=None) -> list[int]:
         """Deterministic topological order (creation order breaks ties), without recursion.

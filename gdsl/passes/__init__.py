@@ -15,10 +15,11 @@ from .simplify import simplify
 
 
 def optimise(model) -> None:
-    cse(model)              # one node per distinct (op, args, attrs)
-    done = len(model.rewrites)
-    fold(model)             # literals only -> a literal
-    simplify(model)         # x*1, x+0, --x, (xᵀ)ᵀ, ... (rewrites as data)
-    if len(model.rewrites) > done:      # each fold and identity is reported
-        cse(model)          # what they made equal
-    dce(model)              # nothing that no root needs
+    with model.merging():       # (names found by node: each merge costs its node's uses)
+        cse(model)              # one node per distinct (op, args, attrs)
+        done = len(model.rewrites)
+        fold(model)             # literals only -> a literal
+        simplify(model)         # x*1, x+0, --x, (xᵀ)ᵀ, ... (rewrites as data)
+        if len(model.rewrites) > done:      # each fold and identity is reported
+            cse(model)          # what they made equal
+    dce(model)                  # nothing that no root needs
