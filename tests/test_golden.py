@@ -47,7 +47,8 @@ SNIPPETS: dict[str, tuple[str, list[str] | None]] = {
     # reductions with axis= and keepdims=
     "reductions": (
         ("input x[C, n]\nparam w[C, n]\n"
-         "a = mean(x * w, axis=0)\nb = max(w, axis=1, keepdims=True)\nc = sum(w - b, axis=0, keepdims=True)\n"
+         "a = mean(x * w, axis=0)\nb = max(w, axis=1, keepdims=True)\n"
+         "c = sum(w - b, axis=0, keepdims=True)\n"
          "J = sum(a * a) + mean(c) + max(max(w * x, axis=0)) + mean(w)\n"), None),
     # transposes: .T, ', (xᵀ)ᵀ, matmuls of transposes, softmax along axis 1 (not fused)
     "transposes": (
@@ -98,7 +99,8 @@ def test_emitted_code_matches_golden(golden, text, filename, wrt, optimize):
     path = GOLDEN / golden
     got = emitted(text, filename, wrt, optimize)
     if not path.exists():
-        pytest.fail(f"no golden file tests/golden/{golden}; create it with: {UPDATE}", pytrace=False)
+        pytest.fail(f"no golden file tests/golden/{golden}; create it with: {UPDATE}",
+                    pytrace=False)
     want = path.read_text(encoding="utf-8")
     if got != want:
         pytest.fail(f"the emitted code differs from tests/golden/{golden}:\n"

@@ -262,8 +262,9 @@ def test_equal_literals_are_one_node():
     has nothing left to merge here; this pins the result.)"""
     text = "input x[3]\ninput y[3]\nJ = sum(x * 2.5 + y * 2.5)"
     fast, _ = assert_correct(text)
-    fwd = [n for n, d in fast.model.G.nodes(data=True) if d["op"] == "literal" and d["value"] == 2.5]
-    assert len(fwd) == 1
+    m = fast.model
+    literals = [n for n, d in m.G.nodes(data=True) if d["op"] == "literal" and d["value"] == 2.5]
+    assert len(literals) == 1
 
 
 # -- dead code (passes/dce.py) ------------------------------------------------------------------
@@ -396,8 +397,9 @@ BUILDER_CASES = {
     "v*w -> literal": ("input a[]\nJ = 2 * (3 * a)", _all_literal("mul"), False),
     "v/w -> literal": ("input a[]\nJ = a / 4", _all_literal("div"), False),
     "x*(1/y) -> x/y": ("input x[3]\ninput y[3]\nJ = sum(x * (1 / y))", _mul_by_reciprocal, False),
-    "onehot(onehot(y)) -> onehot(y)": ("input s[3, 5]\ninput y[3, 5]\nJ = xent(softmax(s, axis=1), y)",
-                                       _pattern("onehot", 0, "onehot"), True),
+    "onehot(onehot(y)) -> onehot(y)": (
+        "input s[3, 5]\ninput y[3, 5]\nJ = xent(softmax(s, axis=1), y)",
+        _pattern("onehot", 0, "onehot"), True),
 }
 
 
@@ -430,8 +432,9 @@ def _form(b, v):
     return (d["op"], *[_form(b, V(b, a)) for a in d["args"]])
 
 
-# every identity of the builder, including those no model reaches (x - 0, v ** w, and the
-# folds that must not happen: 1 / 0 and an overflowing power stay as they are)
+# every identity of the builder, including those no model reaches (x - 0, v ** w), and the
+# folds that do not happen today: 1 / 0 and an overflowing power stay as they are (pinned for
+# the refactor; 1 / 0 is then emitted on Python floats: see test_safety_net's xfail)
 BUILDER_UNITS = [
     ("mul", ("x", 1.0), "x"),
     ("mul", (1.0, "x"), "x"),
