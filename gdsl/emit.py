@@ -274,6 +274,10 @@ class _Function:
                 reads += r
                 if arr and i not in shape_only:
                     arrays += arr
+            if args and all(nodes[a]["op"] == "literal" for a in args if a in nodes):
+                # only numbers: computed as NumPy computes (1.0 / 0.0 is inf there, an error
+                # in Python's floats); the optimiser folds the finite ones away
+                operands[0] = np_("float64", operands[0])
             expr = row.emit(operands, d["attrs"], [shape[a] for a in args])
             if n in as_float:
                 expr = ast.BinOp(expr, ast.Mult(), ast.Constant(1.0))

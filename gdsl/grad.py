@@ -48,7 +48,7 @@ class V:
 
 
 ARITHMETIC = ("add", "sub", "mul", "div", "pow")
-FOLDABLE = {"onehot", "neg", *ARITHMETIC}      # the ops that Builder._fold looks at
+FOLDABLE = {"onehot", "neg", "transpose", *ARITHMETIC}      # the ops that Builder._fold looks at
 
 
 def _value(d: dict):
@@ -112,6 +112,8 @@ class Builder:
     def _fold(self, name, ids, nodes):
         """What op(name, *ids) simplifies to, or None."""
         first = nodes[ids[0]]
+        if name == "transpose":     # a scalar is its own transpose (and 1.0.T is no Python)
+            return V(self, ids[0]) if first["shape"] == () else None
         if name == "onehot":
             return V(self, ids[0]) if first["op"] == "onehot" else None     # already one-hot
         if name == "neg":

@@ -433,8 +433,8 @@ def _form(b, v):
 
 
 # every identity of the builder, including those no model reaches (x - 0, v ** w), and the
-# folds that do not happen today: 1 / 0 and an overflowing power stay as they are (pinned for
-# the refactor; 1 / 0 is then emitted on Python floats: see test_safety_net's xfail)
+# folds that do not happen: 1 / 0 and an overflowing power stay as they are (emitted as
+# np.float64(1.0) / 0.0, computed as NumPy computes them: see test_safety_net)
 BUILDER_UNITS = [
     ("mul", ("x", 1.0), "x"),
     ("mul", (1.0, "x"), "x"),

@@ -185,10 +185,8 @@ def test_shuffling_is_deterministic_per_seed(monkeypatch):
     assert first != other
 
 
-# -- bugs found while writing these tests (gdsl/ is left as it is: see the report) --------------
+# -- bugs found while writing these tests ---------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="BUG: the transpose's gradient of the seed is emitted as "
-                   "`(1.0).T` on a Python float (AttributeError)")
 @pytest.mark.parametrize("optimize", [True, False], ids=["default", "O0"])
 def test_transpose_of_a_scalar_loss_term(optimize):
     m = gdsl.compile("input x[3]\nJ = sum(x).T", optimize=optimize)
@@ -196,8 +194,6 @@ def test_transpose_of_a_scalar_loss_term(optimize):
     np.testing.assert_allclose(g["x"], [1.0, 1.0, 1.0])
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the gradient of a / 0 is emitted as `1.0 / 0.0` on "
-                   "Python floats (ZeroDivisionError), though forward gives inf as NumPy does")
 def test_division_by_a_literal_zero_has_a_gradient_like_its_value():
     m = gdsl.compile("input a[]\nJ = a / 0")
     with np.errstate(divide="ignore"):
