@@ -17,7 +17,10 @@ Non-smooth ops are checked away from their kinks: the random batch is redrawn
 until every argument of relu/abs/sign/step is at least ``margin`` from 0, the two
 arguments of maximum/minimum differ by ``margin``, the top two entries of a max
 reduction differ by ``margin`` and every svm margin s_j - s_y + 1 is at least
-``margin`` from 0. Their subgradients at the kinks (where the check never looks):
+``margin`` from 0 -- for the kinks the loss feels (kinks_felt): not those of values
+that do not move with the differentiated ones, nor of caches (Op.cached) such as the
+fused cross-entropy's m = max(s): log Z + m - yᵀs is smooth in s whatever m is.
+Their subgradients at the kinks (where the check never looks):
 relu'(0) = 0, abs'(0) = 0, maximum/minimum give a tie to the first argument,
 max shares a tie equally, and the svm hinge has subgradient 0 exactly at the kink.
 """
@@ -32,6 +35,7 @@ import numpy as np
 
 from .compiler import CompiledModel, run_pipeline
 from .errors import GdslError, GdslShapeError, GdslValueError
+from .grad import Builder, V, _is_cache, _reachable_from
 from .ir import Model
 from .ops import HELPERS, OPS
 from .shapes import Dims, Mismatch, infer
@@ -237,6 +241,30 @@ def kink_distance(op: str, attrs: dict, args: list, m: Model | None = None) -> f
     return np.inf
 
 
+def read_by_loss(m: Model) -> set[int]:
+    """The nodes whose values the loss reads other than as cache arguments (Op.cached): a
+    cache only saves work, and no gradient flows through it."""
+    nodes = m.G._node
+    read, stack = {m.loss}, [m.loss]
+    while stack:
+        d = nodes[stack.pop()]
+        op = OPS.get(d["op"])
+        for i, a in enumerate(d["args"]):
+            if a not in read and not _is_cache(op, i):
+                read.add(a)
+                stack.append(a)
+    return read
+
+
+def kinks_felt(m: Model, order: list[int], wrt_nodes: list[int]) -> list[int]:
+    """The non-smooth nodes among ``order`` whose kinks the loss feels as the differentiated
+    values move: the loss reads the node (read_by_loss) and an argument of it moves with them."""
+    moving = _reachable_from(m, wrt_nodes)
+    read, nodes = read_by_loss(m), m.G._node
+    return [n for n in order if nodes[n]["op"] in KINKED and n in read
+            and any(a in moving for a in nodes[n]["args"])]
+
+
 # -- the check ----------------------------------------------------------------------------------
 
 def _draw(m: Model, shapes: dict, every: dict, rng, positive: bool, labels: set) -> dict:
@@ -309,6 +337,7 @@ def check(model, *, tol: float = 1e-6, eps: float = 1e-6, h: float = 1e-3, margi
         if k not in compiled.consts and k not in compiled.inputs:
             raise GdslValueError(f"--set {k}=...: the model has no const `{k}`",
                                  filename=compiled.filename)
+    kinks = kinks_felt(m, order, [m.names[w] for w in compiled.wrt])
     values = None
     for attempt in range(tries):
         positive = attempt % 2 == 1
@@ -320,7 +349,7 @@ def check(model, *, tol: float = 1e-6, eps: float = 1e-6, h: float = 1e-3, margi
         if J is None or not np.all(np.isfinite(J)):
             continue
         if all(kink_distance(m.node(n)["op"], m.node(n)["attrs"], [rec[a] for a in m.node(n)["args"]])
-               >= margin for n in order if m.node(n)["op"] in KINKED):
+               >= margin for n in kinks):
             values = leaf
             break
     if values is None:
@@ -371,13 +400,16 @@ def local_errors(op_name: str, attrs: dict, args: list, rng, eps: float = 1e-6, 
 
     Builds the tiny model L = sum(g * op(a0, a1, ...)) with a random cotangent g and
     compiles it (no optimisation) so the op's own rules make the backward pass; returns
-    {argument position: max relative error against finite differences}.
+    {argument position: max relative error against finite differences}. An op's cache
+    arguments (Op.cached) are computed from the others in the tiny model, as the fusion
+    does, so that they move with them: the rule of xent_logits is the derivative of
+    log Z(s) + m(s) - yᵀs, not of the same with Z and m held still.
     """
     op = OPS[op_name]
     mini = Model(source="", filename=f"<check of {op_name}>")
     ids, wrt = [], []
     arrays = {}
-    for i, a in enumerate(args):
+    for i, a in enumerate(args[:op.arity - op.cached]):
         name = f"a{i}"
         a = np.asarray(a)
         n = mini.add("input", name=name, shape=tuple(a.shape), declared=True)
@@ -391,8 +423,11 @@ def local_errors(op_name: str, attrs: dict, args: list, rng, eps: float = 1e-6, 
             wrt.append(name)
     if not wrt:
         return {}
+    if op.cached:
+        b = Builder(mini)
+        ids += [c.id for c in op.caches(*(V(b, n) for n in ids))]
     ans = mini.add(op_name, tuple(ids), attrs=dict(attrs), name="ans")
-    out_shape = np.shape(evaluate_node(op_name, attrs, list(arrays.values())))
+    out_shape = np.shape(evaluate_node(op_name, attrs, [np.asarray(a) for a in args]))
     g = mini.add("input", name="g", shape=tuple(out_shape), declared=True)
     mini.inputs["g"] = g
     mini.names["g"] = g
@@ -413,7 +448,7 @@ def local_errors(op_name: str, attrs: dict, args: list, rng, eps: float = 1e-6, 
         return np.sum(cm.forward(**arrays)["L"])
 
     out = {}
-    for i, name in enumerate(f"a{i}" for i in range(len(args))):
+    for i, name in enumerate(f"a{i}" for i in range(op.arity - op.cached)):
         if name not in wrt:
             continue
         x = arrays[name]
@@ -435,9 +470,10 @@ def locate_wrong_rule(compiled: CompiledModel, values: dict, order: list[int], t
     for n in order:
         if any(a in reach for a in m.node(n)["args"]):
             reach.add(n)
+    read = read_by_loss(m)      # (a cache's rule makes no gradient: the loss's m = max(s))
     for n in order:
         d = m.node(n)
-        if d["op"] in LEAVES or n not in reach:
+        if d["op"] in LEAVES or n not in reach or n not in read:
             continue
         errs = local_errors(d["op"], d["attrs"], [values[a] for a in d["args"]], rng, eps, h,
                             max_entries)
