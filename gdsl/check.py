@@ -37,6 +37,7 @@ from .compiler import CompiledModel, run_pipeline
 from .errors import GdslError, GdslShapeError, GdslValueError
 from .grad import Builder, V, _is_cache, _reachable_from
 from .ir import Model
+from .memory import check_memory
 from .ops import HELPERS, OPS
 from .shapes import Dims, Mismatch, infer
 
@@ -332,6 +333,9 @@ def check(model, *, tol: float = 1e-6, eps: float = 1e-6, h: float = 1e-3, margi
     shapes, dim_sizes, every = leaf_shapes(m, dims)
     labels = set(compiled.labels)
     order = [n for n in _forward_nodes(m) if n in m.needed([m.loss])]
+    check_memory([(every[n], 1, _what(m, n), m.node(n)["span"]) for n in order if n in every],
+                 "the gradient check (every forward value kept)", compiled.filename,
+                 m.source)
     const_vals = {k: float(v) for k, v in (consts or {}).items()}
     for k in const_vals:
         if k not in compiled.consts and k not in compiled.inputs:
@@ -379,6 +383,11 @@ def check(model, *, tol: float = 1e-6, eps: float = 1e-6, h: float = 1e-3, margi
         result.culprit = locate_wrong_rule(compiled, record(m, values, order), order, tol, eps, h,
                                            rng, max_entries)
     return result
+
+
+def _what(m: Model, n: int) -> str:
+    d = m.node(n)
+    return f"{d['op']} `{d['name']}`" if d["op"] in LEAVES else f"the value `{m.label(n)}`"
 
 
 def _compiled(model, wrt) -> CompiledModel:
