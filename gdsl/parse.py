@@ -1,30 +1,29 @@
 """Parse model text into the AST of gdsl/syntax.py.
 
-Lark builds the LALR(1) tables from grammars/gdsl.lark; `_run` drives them and
-calls the transformer below as rules reduce, so the AST is built bottom-up on
-the parser's stack: no parse tree, no recursion, and a 5,000-deep nested
-expression parses like a flat one.
+Lark's LALR(1) parser reads grammars/gdsl.lark with its basic lexer and is given the
+transformer below (`transformer=`), so each rule's AST node is built as the rule reduces:
+bottom-up on the parser's stack, no parse tree, no recursion, and a 5,000-deep nested
+expression parses like a flat one. Only Lark's documented API is used: Lark, Transformer,
+Token, its exceptions and `match_examples`.
+
+Building the LALR tables is most of a small model's first compile, so they are kept with
+Lark's own `cache=` option. Lark pickles that file, and loading a pickle can run code, so
+the file lives only in gdsl's verified per-user directory (gdsl.files.cache_dir: the user's
+own and 0700, else a private temporary one), where no model file and no other user can put
+one; a stale, truncated or garbled file is ignored by Lark and the tables built again.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
-import os
-import pickle
 import re
 import sys
 from functools import cache
 from importlib import resources
-from itertools import chain
-from typing import NamedTuple
 
 import lark
-from lark import Lark, Transformer
-from lark.lexer import Lexer, PatternStr, _regexp_has_newline
-from lark.parse_tree_builder import ExpandSingleChild
-from lark.parsers.lalr_analysis import Shift
+from lark import Lark, Token, Transformer, UnexpectedCharacters, UnexpectedToken
 
 from . import syntax as S
 from .errors import GdslLimitError, GdslSyntaxError, Span
@@ -61,26 +60,17 @@ TERMINAL_NAMES = {
     "TRAIN": "`train`",
 }
 KEYWORDS = {"input", "param", "const", "loss", "output", "train"}
-BAD_CHARACTER = "bad_character"     # the lexer's name for a character no terminal matches
+KEYWORD_TERMINALS = {kw.upper() for kw in KEYWORDS}
+
+# `input = 3`: the parser has just shifted a keyword when the `=` comes. match_examples finds
+# which keyword by the parser's state, at the start of the text or after other statements.
+KEYWORD_THEN_EQUAL = {kw: [f"{kw} =", f"\n{kw} ="] for kw in sorted(KEYWORDS)}
 
 
-class Lexeme(NamedTuple):
-    """A token of the model text, as the lexer makes it and the parser shifts it.
-
-    A named tuple rather than Lark's Token: it is made three times faster, and it carries
-    its span ready for the AST."""
-
-    type: str       # the grammar's terminal
-    text: str
-    span: Span
-
-
-def _number(tok: Lexeme, sign: Lexeme | None = None) -> float:
-    value = float(tok.text)
-    if value == float("inf"):       # 1e999: float64 cannot hold it
-        raise GdslSyntaxError(f"the number `{tok.text}` is too large for float64 (at most about 1.8e308)",
-                              tok.span)
-    return -value if sign is not None and sign.text == "-" else value
+def _span(tok: Token) -> Span:
+    """A token's place, as Lark's lexer counts it: lines at "\\n" only, 1-based, end exclusive
+    (made without Span's Python-level __new__: there is one for most tokens)."""
+    return tuple.__new__(Span, (tok.line, tok.column, tok.end_line, tok.end_column))
 
 
 def _cover(first: Span, last: Span) -> Span:
@@ -89,17 +79,26 @@ def _cover(first: Span, last: Span) -> Span:
     return tuple.__new__(Span, (first.line, first.col, last.end_line, last.end_col))
 
 
+def _number(tok: Token, sign: Token | None = None) -> float:
+    value = float(tok.value)
+    if value == float("inf"):       # 1e999: float64 cannot hold it
+        raise GdslSyntaxError(f"the number `{tok.value}` is too large for float64 (at most about 1.8e308)",
+                              _span(tok))
+    return -value if sign is not None and sign.value == "-" else value
+
+
 class ToAst(Transformer):
-    """Builds syntax nodes during the LALR parse (grammar alias -> AST class)."""
+    """Builds syntax nodes during the LALR parse (grammar alias -> AST class). Lark calls a
+    method as its rule reduces, with the rule's children: tokens and the nodes made before."""
 
     operations = 0          # counted during a parse: each makes (at least) one graph node
     max_operations = 0
 
-    def _operation(self, span: Span) -> None:
+    def count_op(self, tok: Token) -> None:
         self.operations += 1
         if self.operations > self.max_operations:     # stop now, not after parsing it all
             raise GdslLimitError(f"the model has more than {self.max_operations} operations",
-                                 span, help="the limit is gdsl.build.MAX_NODES")
+                                 _span(tok), help="the limit is gdsl.build.MAX_NODES")
 
     def start(self, items):
         return S.Program(list(items))
@@ -107,13 +106,15 @@ class ToAst(Transformer):
     # statements
     def assign(self, c):
         name, value = c
-        return S.Assign(name.text, value, _cover(name.span, value.span), name.span)
+        span = _span(name)
+        return S.Assign(name.value, value, _cover(span, value.span), span)
 
     def input_decl(self, c):
         kw, name, *rest = c
         shape = rest[0] if rest else None
-        end = shape[1] if shape else name.span
-        return S.Input(name.text, shape[0] if shape else None, Span.cover(kw.span, end), name.span)
+        end = shape[1] if shape else _span(name)
+        return S.Input(name.value, shape[0] if shape else None, Span.cover(_span(kw), end),
+                       _span(name))
 
     def param_decl(self, c):
         kw, name, *rest = c
@@ -123,34 +124,35 @@ class ToAst(Transformer):
                 init = r
             elif r is not None:
                 shape = r
-        end = init.span if init else shape[1] if shape else name.span
-        return S.Param(name.text, shape[0] if shape else None, init,
-                       Span.cover(kw.span, end), name.span)
+        end = init.span if init else shape[1] if shape else _span(name)
+        return S.Param(name.value, shape[0] if shape else None, init,
+                       Span.cover(_span(kw), end), _span(name))
 
     def const_decl(self, c):
         kw, name, *rest = c
-        value, vspan = self._signed(rest[0]) if rest and rest[0] is not None else (None, name.span)
-        return S.Const(name.text, value, Span.cover(kw.span, vspan), name.span)
+        value, vspan = (self.signed_value(rest[0]) if rest and rest[0] is not None
+                        else (None, _span(name)))
+        return S.Const(name.value, value, Span.cover(_span(kw), vspan), _span(name))
 
     def loss_stmt(self, c):
         kw, name = c
-        return S.Loss(name.text, Span.cover(kw.span, name.span), name.span)
+        return S.Loss(name.value, Span.cover(_span(kw), _span(name)), _span(name))
 
     def output_stmt(self, c):
         kw, *names = c
-        names = tuple(S.Name(n.text, n.span) for n in names)
-        return S.Output(names, Span.cover(kw.span, names[-1].span))
+        names = tuple(S.Name(n.value, _span(n)) for n in names)
+        return S.Output(names, Span.cover(_span(kw), names[-1].span))
 
     def train_stmt(self, c):
         kw, *options = c
-        return S.Train(tuple(options), Span.cover(kw.span, options[-1].span))
+        return S.Train(tuple(options), Span.cover(_span(kw), options[-1].span))
 
     def option(self, c):
         name, value = c
-        if isinstance(value, Lexeme) and value.type == "NAME":  # a bare word: optimizer=adam
-            return S.Option(name.text, value.text, Span.cover(name.span, value.span))
-        number, span = self._signed(value)
-        return S.Option(name.text, number, Span.cover(name.span, span))
+        if isinstance(value, Token) and value.type == "NAME":  # a bare word: optimizer=adam
+            return S.Option(name.value, value.value, Span.cover(_span(name), _span(value)))
+        number, span = self.signed_value(value)
+        return S.Option(name.value, number, Span.cover(_span(name), span))
 
     def shape(self, c):
         dims = []
@@ -158,73 +160,74 @@ class ToAst(Transformer):
             if d is None:
                 continue
             if d.type == "NUMBER":
-                if not d.text.isdigit():
-                    raise GdslSyntaxError(f"a dimension is a name or a whole number, not `{d.text}`",
-                                          d.span, help="e.g. `input x[d, n]` or `param b[C, 1]`")
-                if len(d.text) > 18:         # beyond int64, and beyond any memory
-                    raise GdslLimitError(f"the dimension `{d.text[:20]}...` is too large", d.span,
+                if not d.value.isdigit():
+                    raise GdslSyntaxError(f"a dimension is a name or a whole number, not `{d.value}`",
+                                          _span(d), help="e.g. `input x[d, n]` or `param b[C, 1]`")
+                if len(d.value) > 18:         # beyond int64, and beyond any memory
+                    raise GdslLimitError(f"the dimension `{d.value[:20]}...` is too large", _span(d),
                                          help="dimensions are at most 18 digits")
-                dims.append(S.DimSpec(int(d.text), d.span))
+                dims.append(S.DimSpec(int(d.value), _span(d)))
             else:
-                dims.append(S.DimSpec(d.text, d.span))
+                dims.append(S.DimSpec(d.value, _span(d)))
         return tuple(dims), (dims[-1].span if dims else None)
 
     def init(self, c):
         name, *args = c
         args = [a for a in args if a is not None]
-        values = tuple(self._signed(a)[0] for a in args)
-        end = self._signed(args[-1])[1] if args else name.span
-        return S.Init(name.text, values, Span.cover(name.span, end))
+        values = tuple(self.signed_value(a)[0] for a in args)
+        end = self.signed_value(args[-1])[1] if args else _span(name)
+        return S.Init(name.value, values, Span.cover(_span(name), end))
 
     @staticmethod
-    def _signed(a):
+    def signed_value(a):
         """(value, span) of a number as signed_number gives it, or of a bare NUMBER."""
-        return (_number(a), a.span) if isinstance(a, Lexeme) else a
+        return (_number(a), _span(a)) if isinstance(a, Token) else a
 
     def signed_number(self, c):
         sign, num = c
-        return _number(num, sign), Span.cover(sign.span, num.span)
+        return _number(num, sign), Span.cover(_span(sign), _span(num))
 
     # expressions
     def binop(self, c):
         left, op, right = c
-        self._operation(op.span)
-        return S.BinOp(op.text, left, right, _cover(left.span, right.span), op.span)
+        self.count_op(op)
+        return S.BinOp(op.value, left, right, _cover(left.span, right.span), _span(op))
 
     def unary(self, c):
         op, operand = c
-        if op.text == "-":
-            self._operation(op.span)
-        return S.Unary(op.text, operand, _cover(op.span, operand.span))
+        if op.value == "-":
+            self.count_op(op)
+        return S.Unary(op.value, operand, _cover(_span(op), operand.span))
 
     def transpose(self, c):
         operand, tok = c
-        self._operation(tok.span)
-        return S.Transpose(operand, _cover(operand.span, tok.span))
+        self.count_op(tok)
+        return S.Transpose(operand, _cover(operand.span, _span(tok)))
 
     def number(self, c):
         (tok,) = c
-        return S.Num(_number(tok), tok.text, tok.span)
+        return S.Num(_number(tok), tok.value, _span(tok))
 
     def name(self, c):
         (tok,) = c
-        return S.Name(tok.text, tok.span)
+        return S.Name(tok.value, _span(tok))
 
     def call(self, c):
         func, rpar = c[0], c[-1]
         args = [a for a in c[1:-1] if a is not None]
         positional = tuple([a for a in args if not isinstance(a, S.Keyword)])
         keywords = tuple([a for a in args if isinstance(a, S.Keyword)])
-        self._operation(func.span)
-        return S.Call(func.text, positional, keywords, _cover(func.span, rpar.span), func.span)
+        self.count_op(func)
+        span = _span(func)
+        return S.Call(func.value, positional, keywords, _cover(span, _span(rpar)), span)
 
     def group(self, c):
         lpar, inner, rpar = c
-        return dataclasses.replace(inner, span=_cover(lpar.span, rpar.span))
+        return dataclasses.replace(inner, span=_cover(_span(lpar), _span(rpar)))
 
     def keyword(self, c):
         name, value = c
-        return S.Keyword(name.text, value, _cover(name.span, value.span))
+        return S.Keyword(name.value, value, _cover(_span(name), value.span))
 
 
 def grammar_text() -> str:
@@ -241,223 +244,40 @@ def grammar_text() -> str:
     return where.joinpath("gdsl.lark").read_text(encoding="utf-8")
 
 
-class FastLexer(Lexer):
-    """The grammar's own terminals, matched by one compiled regular expression.
-
-    Lark's lexers spend ~10 µs a token in Python; this one does the same job (the
-    terminals, their order and the keyword rule are read from the grammar) a few
-    times faster, which is most of the parse time of a 100,000-line model.
-    """
-
-    def __init__(self, conf):
-        terminals = sorted(conf.terminals, key=lambda t: (-t.priority, -t.pattern.max_width,
-                                                          -len(t.pattern.value), t.name))
-        name_re = re.compile(next(t.pattern.to_regexp() for t in terminals if t.name == "NAME"))
-        self.keywords = {t.pattern.value: t.name for t in terminals
-                         if isinstance(t.pattern, PatternStr) and name_re.fullmatch(t.pattern.value)}
-        others = [t for t in terminals if t.name not in self.keywords.values()]
-        # One alternative a terminal, in Lark's order; the group that names it is empty and
-        # comes last, so that the regex engine can reject most alternatives by their first
-        # character. A last alternative takes any character no terminal matches, so that
-        # finditer's matches tile the text: it ends the lexing with UnexpectedCharacters.
-        self.regex = re.compile("|".join([f"(?:{t.pattern.to_regexp()})(?P<{t.name}>)" for t in others]
-                                         + [rf"[\s\S](?P<{BAD_CHARACTER}>)"]))
-        self.ignore = frozenset(conf.ignore)
-        self.blank = frozenset(t.name for t in others if t.name in self.ignore
-                               and not _regexp_has_newline(t.pattern.to_regexp()))
-
-    def lex(self, data: str):
-        keywords, ignore, blank = self.keywords, self.ignore, self.blank
-        new = tuple.__new__     # Lexeme(...) and Span(...) without their Python-level __new__
-        line, line_start = 1, 0
-        for m in self.regex.finditer(data):
-            kind = m.lastgroup
-            if kind in blank:           # spaces: most of the matches, and nothing to do
-                continue
-            value, pos = m.group(), m.start()
-            if kind == BAD_CHARACTER:
-                raise lark.UnexpectedCharacters(data, pos, line, pos - line_start + 1,
-                                                allowed=None)
-            if kind == "NAME":
-                kind = keywords.get(value, kind)
-            if "\n" not in value:
-                if kind not in ignore:
-                    col = pos - line_start + 1
-                    yield new(Lexeme, (kind, value, new(Span, (line, col, line, col + len(value)))))
-            else:
-                newlines = value.count("\n")
-                if kind not in ignore:
-                    yield Lexeme(kind, value, Span(line, pos - line_start + 1, line + newlines,
-                                                   len(value) - value.rfind("\n")))
-                line += newlines
-                line_start = pos + value.rfind("\n") + 1
+# The basic lexer, not Lark's default for LALR (the contextual one, which lexes by what the
+# parser's state accepts: it would read `input input` as an input named `input`). Keywords
+# are keywords everywhere, and the messages say what the parser expected.
+LARK_OPTIONS = {"parser": "lalr", "lexer": "basic", "maybe_placeholders": True}
 
 
-SHIFT, REDUCE, UNIT = "shift", "reduce", "unit"     # the actions of _run's tables
+def make_parser() -> tuple[Lark, ToAst]:
+    """Lark's parser for the grammar, and the transformer it calls as rules reduce.
 
-
-class Tables(NamedTuple):
-    lexer: FastLexer
-    transformer: ToAst
-    actions: dict       # state -> terminal or rule name -> (SHIFT, next state), (REDUCE, reduction)
-    start: int          # or (UNIT, state below -> next state)
-    end: int
-
-
-@cache
-def _tables() -> Tables:
-    return _read_tables(_lark())
-
-
-def _read_tables(lark_parser: Lark) -> Tables:
-    """Lark's LALR(1) tables for the grammar, read into plain dicts for `_run`.
-
-    A reduction is (size, rule name, build): build makes the AST node from the rule's
-    children (Lark's callback, which calls ToAst). A `?rule` with one child has no build:
-    its value passes up as it is, only the state on top of the stack changes. Most
-    reductions in an expression are of that kind, and come in chains (atom -> unary ->
-    product -> sum -> expr); see `_unit_chains`.
-    """
-    lalr = lark_parser.parser.parser.parser         # Lark -> frontend -> LALR_Parser -> tables
-    actions = {}
-    for state, row in lalr.parse_table.states.items():
-        actions[state] = ours = {}
-        for symbol, (action, arg) in row.items():
-            if action is Shift:
-                ours[str(symbol)] = (SHIFT, arg)
-                continue
-            build = lalr.callbacks[arg]
-            if isinstance(build, ExpandSingleChild) and len(arg.expansion) == 1:
-                build = None
-            ours[str(symbol)] = (REDUCE, (len(arg.expansion), str(arg.origin.name), build))
-    return Tables(FastLexer(lark_parser.lexer_conf), lark_parser.options.transformer,
-                  _unit_chains(actions), lalr.parse_table.start_states["start"],
-                  lalr.parse_table.end_states["start"])
-
-
-LARK_OPTIONS = {"parser": "lalr", "lexer": FastLexer, "maybe_placeholders": True}
-
-
-def _lark() -> Lark:
-    """Lark's parser for the grammar, from gdsl's per-user cache when a sound copy is there
-    (~5 ms), else built (the LALR analysis: ~85 ms, most of a `gdsl` run on a small model)
-    and saved for the next process. A missing, stale, truncated, foreign or unwritable cache
-    file only means building it here."""
+    Building the tables takes ~40 ms; from Lark's cache file it takes ~3 ms. A missing,
+    stale, truncated, garbled or unwritable cache file only means building them here: Lark
+    compares its key in the file, falls back to building on any error while loading, and
+    skips the save on an OSError."""
     text = grammar_text()
-    path = _parser_cache_path(text)
-    lark_parser = _load_parser(path) if path is not None else None
-    if lark_parser is None:
-        lark_parser = Lark(text, transformer=ToAst(), **LARK_OPTIONS)
-        if path is not None:
-            _save_parser(lark_parser, path)
-    return lark_parser
+    to_ast = ToAst()
+    return Lark(text, transformer=to_ast, cache=parser_cache_file(text), **LARK_OPTIONS), to_ast
 
 
-def _parser_cache_path(text: str):
-    """The cache file for this grammar under this Lark and Python (pickles differ between
-    Pythons), or None if there is no usable cache directory."""
-    from .files import cache_dir as _cache_dir
+_parser = cache(make_parser)      # one per process
+
+
+def parser_cache_file(text: str) -> str | bool:
+    """Where Lark keeps the tables of this grammar, or False for no cache.
+
+    Only in cache_dir(): Lark unpickles the file, so it must be where no one but the user can
+    write (the directory of emitted modules, which gdsl imports already, checked the same way).
+    Lark checks its own key inside the file (grammar, options, Lark's and Python's versions);
+    the key in the name lets two versions of gdsl share the directory without rebuilding in turn."""
+    from .files import cache_dir
     key = "\0".join([text, lark.__version__, sys.version.split()[0], repr(LARK_OPTIONS)])
     try:
-        return _cache_dir() / f"parser_{hashlib.sha256(key.encode()).hexdigest()[:16]}.lark"
+        return str(cache_dir() / f"parser-{hashlib.sha256(key.encode()).hexdigest()[:16]}.lark")
     except OSError:
-        return None
-
-
-class _ParserUnpickler(pickle.Unpickler):
-    """Lark's saved parser is plain data (dicts, lists, strings) and one class, the lexer:
-    any other global in the file is refused, so that a planted file runs no code."""
-
-    def find_class(self, module, name):
-        if (module, name) == (FastLexer.__module__, FastLexer.__name__):
-            return FastLexer
-        raise pickle.UnpicklingError(f"{module}.{name} in a saved parser")
-
-
-def _load_parser(path) -> Lark | None:
-    try:
-        with open(path, "rb") as f:
-            if os.fstat(f.fileno()).st_uid != os.getuid():   # someone else's file
-                return None
-            digest, _, payload = f.read().partition(b"\n")
-        if digest != hashlib.sha256(payload).hexdigest().encode():   # truncated, or not ours
-            return None
-        saved = _ParserUnpickler(io.BytesIO(payload)).load()
-        return Lark._load_from_dict(saved["data"], saved["memo"], transformer=ToAst())
-    except Exception:   # noqa: BLE001 (whatever is wrong with the file, the parser is built instead)
-        return None
-
-
-def _save_parser(lark_parser: Lark, path) -> None:
-    from .files import write_atomic
-    out = io.BytesIO()
-    lark_parser.save(out, exclude_options=("transformer",))    # ToAst is given when loading
-    payload = out.getvalue()
-    try:    # whole or not at all (another process may be reading it), with its own checksum
-        write_atomic(path, hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload,
-                     durable=False)
-    except OSError:
-        pass
-
-
-def _unit_chains(actions: dict) -> dict:
-    """The tables with each chain of one-child reductions taken in one step.
-
-    Reducing `?unary: atom` pops the atom's state and goes to the state for `unary` from the
-    state below, where the same lookahead may reduce `?product: unary` at once, and so on: the
-    state below decides where the chain ends. So a chain's first reduction becomes
-    (UNIT, {state below: the state after the last reduction}); what follows (a shift, a
-    reduction that builds a node, or an error) happens as before, in that state.
-    """
-    def is_unit(action):
-        return action is not None and action[0] is REDUCE and action[1][2] is None
-
-    ours = {}
-    for state, row in actions.items():
-        ours[state] = dict(row)
-        for kind, action in row.items():
-            if not is_unit(action):
-                continue
-            rule = action[1][1]
-            chain_end = {}
-            for below, below_row in actions.items():
-                if rule not in below_row:
-                    continue
-                top = below_row[rule][1]
-                while is_unit(actions[top].get(kind)):
-                    top = below_row[actions[top][kind][1][1]][1]
-                chain_end[below] = top
-            ours[state][kind] = (UNIT, chain_end)
-    return ours
-
-
-def _run(tables: Tables, text: str) -> S.Program:
-    """Lark's LALR loop (lark/parsers/lalr_parser_state.py) on the tables, with the rule
-    names as plain strings and without Lark's per-reduction wrappers: a third of the time."""
-    actions, end = tables.actions, tables.end
-    states, values = [tables.start], []
-    for token in chain(tables.lexer.lex(text), [Lexeme("$END", "", None)]):
-        kind = token.type
-        while True:
-            try:
-                action, arg = actions[states[-1]][kind]
-            except KeyError:
-                if states[-1] == end:
-                    return values[-1]
-                expected = {s for s in actions[states[-1]] if s.isupper()}
-                raise lark.UnexpectedToken(token, expected, state=values) from None
-            if action is SHIFT:
-                states.append(arg)
-                values.append(token)
-                break
-            if action is UNIT:
-                states[-1] = arg[states[-2]]
-                continue
-            size, rule, build = arg
-            children = values[-size:] if size else []
-            del values[len(values) - size:], states[len(states) - size:]
-            values.append(build(children))
-            states.append(actions[states[-1]][rule][1])
+        return False
 
 
 def _expected(names) -> str:
@@ -480,23 +300,27 @@ def parse(text: str) -> S.Program:
                               help="is this a binary file?")
     _check_nesting(text)
     from .build import MAX_NODES
-    tables = _tables()
-    tables.transformer.operations, tables.transformer.max_operations = 0, MAX_NODES
+    lark_parser, to_ast = _parser()
+    to_ast.operations, to_ast.max_operations = 0, MAX_NODES
     try:
-        return _run(tables, text)
-    except lark.UnexpectedCharacters as e:
+        return lark_parser.parse(text)
+    except UnexpectedCharacters as e:
+        # No "expected" note: the basic lexer does not know what the parser would take here.
         ch = text[e.pos_in_stream] if e.pos_in_stream is not None and e.pos_in_stream < len(text) else "?"
         span = Span(e.line, e.column, e.line, e.column + 1)
         help = None
         if ch == "=" and text[e.pos_in_stream:e.pos_in_stream + 2] == "==":
             help = "gdsl has no comparisons; `=` defines a name once"
-        raise GdslSyntaxError(f"unexpected character {ch!r}", span, help=help,
-                              notes=[_expected(e.allowed)] if e.allowed else []) from None
-    except lark.UnexpectedToken as e:
+        raise GdslSyntaxError(f"unexpected character {ch!r}", span, help=help) from None
+    except UnexpectedToken as e:
+        # Only the token and e.expected are read: e.accepts and str(e) would copy the parser's
+        # stack, nodes and all, deeply (recursion on a deep expression).
         tok = e.token
-        if tok.type == "EQUAL" and _last_keyword(e.state):
-            span = Span(tok.span.line, tok.span.col, tok.span.line, tok.span.col + 1)
-            raise GdslSyntaxError(f"`{_last_keyword(e.state)}` is a keyword and cannot be used as a name",
+        keyword = (e.match_examples(lark_parser.parse, KEYWORD_THEN_EQUAL, use_accepts=False)
+                   if tok.type == "EQUAL" else None)
+        if keyword:
+            span = Span(tok.line, tok.column, tok.line, tok.column + 1)
+            raise GdslSyntaxError(f"`{keyword}` is a keyword and cannot be used as a name",
                                   span, help="choose another name") from None
         if tok.type == "$END":
             line, col = _end_position(text)
@@ -504,14 +328,14 @@ def parse(text: str) -> S.Program:
             span = Span(line, col, line, col + 1)
         else:
             what = ("unexpected end of statement" if tok.type == "_SEP"
-                    else f"unexpected `{tok.text}`")
-            if tok.type == "NAME" and tok.text in KEYWORDS:
-                what = f"unexpected keyword `{tok.text}`"
-            line, col = tok.span.line, tok.span.col
-            span = Span(line, col, line, col + max(1, len(tok.text.rstrip("\n"))))
+                    else f"unexpected `{tok.value}`")
+            if tok.type == "NAME" and tok.value in KEYWORDS:
+                what = f"unexpected keyword `{tok.value}`"
+            line, col = tok.line, tok.column
+            span = Span(line, col, line, col + max(1, len(tok.value.rstrip("\n"))))
         help = _hint(e, tok)
-        if tok.text in KEYWORDS and "NAME" in e.expected:       # param loss[C, d]
-            raise GdslSyntaxError(f"`{tok.text}` is a keyword and cannot be used as a name", span,
+        if tok.value in KEYWORDS and "NAME" in e.expected:       # param loss[C, d]
+            raise GdslSyntaxError(f"`{tok.value}` is a keyword and cannot be used as a name", span,
                                   help="choose another name") from None
         raise GdslSyntaxError(what, span, notes=[_expected(e.expected)] if e.expected else [],
                               help=help) from None
@@ -544,9 +368,9 @@ def _check_nesting(text: str) -> None:
             depth = max(depth - 1, 0)
 
 
-def _hint(e: lark.UnexpectedToken, tok: Lexeme) -> str | None:
+def _hint(e: UnexpectedToken, tok: Token) -> str | None:
     expected = set(e.expected)
-    if tok.type in ("INPUT", "PARAM", "CONST", "LOSS", "OUTPUT", "TRAIN") and "NAME" in expected:
+    if tok.type in KEYWORD_TERMINALS and "NAME" in expected:
         return f"`{tok}` is a keyword and cannot be used as a name"
     if tok.type in ("NAME", "NUMBER", "LPAR") and ("MULOP" in expected or "ADDOP" in expected):
         return "two values side by side need an operator between them, e.g. `W @ x`"
@@ -554,14 +378,6 @@ def _hint(e: lark.UnexpectedToken, tok: Lexeme) -> str | None:
         return "a `(` is not closed on this line"
     if tok.type == "EQUAL" and "NAME" not in expected:
         return "only a plain name can be assigned: `name = expression`"
-    return None
-
-
-def _last_keyword(values: list) -> str | None:
-    """The keyword just before the error (`param = ...`), from _run's value stack."""
-    last = values[-1] if values else None
-    if isinstance(last, Lexeme) and last.type in ("INPUT", "PARAM", "CONST", "LOSS", "OUTPUT", "TRAIN"):
-        return last.text
     return None
 
 
