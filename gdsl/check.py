@@ -360,6 +360,9 @@ def check(model, *, tol: float = 1e-6, eps: float = 1e-6, h: float = 1e-3, margi
         raise GdslValueError(f"could not draw a random batch with a finite loss away from the "
                              f"kinks of non-smooth ops in {tries} tries", filename=compiled.filename)
     arrays = {m.node(n)["name"]: v for n, v in values.items()}
+    for name in compiled.wrt:       # a const differentiated at its default value
+        if name not in arrays and name in compiled.consts:
+            arrays[name] = np.float64(compiled.consts[name])
     loss, grads = compiled.value_and_grad(**arrays)
     eps = noise_floor(eps, loss, h, tol)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from math import prod
 
-from .emit import source_text
 from .errors import GdslUsageError
 from .ops import OPS
 
@@ -74,28 +73,12 @@ def cost(compiled, dims: dict[str, int], itemsize: int = 8) -> Cost:
         out = prod(shapes[n])
         flops = op.flops if isinstance(op.flops, int) else None
         flops = out * flops if flops is not None else op.flops(sizes, out, [shapes.get(a, ()) for a in d["args"]])
-        result.rows.append(NodeCost(n, describe(m, n), d["op"], shapes[n], int(flops),
+        result.rows.append(NodeCost(n, m.describe(n), d["op"], shapes[n], int(flops),
                                     out * itemsize if n in kept else 0, bool(d.get("backward"))))
     for name, n in {**m.inputs, **m.consts}.items():
         if name not in m.wrt and n in m.needed([m.loss]):
             result.pruned.append(name)
     return result
-
-
-def describe(m, n: int) -> str:
-    """A node as the user wrote it: its name, else its text in the model; a gradient as g_ of
-    that; another node of the backward pass as ∂ of the line it differentiates."""
-    d = m.node(n)
-    g = d.get("grad_of")
-    if g is not None and g in m.G:
-        of = describe(m, g)
-        return "g_" + (of if of.isidentifier() else f"({of})")
-    if d["name"] and not d.get("backward"):
-        return d["name"]
-    text = source_text(m.source, d["span"], 60) if d["span"] else ""
-    if d.get("backward"):
-        return f"∂ {text}" if text else d["op"]
-    return text or d["op"]
 
 
 def _cut(text: str, width: int) -> str:

@@ -15,6 +15,10 @@ def write_atomic(path: str | os.PathLike, data: bytes | str, durable: bool = Tru
     path = Path(path)
     if isinstance(data, str):
         data = data.encode("utf-8")
+    if path.exists() and not path.is_file():    # /dev/null, /dev/stdout, a pipe: written to,
+        with open(path, "wb") as f:             # never replaced by a file of the same name
+            f.write(data)
+        return
     fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".tmp")
     try:
         try:        # the mode a new file would get (mkstemp makes it 0600), or the old file's

@@ -219,6 +219,25 @@ class Model:
             return repr(d["value"])
         return f"%{n}"
 
+    def describe(self, n: int) -> str:
+        """A node as the user wrote it, for messages: its name, else its text in the model
+        (`sum(W @ x)`); a gradient as g_ of that; another node of the backward pass as ∂ of
+        the text it differentiates."""
+        from .emit import source_text
+        d = self.node(n)
+        g = d.get("grad_of")
+        if g is not None and g in self.G:
+            of = self.describe(g)
+            return "g_" + (of if of.isidentifier() else f"({of})")
+        if d["name"] and not d.get("backward"):
+            return d["name"]
+        if d["op"] == "literal":
+            return repr(d["value"])
+        text = source_text(self.source, d["span"], 60) if d["span"] and self.source else ""
+        if d.get("backward"):
+            return f"∂ {text}" if text else d["op"]
+        return text or d["op"]
+
     def roots(self) -> list[int]:
         return [n for n in (self.loss, *self.outputs.values(), *self.grads.values()) if n is not None]
 

@@ -31,7 +31,7 @@ def test_cse_computes_a_repeated_expression_once():
     before, after = pipeline(text, False), pipeline(text, True)
     assert ops_of(before)["mul"] == 2 and ops_of(after)["mul"] == 1
     assert after.names["a"] == after.names["b"]
-    assert "b same value as a" in "\n".join(after.rewrites)
+    assert "`b` is computed once: the same value as `a` at 3:5" in "\n".join(after.rewrites)
 
 
 def test_constant_folding():

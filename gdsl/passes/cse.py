@@ -21,7 +21,7 @@ def cse(model) -> None:
                else (op, d["args"], tuple(sorted(attrs.items())) if attrs else ()))
         keep = seen.setdefault(key, n)
         if keep != n:
-            merge(model, n, keep, "same value as")
+            merge(model, n, keep, "is computed once: the same value as")
 
 
 def merge(model, old: int, keep: int, why: str | None) -> None:
@@ -29,7 +29,9 @@ def merge(model, old: int, keep: int, why: str | None) -> None:
     ``why`` (if given) goes into the report of rewrites."""
     od, kd = model.node(old), model.node(keep)
     if why is not None and od["op"] != "literal":
-        model.rewrites.append(f"{od['span'] or '-'}: {model.label(old)} {why} {model.label(keep)}")
+        where = f" at {kd['span']}" if kd["span"] and kd["span"] != od["span"] else ""
+        model.rewrites.append(f"{od['span'] or '-'}: `{model.describe(old)}` {why} "
+                              f"`{model.describe(keep)}`{where}")
     if kd["name"] is None and od["name"] is not None:
         kd["name"], kd["line"] = od["name"], od["line"]
     if kd.get("grad_of") is None and od.get("grad_of") is not None:

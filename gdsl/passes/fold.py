@@ -41,5 +41,5 @@ def fold(model) -> None:
             continue
         lit = b.lit(value).id
         literals.add(lit)
-        model.rewrites.append(f"{d['span'] or '-'}: folded {model.label(n)} to {value!r}")
+        model.rewrites.append(f"{d['span'] or '-'}: folded `{model.describe(n)}` to {value!r}")
         merge(model, n, lit, None)
