@@ -35,6 +35,7 @@ class Namer:
         self.used: set[str] = set()
         self.names: dict[int, str] = {}
         self.temps = 0
+        self.suffix: dict[str, int] = {}    # base -> the last k tried (m, m_2, m_3 ...: linear)
 
     def fresh(self, base: str) -> str:
         base = unicodedata.normalize("NFKC", base)
@@ -43,10 +44,13 @@ class Namer:
             base = base if base.isidentifier() else "v"
         base = base[:80]
         name = base
-        k = 1
+        k = self.suffix.get(base, 1)
+        if k > 1:
+            name = f"{base}_{k}"
         while name in RESERVED or name in self.used or keyword.iskeyword(name):
             k += 1
             name = f"{base}_{k}"
+        self.suffix[base] = k
         self.used.add(name)
         return name
 
@@ -239,6 +243,11 @@ class _Function:
         as_float, inlinable, into, shares, user = (self.as_float, self.inlinable, self.into,
                                                    self.shares, self.user)
         renamed, names = self.renamed, namer.names
+        # the end of each chain of results computed in one array (a -> n -> ...), found once:
+        # walked backwards, a node's home is that of the result that takes its array
+        home = {}
+        for n in reversed(self.order):
+            home[n] = home.get(renamed[n], renamed[n]) if n in renamed else n
         # node -> (expression, inlining depth, names it reads, arrays whose values it reads)
         exprs: dict[int, tuple[ast.expr, int, tuple, tuple]] = {}
         # where each array is overwritten by a result computed in it (a named argument's)
@@ -289,10 +298,7 @@ class _Function:
                 continue
             # the node whose name n's array takes: n's own, or that of the result computed
             # in its array when n is unnamed and read by that result alone
-            home = n
-            while home in renamed:
-                home = renamed[home]
-            target = names.get(home) or namer.of(m, home)
+            target = names.get(home[n]) or namer.of(m, home[n])
             if n in into:
                 stmt = _written_into(expr, target, exprs[into[n]][0].id)
             else:

@@ -84,14 +84,6 @@ def wide(n):            # one statement of n terms
 
 MODELS = [repeated, repeated_live, hub, chain, twins, rewrites, names, losses, deep, wide]
 
-# gdsl/emit.py is still quadratic on these: Namer.fresh tries base_2, base_3, ... from 2 for
-# every value of the same base name (the fusion's m, e, Z, ys for n losses), and
-# _Function.statements walks the chain of results computed in one array (`while home in
-# renamed`) from its start for every node of it (a gradient summed over n uses, a deep
-# chain of in-place updates). When emit is fixed, these tests pass: remove the xfail.
-EMIT_QUADRATIC = {"repeated_live", "hub", "losses", "deep"}
-
-
 @functools.cache
 def work(model, n: int) -> dict[str, int]:
     """Lines of Python executed by each stage while compiling model(n)."""
@@ -129,17 +121,9 @@ def _warm():
 
 @pytest.mark.parametrize("model", MODELS, ids=lambda f: f.__name__)
 def test_each_stage_does_linear_work(model):
-    stages = [s for s in STAGE_NAMES if not (s == "emit" and model.__name__ in EMIT_QUADRATIC)]
-    grown = ratios(model, stages)
+    grown = ratios(model, STAGE_NAMES)
     slow = {s: round(r, 2) for s, r in grown.items() if r > LIMIT}
     assert not slow, f"{model.__name__}: doubling n multiplies the work of {slow}"
-
-
-@pytest.mark.xfail(strict=True, reason="gdsl/emit.py: Namer.fresh and the in-place chain walk")
-@pytest.mark.parametrize("model", [m for m in MODELS if m.__name__ in EMIT_QUADRATIC],
-                         ids=lambda f: f.__name__)
-def test_emit_does_linear_work(model):
-    assert ratios(model, ["emit"])["emit"] <= LIMIT
 
 
 def test_20000_repeated_subexpressions_within_2_5x_of_10000():
