@@ -156,7 +156,7 @@ class ToAst(Transformer):
 
     def shape(self, c):
         dims = []
-        for d in c:
+        for d in c[1:-1]:
             if d is None:
                 continue
             if d.type == "NUMBER":
@@ -169,7 +169,7 @@ class ToAst(Transformer):
                 dims.append(S.DimSpec(int(d.value), _span(d)))
             else:
                 dims.append(S.DimSpec(d.value, _span(d)))
-        return tuple(dims), (dims[-1].span if dims else None)
+        return tuple(dims), _span(c[-1])         # (the span ends at `]`)
 
     def init(self, c):
         name, *args = c

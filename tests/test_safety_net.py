@@ -202,8 +202,6 @@ def test_division_by_a_literal_zero_has_a_gradient_like_its_value():
     assert g["a"] == np.inf
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a declaration's statement span ends at its last dim, "
-                   "not at `]`: the emitted comment reads `# grad of: param w[C, n`")
 def test_comments_quote_declarations_whole():
     src = gdsl.compile("param w[C, n]\nJ = sum(w * w) + mean(w)").source
     comments = [line.strip() for line in src.splitlines() if "grad of: param" in line]

@@ -100,7 +100,7 @@ def value_and_grad(*, x, y, w, k=2.0):
     t18 = g_a * t3
     t19 = g_a * t2
     del t2, g_a
-    # grad of: param w[C, n
+    # grad of: param w[C, n]
     t20 = t9 * (t10 - (t10 * t9).sum(axis=0, keepdims=True)) + t14 * x
     del t9, t10, t14
     t21 = t20 + 2.0 * t16 * w + t18 * np.sign(w) + t17 * t3 * (1.0 - t3)

@@ -149,7 +149,7 @@ def value_and_grad(*, x, y, w, k=2.0):
     del t1, g_a
     t23 = np.multiply(t22, 1.0 - t5 * t5, out=t22)
     del t5, t22
-    # grad of: param w[C, n
+    # grad of: param w[C, n]
     g_w += t10
     del t10
     g_w += t16

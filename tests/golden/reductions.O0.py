@@ -73,7 +73,7 @@ def value_and_grad(*, x, w):
     # grad of: a = mean(x * w, axis=0)
     t12 = np.broadcast_to(np.expand_dims(g_a / t1.shape[0], 0), t1.shape)
     del t1, g_a
-    # grad of: param w[C, n
+    # grad of: param w[C, n]
     t13 = np.broadcast_to(1.0 / w.size, w.shape) + t8 * x + t11
     del t11, t8
     # grad of w: summed over its uses

@@ -77,7 +77,7 @@ def value_and_grad(*, x, w):
     del g_a
     t13 = np.broadcast_to(np.expand_dims(t12, 0), t1.shape)
     del t1, t12
-    # grad of: param w[C, n
+    # grad of: param w[C, n]
     g_w += np.broadcast_to(1.0 / w.size, w.shape)
     g_w += t11
     del t11
