@@ -434,7 +434,7 @@ def chain_text(k: int) -> str:
 
 def child_chain(k: int) -> dict:
     import gdsl
-    import gdsl.compiler as gc_
+    import gdsl.runtime as gc_
 
     stages, last = {}, [0.0]
 

@@ -5,7 +5,6 @@
     >>> loss, grads = m.value_and_grad(W=W, x=x, b=b, y=y, lam=0.01)
 """
 
-from .compiler import CompiledModel, compile, compile_file
 from .errors import (
                      GdslDataError,
                      GdslDivergedError,
@@ -19,8 +18,22 @@ from .errors import (
                      GdslUsageError,
                      GdslValueError,
 )
+from .runtime import CompiledModel, compile, compile_file
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """gdsl.train and gdsl.check, the tools `gdsl run` and `gdsl check` use, imported when
+    first asked for (importing gdsl alone loads only the compiler)."""
+    if name == "train":
+        from .tools.train import train
+        return train
+    if name == "check":
+        from .tools.check import check
+        return check
+    raise AttributeError(f"module 'gdsl' has no attribute {name!r}")
+
 
 __all__ = [
                      "CompiledModel",
@@ -35,6 +48,8 @@ __all__ = [
                      "GdslTypeError",
                      "GdslUsageError",
                      "GdslValueError",
+                     "check",
                      "compile",
                      "compile_file",
+                     "train",
 ]

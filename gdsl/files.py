@@ -90,3 +90,26 @@ def _same_file(a: Path, b: str | os.PathLike) -> bool:
         return os.path.samefile(a, b)
     except OSError:         # one of them does not exist yet: the same file only by its path
         return os.path.realpath(a) == os.path.realpath(b)
+
+
+def read_model(path: str) -> str:
+    """The model text; at most MAX_SOURCE_BYTES are read, so /dev/zero or a huge file is a
+    clear error, not a MemoryError. Newlines are read as text mode reads them (\\r\\n, \\r -> \\n)."""
+    from .errors import GdslError, GdslLimitError, GdslUsageError
+    from .limits import MAX_SOURCE_BYTES
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_SOURCE_BYTES + 1)
+        if len(data) > MAX_SOURCE_BYTES:
+            raise GdslLimitError(f"the model file is larger than the limit of {MAX_SOURCE_BYTES} "
+                                 "bytes", filename=path, help="gdsl.limits.MAX_SOURCE_BYTES")
+        return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+    except FileNotFoundError:
+        raise GdslUsageError(f"no such model file: {path}", filename=path) from None
+    except IsADirectoryError:
+        raise GdslUsageError("this is a directory, not a model file", filename=path) from None
+    except UnicodeDecodeError as e:
+        raise GdslError(f"the model file is not UTF-8 text ({e.reason} at byte {e.start})",
+                        filename=path) from None
+    except OSError as e:
+        raise GdslUsageError(f"cannot read the model file: {e.strerror}", filename=path) from None

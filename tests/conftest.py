@@ -5,10 +5,10 @@ import os
 import numpy as np
 import pytest
 
-import gdsl.compiler
+import gdsl.pipeline
 
 os.environ["GDSL_CHECK_IR"] = "1"          # every compile in the tests checks the IR after each stage
-gdsl.compiler.CHECK_IR = True
+gdsl.pipeline.CHECK_IR = True
 
 
 @pytest.fixture

@@ -96,8 +96,8 @@ def grammar_strategy():
     from hypothesis import strategies as st
     from hypothesis.extra.lark import from_lark
 
-    from gdsl.ops import user_functions
-    from gdsl.parse import grammar_text
+    from gdsl.ir.ops import user_functions
+    from gdsl.lang.parse import grammar_text
 
     grammar = lark.Lark(grammar_text(), parser="lalr", lexer="contextual")
     words = COMMON_NAMES + user_functions()
@@ -270,7 +270,7 @@ def check_error(text: str, e: GdslError) -> None:
 # -- audit of the emitted module ----------------------------------------------------------------
 
 # Names the emitted code may call that are not np.* or methods: the hand-written helpers
-# (compared verbatim with gdsl.ops.HELPERS) use these builtins and nothing else.
+# (compared verbatim with gdsl.ir.ops.HELPERS) use these builtins and nothing else.
 HELPER_BUILTINS = {"len", "range", "tuple", "enumerate", "ValueError", "TypeError"}
 # Methods called on arrays (and `arrays.get` on the dict of arrays).
 METHODS = {"sum", "mean", "max", "min", "get", "astype", "reshape", "outer", "copy", "any",
@@ -285,7 +285,8 @@ _LINE_BREAKS = "\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
 
 
 def _known_helpers() -> dict[str, str]:
-    from gdsl import emit, ops
+    from gdsl.backend import numpy_target as emit
+    from gdsl.ir import ops
     known = {}
     texts = list(ops.HELPERS.values())
     if isinstance(getattr(emit, "_EXPECT", None), str):

@@ -8,14 +8,14 @@ import sys
 import numpy as np
 import pytest
 
-from gdsl.train import load_params, save_params
+from gdsl.tools.train import load_params, save_params
 
 # The child saves a large params file and SIGKILLs itself in the middle of the write: after half
 # of the bytes (inside f.write) or after all of them but before the rename (at fsync).
 CHILD = """
 import os, signal, sys
 import numpy as np
-from gdsl.train import save_params
+from gdsl.tools.train import save_params
 where = sys.argv[2]
 real_write, real_fsync = os.write, os.fsync
 
@@ -30,7 +30,7 @@ class Dying:
     def __enter__(self): return self
     def __exit__(self, *a): return self.f.__exit__(*a)
 
-import gdsl.compiler as c
+import gdsl.files as c
 real_fdopen = c.os.fdopen
 c.os.fdopen = lambda *a, **k: Dying(real_fdopen(*a, **k))
 if where == "fsync":

@@ -6,10 +6,10 @@ import os
 import numpy as np
 import pytest
 
-from gdsl import ops
-from gdsl.check import check, kink_distance, local_errors, rel_error
 from gdsl.cli import main
-from gdsl.ops import defop, np_, same
+from gdsl.ir import ops
+from gdsl.ir.ops import defop, np_, same
+from gdsl.tools.check import check, kink_distance, local_errors, rel_error
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS = sorted(glob.glob(os.path.join(ROOT, "models", "*.gdsl")))

@@ -16,11 +16,11 @@ import sys
 
 import pytest
 
-from gdsl import check as checking
-from gdsl import ops
-from gdsl.check import check
-from gdsl.compiler import run_pipeline
-from gdsl.ops import call, defop, np_, same
+from gdsl.ir import ops
+from gdsl.ir.ops import call, defop, np_, same
+from gdsl.pipeline import run_pipeline
+from gdsl.tools import check as checking
+from gdsl.tools.check import check
 
 SCALED = """input x[d, n]
 input y[C, n]

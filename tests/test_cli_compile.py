@@ -84,9 +84,9 @@ def test_a_command_imports_only_its_own_module(tmp_path):
                         str(tmp_path / "m.py")], capture_output=True, text=True, check=False)
     assert r.returncode == 0, r.stderr
     loaded = set(r.stdout.split())
-    assert "gdsl.cmd_compile" in loaded and "gdsl.emit" in loaded
-    assert not loaded & {"gdsl.cmd_run", "gdsl.train", "gdsl.data", "gdsl.check", "gdsl.draw",
-                         "gdsl.explain", "gdsl.cost"}
+    assert "gdsl.cli.compile" in loaded and "gdsl.backend.numpy_target" in loaded
+    assert not loaded & {"gdsl.cli.run", "gdsl.tools.train", "gdsl.tools.data", "gdsl.tools.check", "gdsl.views.draw",
+                         "gdsl.views.explain", "gdsl.views.cost"}
 
 
 def test_help_and_a_mistyped_command_list_every_command():

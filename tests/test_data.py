@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from gdsl import data as D
 from gdsl.errors import GdslDataError
+from gdsl.tools import data as D
 
 INPUTS = {"x": ("d", "n"), "y": ("C", "n")}
 

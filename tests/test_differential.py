@@ -131,7 +131,7 @@ def test_a_wrong_gradient_is_caught(monkeypatch):
     """Negative control: break the vjp of tanh in the op table; the comparison must notice."""
     import dataclasses
 
-    from gdsl import ops
+    from gdsl.ir import ops
     bad = dataclasses.replace(ops.OPS["tanh"], vjp=(lambda g, ans, x, **at: g * (1 + ans * ans),))
     monkeypatch.setitem(ops.OPS, "tanh", bad)
     text = "param W[C, n]\nJ = sum(tanh(W))\nloss J\n"

@@ -6,8 +6,8 @@ import pytest
 from helpers import run_cli
 
 import gdsl
-from gdsl.draw import View, teaching_model
-from gdsl.explain import Lesson, jacobian_check
+from gdsl.views.draw import View, teaching_model
+from gdsl.views.explain import Lesson, jacobian_check
 
 ROOT = Path(__file__).resolve().parents[1]
 LECTURE = ROOT / "models" / "linear_softmax.gdsl"
@@ -67,7 +67,7 @@ def test_every_lecture_formula_appears(lecture):
 def test_formulas_come_from_the_op_table(lecture, monkeypatch):
     import dataclasses
 
-    from gdsl import ops
+    from gdsl.ir import ops
     softmax = ops.OPS["softmax"]
     monkeypatch.setitem(ops.OPS, "softmax", dataclasses.replace(softmax, jacobian=("S({ans})",)))
     assert "∂p/∂s = S(p)" in lecture.explain()
@@ -119,7 +119,7 @@ def test_a_wrong_local_jacobian_is_caught(lecture, monkeypatch):
     # negative control: spoil one op's vector-Jacobian product and the check must disagree
     import dataclasses
 
-    from gdsl import ops
+    from gdsl.ir import ops
     sq = ops.OPS["sqnorm"]
     monkeypatch.setitem(ops.OPS, "sqnorm",
                         dataclasses.replace(sq, vjp=(lambda g, ans, x, **at: x * (3 * g),)))

@@ -78,12 +78,12 @@ def test_an_error_placed_outside_the_text_is_caught():
 
 
 def test_a_crash_is_caught(monkeypatch):
-    import gdsl.compiler
+    import gdsl.runtime
 
     def boom(*a, **k):
         raise KeyError("boom")
 
-    monkeypatch.setattr(gdsl.compiler, "run_pipeline", boom)
+    monkeypatch.setattr(gdsl.runtime, "run_pipeline", boom)
     with pytest.raises(PropertyFailure, match="KeyError instead of a GdslError"):
         check_text("a = b")
 

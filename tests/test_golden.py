@@ -142,8 +142,8 @@ def test_snippets_compile_and_run_at_both_levels():
 
 def update() -> int:
     """Write every golden file afresh and remove stale ones; print what changed."""
-    import gdsl.compiler
-    gdsl.compiler.CHECK_IR = True       # as in the test suite
+    import gdsl.pipeline
+    gdsl.pipeline.CHECK_IR = True       # as in the test suite
     GOLDEN.mkdir(exist_ok=True)
     written = set()
     for golden, text, filename, wrt, optimize in VARIANTS:

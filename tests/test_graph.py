@@ -10,8 +10,8 @@ import pytest
 from helpers import run_cli
 
 import gdsl
-from gdsl.compiler import run_pipeline
-from gdsl.draw import View, to_dot
+from gdsl.pipeline import run_pipeline
+from gdsl.views.draw import View, to_dot
 
 ROOT = Path(__file__).resolve().parents[1]
 LECTURE = ROOT / "models" / "linear_softmax.gdsl"
@@ -122,7 +122,7 @@ def test_graphviz_is_used_when_installed(lecture, tmp_path, monkeypatch):
     fake.write_text("#!/bin/sh\ncat > /dev/null\necho '<svg xmlns=\"http://www.w3.org/2000/svg\" "
                     "data-format=\"'$1'\"/>'\n")
     fake.chmod(0o755)
-    monkeypatch.setattr("gdsl.draw.graphviz", lambda: str(fake))
+    monkeypatch.setattr("gdsl.views.draw.graphviz", lambda: str(fake))
     svg = lecture.draw("svg")
     assert 'data-format="-Tsvg"' in svg
 

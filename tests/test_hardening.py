@@ -13,7 +13,7 @@ from helpers import run_cli as _run_cli
 
 import gdsl
 from gdsl.errors import GdslError, GdslLimitError, GdslValueError
-from gdsl.train import train
+from gdsl.tools.train import train
 
 LECTURE = ROOT / "models" / "linear_softmax.gdsl"
 

@@ -1,12 +1,12 @@
 """Limits: big and deep models compile or give a clear GdslLimitError, never a crash or a hang.
 
-    gdsl.parse.MAX_SOURCE_BYTES   bytes of model text
-    gdsl.parse.MAX_NESTING        brackets inside brackets
-    gdsl.build.MAX_NODES          values in the forward graph (and operations while parsing)
+    gdsl.limits.MAX_SOURCE_BYTES   bytes of model text
+    gdsl.limits.MAX_NESTING        brackets inside brackets
+    gdsl.limits.MAX_NODES          values in the forward graph (and operations while parsing)
 
 Nothing in the compiler recurses on the depth of an expression (Python's default recursion
 limit of 1,000 is far below the 5,000-deep models here), and the emitted code inlines at most
-gdsl.emit.MAX_INLINE_DEPTH levels, so ast.unparse and Python's compile() see shallow
+gdsl.backend.numpy_target.MAX_INLINE_DEPTH levels, so ast.unparse and Python's compile() see shallow
 expressions whatever the model.
 
 The 100,000-statement chain (the compiler issue's figure) takes ~30-40 s of CPU, in every run.
@@ -22,11 +22,10 @@ import numpy as np
 import pytest
 
 import gdsl
-import gdsl.build
-from gdsl.build import MAX_NODES
-from gdsl.emit import MAX_INLINE_DEPTH
+import gdsl.limits
+from gdsl.backend.numpy_target import MAX_INLINE_DEPTH
 from gdsl.errors import GdslLimitError
-from gdsl.parse import MAX_NESTING, MAX_SOURCE_BYTES
+from gdsl.limits import MAX_NESTING, MAX_NODES, MAX_SOURCE_BYTES
 
 DEEP = 5000
 CHAIN = 100_000
@@ -138,7 +137,7 @@ def test_nesting_over_the_limit():
 def test_more_nodes_than_the_limit(limit, monkeypatch):
     """Over the node limit (lowered to 20,000 to keep the suite fast; GDSL_SLOW=1 also runs the
     real one): a clear error while parsing or resolving, before any work that grows with it."""
-    monkeypatch.setattr(gdsl.build, "MAX_NODES", limit)
+    monkeypatch.setattr(gdsl.limits, "MAX_NODES", limit)
     cases = [
         "y = " + " + ".join(["x"] * (limit + 2)),                      # one long expression
         "y = " + "-" * (limit + 2) + "x",                              # a long unary chain

@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from gdsl.compiler import STAGE_NAMES, run_pipeline
+from gdsl.pipeline import STAGE_NAMES, run_pipeline
 
 N = 500          # and 2N
 LIMIT = 2.1      # linear work doubles (sorts and heaps are C: not counted)

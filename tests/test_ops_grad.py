@@ -11,7 +11,7 @@ import pytest
 from helpers import assert_grads_match, numeric_grad
 
 import gdsl
-from gdsl.ops import OPS, defop
+from gdsl.ir.ops import OPS, defop
 
 BROADCAST_GROUPS = [
     [(), (3, 4)], [(3, 4), ()], [(3, 4), (3, 4)], [(3, 4), (3, 1)], [(3, 1), (3, 4)],

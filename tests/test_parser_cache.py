@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 import gdsl.files
-from gdsl import parse as P
 from gdsl.errors import GdslError
+from gdsl.lang import parse as P
 
 MODEL = "param W[C, d]\ninput x[d, n]\ns = W @ x + 0.5 * tanh(x.T @ W.T).T\nJ = sum(s ** 2)\n"
 TEXTS = [MODEL, "x = (1 +\n", "param W[C, d]\nW = 2\n", "input = 3", "z = W x", "a = $"]
@@ -26,7 +26,7 @@ def cache(tmp_path, monkeypatch):
 
 
 def outcomes(parser) -> list:
-    """What gdsl.parse gives for TEXTS with this parser: the AST (syntax nodes compare by
+    """What gdsl.lang.parse gives for TEXTS with this parser: the AST (syntax nodes compare by
     identity, their repr says everything) or the error."""
     out = []
     with pytest.MonkeyPatch.context() as mp:

@@ -10,7 +10,7 @@ from helpers import GDSL, MODELS
 from test_models import DIMS, arrays_for
 
 import gdsl
-from gdsl.compiler import run_pipeline
+from gdsl.pipeline import run_pipeline
 
 
 def ops_of(model):

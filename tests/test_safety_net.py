@@ -18,7 +18,7 @@ import pytest
 from helpers import numeric_grad
 
 import gdsl
-from gdsl.train import prepare, train
+from gdsl.tools.train import prepare, train
 
 # -- 1. gradients that sum mask-valued contributions --------------------------------------------
 

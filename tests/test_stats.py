@@ -7,7 +7,7 @@ import subprocess
 from helpers import GDSL
 
 import gdsl
-from gdsl.cost import cost
+from gdsl.views.cost import cost
 
 
 def test_flops_kept_bytes_and_pruned_gradients():

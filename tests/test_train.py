@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from gdsl.errors import GdslDataError, GdslDivergedError, GdslValueError
-from gdsl.train import evaluate, load_params, prepare, save_params, train
+from gdsl.tools.train import evaluate, load_params, prepare, save_params, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -9,8 +9,8 @@ import pytest
 from helpers import MODELS
 
 import gdsl
-import gdsl.emit
-from gdsl import unparse
+import gdsl.backend.numpy_target
+from gdsl.backend import unparse
 
 
 def check_roundtrip(node):
@@ -28,7 +28,7 @@ def checked(monkeypatch):
         seen.append(node)
         return check_roundtrip(node)
 
-    monkeypatch.setattr(gdsl.emit, "statement", statement)
+    monkeypatch.setattr(gdsl.backend.numpy_target, "statement", statement)
     return seen
 
 

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from ..ops import OPS
+from ..ir.ops import OPS
 from .cse import merge
 
 FOLDABLE = {"add", "sub", "mul", "div", "pow", "neg", "exp", "log", "tanh", "sigmoid", "relu",
@@ -28,7 +28,7 @@ def _evaluate(op: str, attrs: dict, values: list[float]):
 
 
 def fold(model) -> None:
-    from ..grad import Builder
+    from .grad import Builder
     b = Builder(model)
     nodes = model.G._node
     literals = {n for n, d in nodes.items() if d["op"] == "literal"}

@@ -1,6 +1,6 @@
 """The `gdsl` command line.
 
-Each subcommand lives in its own module ``gdsl/cmd_<name>.py`` with two
+Each subcommand lives in its own module ``gdsl/cli/<name>.py`` with two
 functions: ``register(subparsers)`` adds its parser, ``main(args) -> int``
 runs it. User mistakes print one message (file:line:col and a caret) and
 exit 1; usage mistakes exit 2; neither shows a traceback unless
@@ -16,8 +16,8 @@ import sys
 import traceback
 import warnings
 
-from . import __version__
-from .errors import GdslDataWarning, GdslError, GdslUsageError
+from .. import __version__
+from ..errors import GdslDataWarning, GdslError, GdslUsageError
 
 COMMANDS = ["compile", "run", "check", "graph", "explain", "stats"]
 
@@ -39,9 +39,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS if only is None else [only]:
         try:
-            module = importlib.import_module(f"gdsl.cmd_{name}")
+            module = importlib.import_module(f"gdsl.cli.{name}")
         except ModuleNotFoundError as e:
-            if e.name == f"gdsl.cmd_{name}":
+            if e.name == f"gdsl.cli.{name}":
                 continue
             raise
         p = module.register(sub)
@@ -95,5 +95,3 @@ def usage_error(message: str) -> GdslUsageError:
     return GdslUsageError(message)
 
 
-if __name__ == "__main__":
-    sys.exit(main())

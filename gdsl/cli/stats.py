@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import sys
 
-from .cmd_compile import read_model
-from .compiler import CompiledModel, run_pipeline
-from .cost import report
-from .errors import GdslUsageError
+from ..errors import GdslUsageError
+from ..files import read_model
+from ..pipeline import run_pipeline
+from ..runtime import CompiledModel
+from ..views.cost import report
 
 
 def register(sub):

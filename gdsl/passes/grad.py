@@ -10,9 +10,9 @@ unasked-for gradient (the data x, the labels y) is computed.
 
 from __future__ import annotations
 
-from .errors import GdslShapeError, GdslTypeError
-from .ops import OPS
-from .shapes import Mismatch
+from ..errors import GdslShapeError, GdslTypeError
+from ..ir.ops import OPS
+from ..ir.shapes import Mismatch
 
 LEAVES = ("input", "param", "const", "literal")
 

@@ -19,7 +19,7 @@ from itertools import chain
 
 import numpy as np
 
-from .ops import HELPER_DEPS, HELPERS, LOAD, OPS, STORE, const, np_
+from ..ir.ops import HELPER_DEPS, HELPERS, LOAD, OPS, STORE, const, np_
 from .unparse import statement
 
 MAX_INLINE_DEPTH = 4
@@ -419,7 +419,7 @@ def _metadata(model) -> list[ast.stmt]:
     def table(d, value):
         return ast.Dict([_str(k) for k in d], [value(k, v) for k, v in d.items()])
 
-    from .init import DEFAULT_INIT
+    from ..ir.init import DEFAULT_INIT
     rows = [
         ("INPUTS", table(model.inputs, lambda k, n: shape_of(n))),
         ("PARAMS", table(model.params, lambda k, n: shape_of(n))),

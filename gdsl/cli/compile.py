@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from .compiler import STAGE_NAMES, run_pipeline
-from .errors import GdslUsageError
-from .files import check_output, write_atomic
+from ..errors import GdslUsageError
+from ..files import check_output, read_model, write_atomic
+from ..pipeline import STAGE_NAMES, run_pipeline
 
 
 def register(sub):
@@ -25,30 +25,6 @@ def register(sub):
     p.add_argument("--dump-after", metavar="STAGE", choices=STAGE_NAMES,
                    help="print the IR after a stage: " + ", ".join(STAGE_NAMES))
     return p
-
-
-def read_model(path: str) -> str:
-    """The model text; at most MAX_SOURCE_BYTES are read, so /dev/zero or a huge file is a
-    clear error, not a MemoryError. Newlines are read as text mode reads them (\\r\\n, \\r -> \\n)."""
-    from .errors import GdslLimitError
-    from .parse import MAX_SOURCE_BYTES
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_SOURCE_BYTES + 1)
-        if len(data) > MAX_SOURCE_BYTES:
-            raise GdslLimitError(f"the model file is larger than the limit of {MAX_SOURCE_BYTES} "
-                                 "bytes", filename=path, help="gdsl.parse.MAX_SOURCE_BYTES")
-        return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
-    except FileNotFoundError:
-        raise GdslUsageError(f"no such model file: {path}", filename=path) from None
-    except IsADirectoryError:
-        raise GdslUsageError("this is a directory, not a model file", filename=path) from None
-    except UnicodeDecodeError as e:
-        from .errors import GdslError
-        raise GdslError(f"the model file is not UTF-8 text ({e.reason} at byte {e.start})",
-                        filename=path) from None
-    except OSError as e:
-        raise GdslUsageError(f"cannot read the model file: {e.strerror}", filename=path) from None
 
 
 def parse_names(text: str | None) -> list[str] | None:

@@ -7,9 +7,9 @@ import json
 import math
 import sys
 
-from .errors import GdslError, GdslUsageError
-from .files import check_output
-from .train import OPTIMIZERS, load_params, prepare, save_params, train
+from ..errors import GdslError, GdslUsageError
+from ..files import check_output
+from ..tools.train import OPTIMIZERS, load_params, prepare, save_params, train
 
 
 def register(sub):
@@ -101,7 +101,7 @@ def plot_curves(path: str, history: list[dict], title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .files import write_atomic
+    from ..files import write_atomic
     ep = [r["epoch"] for r in history]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     ax1.plot(ep, [r["train_loss"] for r in history], label="train loss")
@@ -132,7 +132,7 @@ def main(args) -> int:
         return _main(args)
     except GdslError as e:
         if e.filename is None:     # say which file the message is about
-            from .errors import GdslDataError
+            from ..errors import GdslDataError
             e.filename = (args.data or "data") if isinstance(e, GdslDataError) else args.model
         raise
 
@@ -180,7 +180,7 @@ def _main(args) -> int:
             else:
                 print(line, flush=True)
 
-    from .train import settings_for
+    from ..tools.train import settings_for
     s_epochs = [settings_for(tm, epochs=args.epochs).epochs]
     result = train(tm, args.data, val=args.val, params=params, consts=sets, on_epoch=on_epoch,
                    progress=progress, params_file=f"the params in {args.load}", params_path=args.load,

@@ -9,7 +9,7 @@ who wrote ``d`` and ``e`` meant two sizes.
 
 from __future__ import annotations
 
-from .errors import GdslShapeError
+from ..errors import GdslShapeError
 
 Dim = int | str
 Shape = tuple[Dim, ...] | None

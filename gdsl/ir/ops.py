@@ -168,7 +168,7 @@ def transposed(dims, s, at):
 # Rules are written with graph values: g * ans builds a 'mul' node. `call` builds any op.
 
 def call(name, *args, **attrs):
-    from .grad import V
+    from ..passes.grad import V
     b = next(a.b for a in args if isinstance(a, V))
     return b.op(name, *args, **attrs)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import GdslDataError
+from ..errors import GdslDataError
 
 
 @dataclass

@@ -26,9 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import GdslDataError, GdslDataWarning, GdslDivergedError, GdslError, GdslValueError
+from ..files import write_atomic
+from ..pipeline import run_pipeline
+from ..runtime import CompiledModel
 from . import data as D
-from .compiler import CompiledModel, run_pipeline, write_atomic
-from .errors import GdslDataError, GdslDataWarning, GdslDivergedError, GdslError, GdslValueError
 
 LOSS_OPS = ("xent", "svm")
 OPTIMIZERS = ("sgd", "momentum", "adam")
@@ -134,7 +136,7 @@ def prepare(model, *, filename: str | None = None) -> Trainable:
         path = Path(model) if isinstance(model, os.PathLike) or (
             isinstance(model, str) and "\n" not in model and model.endswith(".gdsl")) else None
         if path is not None:
-            from .cmd_compile import read_model
+            from ..files import read_model
             text, filename = read_model(str(path)), str(path)
         else:
             text = str(model)
@@ -339,8 +341,8 @@ def check_training_memory(tm: Trainable, dims: dict, s: Settings, examples: int)
     """Params, their gradients and the optimiser's state, and one step's values at ``examples``
     examples (what is kept for the backward pass and the largest value), before any of it is
     allocated (a class label of 10^12 asks for a [10^12, d] weight matrix)."""
-    from .cost import cost
-    from .memory import check_memory
+    from ..limits import check_memory
+    from ..views.cost import cost
     m = tm.compiled.model
     copies = {"sgd": 2, "momentum": 3, "adam": 4}[s.optimizer]
     sizes = dict(dims)

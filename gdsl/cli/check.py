@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from .check import check
-from .cmd_compile import parse_names
-from .cmd_run import parse_sets
-from .errors import GdslError, GdslValueError
+from ..errors import GdslError, GdslValueError
+from ..tools.check import check
+from .compile import parse_names
+from .run import parse_sets
 
 
 def register(sub):
@@ -36,7 +36,7 @@ def register(sub):
 
 
 def main(args) -> int:
-    from .check import _compiled
+    from ..tools.check import _compiled
     if not (args.tol > 0):
         raise GdslValueError(f"--tol must be positive, got {args.tol}")
     if not (args.step > 0):

@@ -26,12 +26,12 @@ import textwrap
 
 import numpy as np
 
+from ..errors import GdslError, GdslUsageError
+from ..ir.graph import Model
+from ..ir.ops import HELPERS, OPS
+from ..ir.shapes import Dims, infer, show_shape
+from ..passes.grad import _reachable_from
 from .draw import View, display_name, teaching_model
-from .errors import GdslError, GdslUsageError
-from .grad import _reachable_from
-from .ir import Model
-from .ops import HELPERS, OPS
-from .shapes import Dims, infer, show_shape
 
 FORMATS = ("text", "markdown", "latex")
 
@@ -156,7 +156,7 @@ def evaluate(m: Model, order, values: dict, shapes: dict) -> dict:
 def local_jacobians(m: Model, c: int, values: dict, shapes: dict, positions) -> dict:
     """{position: the explicit Jacobian ∂vec(c)/∂vec(arg)} of node c, built row by row by
     applying the op's vector-Jacobian products (from the op table) to unit vectors."""
-    from .grad import differentiate
+    from ..passes.grad import differentiate
     d = m.node(c)
     mini = Model()
     leaves = []

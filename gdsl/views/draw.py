@@ -28,8 +28,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .errors import GdslError
-from .ir import Model
+from ..errors import GdslError
+from ..ir.graph import Model
 
 LEAVES = ("input", "param", "const", "literal")
 FORMATS = ("dot", "svg", "png")
@@ -220,7 +220,7 @@ def _q(text: str) -> str:
 
 
 def _shape_text(model: Model, n: int) -> str:
-    from .shapes import show_shape
+    from ..ir.shapes import show_shape
     return show_shape(model.G.nodes[n]["shape"])
 
 
@@ -433,7 +433,7 @@ def render_matplotlib(view: View, fmt: str, *, backward: bool = False,
 
 def teaching_model(model) -> Model:
     """The unfused IR of a model (xent(softmax(s), y) keeps p and l apart, as on the slides)."""
-    from .compiler import run_pipeline
+    from ..pipeline import run_pipeline
     m = model.model if hasattr(model, "model") else model
     return run_pipeline(m.source, filename=m.filename, wrt=list(m.wrt) or None, optimize=False,
                         outputs=list(m.outputs) or None)
@@ -456,7 +456,7 @@ def draw(model, target, *, backward: bool = False, shapes: bool = False, note=No
     """Draw a compiled model. ``target`` is a file name (.dot, .svg, .png), written atomically,
     or a bare format name ('svg'), in which case the drawing is returned (str for dot and svg,
     bytes for png). Raises GdslError for an unknown format or when nothing can draw it."""
-    from .compiler import write_atomic
+    from ..files import write_atomic
     fmt, path = format_of(target)
     data = render(View(teaching_model(model)), fmt, backward=backward, shapes=shapes, note=note)
     if path is None:

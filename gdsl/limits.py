@@ -1,4 +1,11 @@
-"""How much memory a model or a data file asks for, checked before it is allocated.
+"""What gdsl refuses before doing the work: too much model text, nesting or nodes, and more
+memory than the machine has.
+
+A 100,000-statement chain is ~1.5 MB of text and 100,000 operations; the first three limits
+leave room for that and stop what would take minutes or gigabytes before the work is done
+(README: Robustness and limits).
+
+How much memory a model or a data file asks for is checked before it is allocated.
 
 A class label of 10^12 makes a [10^12, 64] weight matrix; `param V[100000, 100000]` is 75 GiB.
 Rather than a MemoryError after minutes (or the machine swapping), the sizes are added up
@@ -12,6 +19,13 @@ import os
 from math import prod
 
 from .errors import GdslLimitError, GdslValueError, Span
+
+MAX_SOURCE_BYTES = 8 * 1024 * 1024      # bytes of UTF-8 model text
+MAX_NESTING = 10_000                    # brackets inside brackets (Python allows 200)
+# Values in the forward graph as written (inputs, params, consts, literals, operations); the
+# backward pass adds about as many again. A 100,000-statement chain has ~100,000; compiling
+# takes ~17 KB of memory a node at its peak (the emitted module is compiled by Python).
+MAX_NODES = 1_000_000     # a 100,000-statement chain of three ops each fits
 
 UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 

@@ -33,13 +33,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .compiler import CompiledModel, run_pipeline
-from .errors import GdslError, GdslShapeError, GdslValueError
-from .grad import Builder, V, _is_cache, _reachable_from
-from .ir import Model
-from .memory import check_memory
-from .ops import HELPERS, OPS
-from .shapes import Dims, Mismatch, infer
+from ..errors import GdslError, GdslShapeError, GdslValueError
+from ..ir.graph import Model
+from ..ir.ops import HELPERS, OPS
+from ..ir.shapes import Dims, Mismatch, infer
+from ..limits import check_memory
+from ..passes.grad import Builder, V, _is_cache, _reachable_from
+from ..pipeline import run_pipeline
+from ..runtime import CompiledModel
 
 LEAVES = ("input", "param", "const", "literal")
 KINKED = {"relu", "abs", "sign", "step", "maximum", "minimum", "gt", "ge", "lt", "le", "max",
@@ -399,7 +400,7 @@ def _compiled(model, wrt) -> CompiledModel:
     from pathlib import Path
     if isinstance(model, Path) or (isinstance(model, str) and "\n" not in model
                                    and model.endswith(".gdsl")):
-        from .cmd_compile import read_model
+        from ..files import read_model
         return CompiledModel(run_pipeline(read_model(str(model)), filename=str(model), wrt=wrt))
     return CompiledModel(run_pipeline(str(model), wrt=wrt))
 

@@ -1,148 +1,24 @@
-"""The compiler: a flat list of named stages, with a check of the IR after each.
+"""The runtime: a compiled model's module imported from a real file, called with arrays by name.
 
-    text -> parse -> resolve -> shapes -> fuse -> grad -> optimise -> schedule -> emit
-
-`gdsl compile --dump-after STAGE` prints the IR after any stage.
+``compile(text)`` runs the pipeline (gdsl.pipeline) and wraps what it emitted in a
+CompiledModel, which checks the arrays of each call against the model's declarations.
 """
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import hashlib
 import importlib.util
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .build import build
-from .emit import emit_module, source_text
+from .backend.numpy_target import source_text
 from .errors import GdslError, GdslRuntimeError, GdslShapeError, GdslValueError
-from .files import cache_dir, write_atomic
-from .grad import differentiate
-from .ir import Model
-from .parse import parse
-from .passes import optimise
-from .passes.fuse import fuse
-from .passes.warn import warn_unstable
-from .schedule import schedule
-from .shapes import Dims, infer, show_shape
-
-
-@dataclass
-class Options:
-    wrt: list[str] | None = None
-    optimize: bool = True
-    outputs: list[str] | None = None    # extra values to return from forward, by model name
-
-
-def _parse(m: Model, o: Options):
-    m.program = parse(m.source)
-
-
-def _resolve(m: Model, o: Options):
-    build(m.program, m, o.wrt)
-    m.program = None            # the graph says it all from here on
-    for name in o.outputs or ():
-        if name not in m.names:
-            from .errors import GdslNameError
-            raise GdslNameError(f"cannot output `{name}`: the model defines no such name")
-        m.outputs.setdefault(name, m.names[name])
-
-
-def _shapes(m: Model, o: Options):
-    infer(m)
-    m.written = m.copy_graph()  # the model as written, with shapes: CompiledModel.graph
-
-
-def _fuse(m: Model, o: Options):
-    if o.optimize:
-        fuse(m)
-    warn_unstable(m)
-
-
-def _grad(m: Model, o: Options):
-    differentiate(m)
-
-
-def _optimise(m: Model, o: Options):
-    if o.optimize:
-        optimise(m)
-
-
-def _schedule(m: Model, o: Options):
-    schedule(m)
-
-
-def _emit(m: Model, o: Options):
-    title = f"{m.filename or 'model'}: forward and backward pass"
-    m.code, m.linemap = emit_module(m, title, in_place=o.optimize)
-
-
-STAGES: list[tuple[str, Callable]] = [
-    ("parse", _parse),          # Lark LALR, spans kept -> AST
-    ("resolve", _resolve),      # names (single assignment) -> NetworkX graph
-    ("shapes", _shapes),        # symbolic dims unify; mismatches are errors here
-    ("fuse", _fuse),            # softmax + cross-entropy -> log-sum-exp form
-    ("grad", _grad),            # reverse mode: BackOp as vector-Jacobian products, same IR
-    ("optimise", _optimise),    # CSE, folding, identities, dead code
-    ("schedule", _schedule),    # deterministic topological orders for both passes
-    ("emit", _emit),            # Python through the ast module
-]
-STAGE_NAMES = [name for name, _ in STAGES]
-
-# Check the IR's invariants after every stage: on in the test suite and with GDSL_CHECK_IR=1,
-# off by default (it costs a tenth of the compile time of a large model).
-CHECK_IR = os.environ.get("GDSL_CHECK_IR", "") not in ("", "0")
-
-
-def run_pipeline(text: str, *, filename: str | None = None, wrt: list[str] | None = None,
-                 optimize: bool = True, after: Callable[[str, Model], None] | None = None,
-                 outputs: list[str] | None = None, model: Model | None = None,
-                 start: str = "parse") -> Model:
-    """Run every stage from ``start``; ``after(stage, model)`` is called after each (--dump-after).
-
-    A caller that builds the IR itself (gdsl check does, for one op at a time) passes
-    ``model=`` and ``start="shapes"``.
-    """
-    m = model if model is not None else Model(source=text, filename=filename)
-    opts = Options(wrt=wrt, optimize=optimize, outputs=outputs)
-    with _no_gc():
-        return _run_stages(m, opts, text, filename, start, after)
-
-
-@contextlib.contextmanager
-def _no_gc():
-    """Python's cycle collector would walk the whole graph again and again as a large model
-    allocates (the IR holds no cycles worth collecting): pause it while compiling. What the
-    compile keeps then joins the oldest generation at once (gc.freeze, gc.unfreeze), instead
-    of being walked by the first collection after it: 0.1 s for a 10,000-node model."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            if not gc.get_freeze_count():    # (no one else's frozen objects to thaw)
-                gc.freeze()
-                gc.unfreeze()
-            gc.enable()
-
-
-def _run_stages(m, opts, text, filename, start, after) -> Model:
-    try:
-        for name, stage in STAGES[STAGE_NAMES.index(start):]:
-            stage(m, opts)
-            if name != "parse" and CHECK_IR:
-                m.check(name)
-            if after is not None:
-                after(name, m)
-    except GdslError as e:
-        raise e.attach(text, filename) from None
-    return m
+from .files import cache_dir, read_model, write_atomic
+from .ir.graph import Model
+from .ir.shapes import Dims, infer, show_shape
+from .pipeline import STAGES, _no_gc, run_pipeline
 
 
 def compile(text: str, wrt: list[str] | None = None, *, filename: str | None = None,
@@ -162,7 +38,6 @@ def compile(text: str, wrt: list[str] | None = None, *, filename: str | None = N
 def compile_file(path: str | os.PathLike, wrt: list[str] | None = None, *,
                  optimize: bool = True, outputs: list[str] | None = None) -> CompiledModel:
     """Compile a model file; see ``compile``. Reads at most MAX_SOURCE_BYTES of it."""
-    from .cmd_compile import read_model
     text = read_model(str(path))
     return compile(text, wrt, filename=str(path), optimize=optimize, outputs=outputs)
 
@@ -352,8 +227,8 @@ class CompiledModel:
     # -- conveniences -----------------------------------------------------------------------
     def init_params(self, dims: dict[str, int], seed: int = 0, dtype=np.float64) -> dict:
         """Draw initial params from their `~` initialisers, with symbolic dims bound by ``dims``."""
-        from .init import draw
-        from .memory import check_memory
+        from .ir.init import draw
+        from .limits import check_memory
         m = self.model
         shapes = {}
         for name, shape in self.params.items():
@@ -376,17 +251,17 @@ class CompiledModel:
     def draw(self, target: str = "svg", backward: bool = False, shapes: bool = False):
         """Draw the graph as on the lecture's slides: to a file (.dot, .svg, .png; returns the
         path) or, given a bare format name, as its text (dot, svg) or bytes (png)."""
-        from .draw import draw
+        from .views.draw import draw
         return draw(self, target, backward=backward, shapes=shapes)
 
     def explain(self, format: str = "text", jacobians: bool = False) -> str:
         """Forward order, BackOp order and local Jacobians in the lecture's notation
         (format 'text', 'markdown' or 'latex'); ``jacobians=True`` adds the explicit check."""
-        from .explain import explain
+        from .views.explain import explain
         return explain(self, format, jacobians=jacobians)
 
     def _repr_svg_(self) -> str:
-        from .draw import repr_svg
+        from .views.draw import repr_svg
         return repr_svg(self)
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from .cmd_compile import parse_names, read_model
-from .compiler import compile as compile_text
-from .explain import FORMATS, explain
-from .files import check_output, write_atomic
+from ..files import check_output, read_model, write_atomic
+from ..runtime import compile as compile_text
+from ..views.explain import FORMATS, explain
+from .compile import parse_names
 
 
 def register(sub):

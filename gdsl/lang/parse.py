@@ -25,14 +25,9 @@ from importlib import resources
 import lark
 from lark import Lark, Token, Transformer, UnexpectedCharacters, UnexpectedToken
 
+from .. import limits
+from ..errors import GdslLimitError, GdslSyntaxError, Span
 from . import syntax as S
-from .errors import GdslLimitError, GdslSyntaxError, Span
-
-# Limits (README: Robustness and limits). A 100,000-statement chain is ~1.5 MB of text and
-# 100,000 operations; the limits leave room for that and stop what would take minutes or
-# gigabytes before the work is done.
-MAX_SOURCE_BYTES = 8 * 1024 * 1024      # bytes of UTF-8 model text
-MAX_NESTING = 10_000                    # brackets inside brackets (Python allows 200)
 
 # Friendly names for the grammar's terminals, used in "expected ..." messages.
 TERMINAL_NAMES = {
@@ -98,7 +93,7 @@ class ToAst(Transformer):
         self.operations += 1
         if self.operations > self.max_operations:     # stop now, not after parsing it all
             raise GdslLimitError(f"the model has more than {self.max_operations} operations",
-                                 _span(tok), help="the limit is gdsl.build.MAX_NODES")
+                                 _span(tok), help="the limit is gdsl.limits.MAX_NODES")
 
     def start(self, items):
         return S.Program(list(items))
@@ -272,7 +267,7 @@ def parser_cache_file(text: str) -> str | bool:
     write (the directory of emitted modules, which gdsl imports already, checked the same way).
     Lark checks its own key inside the file (grammar, options, Lark's and Python's versions);
     the key in the name lets two versions of gdsl share the directory without rebuilding in turn."""
-    from .files import cache_dir
+    from ..files import cache_dir
     key = "\0".join([text, lark.__version__, sys.version.split()[0], repr(LARK_OPTIONS)])
     try:
         return str(cache_dir() / f"parser-{hashlib.sha256(key.encode()).hexdigest()[:16]}.lark")
@@ -291,17 +286,16 @@ def _expected(names) -> str:
 
 def parse(text: str) -> S.Program:
     """Parse model text into a Program; raises GdslSyntaxError with the place and what was expected."""
-    if len(text) > MAX_SOURCE_BYTES or (4 * len(text) > MAX_SOURCE_BYTES and len(
-            text.encode("utf-8", "surrogatepass")) > MAX_SOURCE_BYTES):
-        raise GdslLimitError(f"the model text is larger than the limit of {MAX_SOURCE_BYTES} bytes",
-                             help="gdsl.parse.MAX_SOURCE_BYTES")
+    if len(text) > limits.MAX_SOURCE_BYTES or (4 * len(text) > limits.MAX_SOURCE_BYTES and len(
+            text.encode("utf-8", "surrogatepass")) > limits.MAX_SOURCE_BYTES):
+        raise GdslLimitError(f"the model text is larger than the limit of {limits.MAX_SOURCE_BYTES} bytes",
+                             help="gdsl.limits.MAX_SOURCE_BYTES")
     if "\x00" in text:
         raise GdslSyntaxError("the model text contains a NUL byte", _at(text, text.index("\x00")),
                               help="is this a binary file?")
     _check_nesting(text)
-    from .build import MAX_NODES
     lark_parser, to_ast = _parser()
-    to_ast.operations, to_ast.max_operations = 0, MAX_NODES
+    to_ast.operations, to_ast.max_operations = 0, limits.MAX_NODES
     try:
         return lark_parser.parse(text)
     except UnexpectedCharacters as e:
@@ -352,16 +346,16 @@ _BRACKETS = re.compile(r"#[^\n]*|[()\[\]]")
 
 
 def _check_nesting(text: str) -> None:
-    """Brackets nested deeper than MAX_NESTING are an error (comments do not count)."""
-    if text.count("(") + text.count("[") <= MAX_NESTING:
+    """Brackets nested deeper than limits.MAX_NESTING are an error (comments do not count)."""
+    if text.count("(") + text.count("[") <= limits.MAX_NESTING:
         return
     depth = 0
     for m in _BRACKETS.finditer(text):
         c = m.group()
         if c in "([":
             depth += 1
-            if depth > MAX_NESTING:
-                raise GdslLimitError(f"brackets are nested deeper than the limit of {MAX_NESTING}",
+            if depth > limits.MAX_NESTING:
+                raise GdslLimitError(f"brackets are nested deeper than the limit of {limits.MAX_NESTING}",
                                      _at(text, m.start()),
                                      help="name the inner parts: `a = ...` on lines of their own")
         elif c in ")]":

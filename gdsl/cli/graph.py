@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from .cmd_compile import parse_names, read_model
-from .compiler import run_pipeline
-from .draw import FORMATS, View, check_renderer, format_of, render, stderr_note
-from .files import check_output, write_atomic
+from ..files import check_output, read_model, write_atomic
+from ..pipeline import run_pipeline
+from ..views.draw import FORMATS, View, check_renderer, format_of, render, stderr_note
+from .compile import parse_names
 
 
 def register(sub):

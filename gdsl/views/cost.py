@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from math import prod
 
-from .errors import GdslUsageError
-from .ops import OPS
+from ..errors import GdslUsageError
+from ..ir.ops import OPS
 
 LEAVES = ("input", "param", "const", "literal")
 

@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import difflib
 
-from . import syntax as S
-from .errors import GdslLimitError, GdslNameError, GdslTypeError, Span
-from .init import INITS
-from .ir import Model
-from .ops import BINARY_OPERATORS, OPS, user_functions
+from .. import limits
+from ..errors import GdslLimitError, GdslNameError, GdslTypeError, Span
+from ..ir.graph import Model
+from ..ir.init import INITS
+from ..ir.ops import BINARY_OPERATORS, OPS, user_functions
+from ..lang import syntax as S
 
-# Values in the forward graph as written (inputs, params, consts, literals, operations); the
-# backward pass adds about as many again. A 100,000-statement chain has ~100,000; compiling
-# takes ~17 KB of memory a node at its peak (the emitted module is compiled by Python).
-MAX_NODES = 1_000_000     # a 100,000-statement chain of three ops each fits
 TRAIN_OPTIONS = {
     "lr": float, "epochs": int, "batch_size": int, "optimizer": str, "seed": int,
     "momentum": float, "decay": float, "data": str, "val_fraction": float,
@@ -50,9 +47,9 @@ class _Resolver:
         outputs: list[S.Name] = []
         last_assign = None
         for st in self.p.statements:
-            if m._next > MAX_NODES:       # declarations count too
-                raise GdslLimitError(f"the model has more than {MAX_NODES} nodes", st.span,
-                                     help="the limit is gdsl.build.MAX_NODES")
+            if m._next > limits.MAX_NODES:       # declarations count too
+                raise GdslLimitError(f"the model has more than {limits.MAX_NODES} nodes", st.span,
+                                     help="the limit is gdsl.limits.MAX_NODES")
             if isinstance(st, S.Assign):
                 self._define_check(st.target, st.target_span)
                 n = self.expr(st.value, st.span)
@@ -174,9 +171,9 @@ class _Resolver:
                 args = tuple(operands[first:])
                 del operands[first:]
                 operands.append(self.operation(node, args, line))
-                if m._next > MAX_NODES:
-                    raise GdslLimitError(f"the model has more than {MAX_NODES} nodes", node.span,
-                                         help="the limit is gdsl.build.MAX_NODES")
+                if m._next > limits.MAX_NODES:
+                    raise GdslLimitError(f"the model has more than {limits.MAX_NODES} nodes", node.span,
+                                         help="the limit is gdsl.limits.MAX_NODES")
         return operands[0]
 
     def operation(self, node, args: tuple[int, ...], line: Span) -> int:
