@@ -6,21 +6,20 @@
 """
 
 from .errors import (
-                     GdslDataError,
-                     GdslDivergedError,
-                     GdslError,
-                     GdslLimitError,
-                     GdslNameError,
-                     GdslRuntimeError,
-                     GdslShapeError,
-                     GdslSyntaxError,
-                     GdslTypeError,
-                     GdslUsageError,
-                     GdslValueError,
+    GdslDataError,
+    GdslDivergedError,
+    GdslError,
+    GdslLimitError,
+    GdslNameError,
+    GdslRuntimeError,
+    GdslShapeError,
+    GdslSyntaxError,
+    GdslTypeError,
+    GdslUsageError,
+    GdslValueError,
 )
 from .runtime import CompiledModel, compile, compile_file
-
-__version__ = "0.1.0"
+from .version import __version__ as __version__
 
 
 def __getattr__(name: str):

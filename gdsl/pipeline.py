@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from .backend.numpy_target import emit_module
 from .errors import GdslError
 from .ir.graph import Model
-from .ir.shapes import infer
 from .lang.parse import parse
 from .passes import optimise
 from .passes.fuse import fuse
 from .passes.grad import differentiate
+from .passes.infer import infer
 from .passes.resolve import build
 from .passes.schedule import schedule
 from .passes.warn import warn_unstable

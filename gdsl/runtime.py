@@ -13,11 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .backend.numpy_target import source_text
 from .errors import GdslError, GdslRuntimeError, GdslShapeError, GdslValueError
 from .files import cache_dir, read_model, write_atomic
 from .ir.graph import Model
-from .ir.shapes import Dims, infer, show_shape
+from .ir.shapes import Dims, show_shape
+from .lang.source import source_text
+from .passes.infer import infer
 from .pipeline import STAGES, _no_gc, run_pipeline
 
 

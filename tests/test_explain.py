@@ -6,8 +6,8 @@ import pytest
 from helpers import run_cli
 
 import gdsl
-from gdsl.views.draw import View, teaching_model
 from gdsl.views.explain import Lesson, jacobian_check
+from gdsl.views.view import View, teaching_model
 
 ROOT = Path(__file__).resolve().parents[1]
 LECTURE = ROOT / "models" / "linear_softmax.gdsl"

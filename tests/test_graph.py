@@ -11,7 +11,8 @@ from helpers import run_cli
 
 import gdsl
 from gdsl.pipeline import run_pipeline
-from gdsl.views.draw import View, to_dot
+from gdsl.views.draw import to_dot
+from gdsl.views.view import View
 
 ROOT = Path(__file__).resolve().parents[1]
 LECTURE = ROOT / "models" / "linear_softmax.gdsl"

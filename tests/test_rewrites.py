@@ -415,7 +415,7 @@ def test_builder_folds_while_building_the_backward_pass(name):
 @pytest.fixture
 def builder():
     """A graph builder on a small model, and its x and y as builder values."""
-    from gdsl.passes.grad import Builder, V
+    from gdsl.ir.builder import Builder, V
     m = gdsl.pipeline.run_pipeline("input x[3]\ninput y[3]\nJ = sum(x * y)", optimize=False)
     b = Builder(m)
     return b, V(b, m.names["x"]), V(b, m.names["y"])
@@ -428,7 +428,7 @@ def _form(b, v):
         return d["value"]
     if d["name"] in ("x", "y"):
         return d["name"]
-    from gdsl.passes.grad import V
+    from gdsl.ir.builder import V
     return (d["op"], *[_form(b, V(b, a)) for a in d["args"]])
 
 

@@ -20,6 +20,7 @@ from itertools import chain
 import numpy as np
 
 from ..ir.ops import HELPER_DEPS, HELPERS, LOAD, OPS, STORE, const, np_
+from ..lang.source import source_text
 from .unparse import statement
 
 MAX_INLINE_DEPTH = 4
@@ -379,36 +380,6 @@ def _written_into(expr: ast.expr, target: str, buffer: str) -> ast.stmt:
     if target == buffer:
         return ast.Expr(call)
     return ast.Assign([ast.Name(target, STORE)], call)
-
-
-def source_text(source: str, span, limit: int = 100) -> str:
-    """The text of a span (its first line, cut at ``limit``), with anything unprintable escaped."""
-    lines, texts = _of_source(source)
-    key = (span, limit)
-    if key in texts:
-        return texts[key]
-    if not 1 <= span.line <= len(lines):
-        return ""
-    line = lines[span.line - 1]
-    end = span.end_col - 1 if span.end_line == span.line else len(line)
-    text = line[span.col - 1:end].strip()
-    if len(text) > limit:
-        text = text[:limit - 3] + "..."
-    if not text.isprintable():
-        text = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}"
-                       for c in text)
-    texts[key] = text
-    return text
-
-
-_source_cache: dict = {"source": None}
-
-
-def _of_source(source: str) -> tuple[list[str], dict]:
-    """The lines of the last source asked about, and the texts of its spans found so far."""
-    if _source_cache["source"] is not source:
-        _source_cache.update(source=source, lines=source.split("\n"), texts={})
-    return _source_cache["lines"], _source_cache["texts"]
 
 
 def _metadata(model) -> list[ast.stmt]:

@@ -16,8 +16,8 @@ import sys
 import traceback
 import warnings
 
-from .. import __version__
 from ..errors import GdslDataWarning, GdslError, GdslUsageError
+from ..version import __version__
 
 COMMANDS = ["compile", "run", "check", "graph", "explain", "stats"]
 

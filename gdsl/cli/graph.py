@@ -6,7 +6,8 @@ import sys
 
 from ..files import check_output, read_model, write_atomic
 from ..pipeline import run_pipeline
-from ..views.draw import FORMATS, View, check_renderer, format_of, render, stderr_note
+from ..views.draw import FORMATS, check_renderer, format_of, render, stderr_note
+from ..views.view import View
 from .compile import parse_names
 
 

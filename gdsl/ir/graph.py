@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from ..errors import GdslError, Span
+from ..lang.source import source_text
 from .shapes import Dims
 
 
@@ -223,7 +224,6 @@ class Model:
         """A node as the user wrote it, for messages: its name, else its text in the model
         (`sum(W @ x)`); a gradient as g_ of that; another node of the backward pass as ∂ of
         the text it differentiates."""
-        from ..backend.numpy_target import source_text
         d = self.node(n)
         g = d.get("grad_of")
         if g is not None and g in self.G:

@@ -9,8 +9,6 @@ who wrote ``d`` and ``e`` meant two sizes.
 
 from __future__ import annotations
 
-from ..errors import GdslShapeError
-
 Dim = int | str
 Shape = tuple[Dim, ...] | None
 
@@ -132,84 +130,3 @@ def labels_like(dims: Dims, scores: Shape, labels: Shape) -> None:
         return
     raise Mismatch(f"labels of shape {show_shape(labels)} do not fit scores of shape "
                    f"{show_shape(scores)}")
-
-
-def infer(model, dims: Dims | None = None, order=None, leaf_shapes: dict | None = None) -> dict:
-    """Give every node its shape, in topological order; a mismatch raises GdslShapeError there.
-
-    At compile time the shapes are stored on the nodes. At call time pass the
-    arrays' shapes as ``leaf_shapes`` (node -> shape): the result is returned
-    and the graph is left as it was.
-    """
-    from .ops import OPS
-
-    dims = dims if dims is not None else model.dims
-    nodes = model.G._node
-    out: dict = {}
-    store = leaf_shapes is None
-    for n in (order if order is not None else model.topo()):
-        d = nodes[n]
-        op = d["op"]
-        if op in ("input", "param", "const", "literal"):
-            shape = d["shape"] if store or n not in leaf_shapes else leaf_shapes[n]
-            shape = dims.shape(shape)
-        else:
-            try:
-                shape = OPS[op].shape(dims, [out[a] for a in d["args"]], d["attrs"])
-            except Mismatch as e:
-                raise shape_error(model, n, str(e), dims, out) from None
-        out[n] = shape
-        if store:
-            d["shape"] = shape
-    if store:
-        check_scalar_loss(model, dims)
-    elif model.loss in out and any(g in out for g in model.grads.values()):
-        check_scalar_loss(model, dims, out[model.loss])   # at call time, before value_and_grad
-    return out
-
-
-def check_scalar_loss(model, dims: Dims, shape: Shape = None) -> None:
-    """Differentiation starts from dJ/dJ = 1: the loss must be one number, shape []."""
-    if model.loss is None or not model.wrt:
-        return
-    shape = dims.shape(model.G.nodes[model.loss]["shape"] if shape is None else shape)
-    if shape is None or shape == ():
-        return
-    d = model.G.nodes[model.loss]
-    name = model.loss_name or _snippet(model, d["span"]) or "the loss"
-    raise GdslShapeError(
-        f"the loss `{name}` must be a scalar to differentiate, but it has shape {show_shape(shape)}",
-        d["span"], notes=[f"differentiating with respect to {', '.join(model.wrt)}"],
-        help="reduce it, e.g. `J = sum(...)` or `mean(...)`, and name it with `loss J`")
-
-
-def shape_error(model, n: int, why: str, dims: Dims, shapes: dict) -> GdslShapeError:
-    G = model.G
-    d = G._node[n]
-    text = _snippet(model, d["span"])
-    notes = []
-    seen = set()
-    for a in d["args"]:
-        if a in seen:
-            continue
-        seen.add(a)
-        ad = G._node[a]
-        if ad["op"] == "literal":
-            continue
-        where = f", defined at {ad['span']}" if ad["span"] else ""
-        if ad["op"] in ("input", "param"):
-            where = f", declared at {ad['span']}" if ad.get("declared") else where
-        who = ad["name"] or (f"`{_snippet(model, ad['span'])}`" if _snippet(model, ad["span"]) else model.label(a))
-        notes.append(f"{who} has shape {show_shape(dims.shape(shapes[a]))}{where}")
-    what = f" in `{text}`" if text else ""
-    return GdslShapeError(f"shape mismatch{what}: {why}", d["span"], notes=notes)
-
-
-def _snippet(model, span) -> str:
-    if span is None or not model.source:
-        return ""
-    lines = model.source.split("\n")        # the lexer's lines: \r, \f, U+2028 do not end one
-    if span.line != span.end_line or span.line > len(lines):
-        return ""
-    text = " ".join(lines[span.line - 1][span.col - 1: span.end_col - 1].split())
-    return "".join(c if c.isprintable() else "\ufffd" for c in text)   # no escapes to the terminal

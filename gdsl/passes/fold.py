@@ -28,7 +28,7 @@ def _evaluate(op: str, attrs: dict, values: list[float]):
 
 
 def fold(model) -> None:
-    from .grad import Builder
+    from ..ir.builder import Builder
     b = Builder(model)
     nodes = model.G._node
     literals = {n for n, d in nodes.items() if d["op"] == "literal"}

@@ -15,8 +15,8 @@ or M, as cache arguments (see the op table), so nothing is computed twice.
 
 from __future__ import annotations
 
+from ..ir.builder import Builder, V
 from ..ir.ops import OPS
-from .grad import Builder, V
 
 
 def fuse(model) -> None:

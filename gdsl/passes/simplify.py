@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections import deque
 
+from ..ir.builder import Builder, V
 from .cse import merge
-from .grad import Builder, V
 
 
 def _arg(model, n, i=0) -> int:

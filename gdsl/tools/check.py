@@ -34,11 +34,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import GdslError, GdslShapeError, GdslValueError
+from ..ir.builder import Builder, V
 from ..ir.graph import Model
 from ..ir.ops import HELPERS, OPS
-from ..ir.shapes import Dims, Mismatch, infer
+from ..ir.shapes import Dims, Mismatch
 from ..limits import check_memory
-from ..passes.grad import Builder, V, _is_cache, _reachable_from
+from ..passes.grad import _is_cache, _reachable_from
+from ..passes.infer import infer
 from ..pipeline import run_pipeline
 from ..runtime import CompiledModel
 

@@ -29,9 +29,10 @@ import numpy as np
 from ..errors import GdslError, GdslUsageError
 from ..ir.graph import Model
 from ..ir.ops import HELPERS, OPS
-from ..ir.shapes import Dims, infer, show_shape
+from ..ir.shapes import Dims, show_shape
 from ..passes.grad import _reachable_from
-from .draw import View, display_name, teaching_model
+from ..passes.infer import infer
+from .view import View, display_name, teaching_model
 
 FORMATS = ("text", "markdown", "latex")
 
