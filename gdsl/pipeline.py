@@ -11,13 +11,17 @@ import contextlib
 import gc
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import networkx as nx
 
 from .backend.numpy_target import emit_module
-from .errors import GdslError
+from .errors import GdslError, GdslNameError
 from .ir.graph import Model
 from .lang.parse import parse
+from .lang.syntax import Program
 from .passes import optimise
+from .passes.expose import Losses, expose_losses
 from .passes.fuse import fuse
 from .passes.grad import differentiate
 from .passes.infer import infer
@@ -31,49 +35,67 @@ class Options:
     wrt: list[str] | None = None
     optimize: bool = True
     outputs: list[str] | None = None    # extra values to return from forward, by model name
+    losses: bool = False                # also return the data-loss terms and their scores
 
 
-def _parse(m: Model, o: Options):
-    m.program = parse(m.source)
+@dataclass
+class Compilation:
+    """What the pipeline makes of one model: the IR, and what the stages produce beside it."""
+
+    model: Model                               # the IR (gdsl.ir.graph)
+    options: Options = field(default_factory=Options)
+    program: Program | None = None             # the syntax tree, from parse to resolve
+    train: dict = field(default_factory=dict)  # the `train` line: gdsl run's defaults
+    losses: Losses | None = None               # the data-loss terms (Options.losses)
+    written: nx.DiGraph | None = None          # the IR as written, with shapes (after shapes)
+    code: str = ""                             # the emitted module
+    linemap: dict[int, int] = field(default_factory=dict)   # its line -> the node it computes
 
 
-def _resolve(m: Model, o: Options):
-    build(m.program, m, o.wrt)
-    m.program = None            # the graph says it all from here on
+def _parse(c: Compilation):
+    c.program = parse(c.model.source)
+
+
+def _resolve(c: Compilation):
+    m, o = c.model, c.options
+    c.train = build(c.program, m, o.wrt)
+    c.program = None            # the graph says it all from here on
     for name in o.outputs or ():
         if name not in m.names:
-            from .errors import GdslNameError
             raise GdslNameError(f"cannot output `{name}`: the model defines no such name")
         m.outputs.setdefault(name, m.names[name])
+    if o.losses:
+        c.losses = expose_losses(m)
 
 
-def _shapes(m: Model, o: Options):
-    infer(m)
-    m.written = m.copy_graph()  # the model as written, with shapes: CompiledModel.graph
+def _shapes(c: Compilation):
+    infer(c.model)
+    c.written = c.model.copy_graph()    # the model as written, with shapes: CompiledModel.graph
 
 
-def _fuse(m: Model, o: Options):
-    if o.optimize:
-        fuse(m)
-    warn_unstable(m)
+def _fuse(c: Compilation):
+    if c.options.optimize:
+        fuse(c.model)
+    warn_unstable(c.model)
 
 
-def _grad(m: Model, o: Options):
-    differentiate(m)
+def _grad(c: Compilation):
+    differentiate(c.model)
 
 
-def _optimise(m: Model, o: Options):
-    if o.optimize:
-        optimise(m)
+def _optimise(c: Compilation):
+    if c.options.optimize:
+        optimise(c.model)
 
 
-def _schedule(m: Model, o: Options):
-    schedule(m)
+def _schedule(c: Compilation):
+    schedule(c.model)
 
 
-def _emit(m: Model, o: Options):
+def _emit(c: Compilation):
+    m = c.model
     title = f"{m.filename or 'model'}: forward and backward pass"
-    m.code, m.linemap = emit_module(m, title, in_place=o.optimize)
+    c.code, c.linemap = emit_module(m, title, in_place=c.options.optimize, train=c.train)
 
 
 STAGES: list[tuple[str, Callable]] = [
@@ -94,18 +116,19 @@ CHECK_IR = os.environ.get("GDSL_CHECK_IR", "") not in ("", "0")
 
 
 def run_pipeline(text: str, *, filename: str | None = None, wrt: list[str] | None = None,
-                 optimize: bool = True, after: Callable[[str, Model], None] | None = None,
-                 outputs: list[str] | None = None, model: Model | None = None,
-                 start: str = "parse") -> Model:
-    """Run every stage from ``start``; ``after(stage, model)`` is called after each (--dump-after).
+                 optimize: bool = True, after: Callable[[str, Compilation], None] | None = None,
+                 outputs: list[str] | None = None, losses: bool = False,
+                 model: Model | None = None, start: str = "parse") -> Compilation:
+    """Run every stage from ``start``; ``after(stage, compilation)`` is called after each
+    (--dump-after). Returns the Compilation: ``.model`` is the IR, ``.code`` the module.
 
     A caller that builds the IR itself (gdsl check does, for one op at a time) passes
     ``model=`` and ``start="shapes"``.
     """
     m = model if model is not None else Model(source=text, filename=filename)
-    opts = Options(wrt=wrt, optimize=optimize, outputs=outputs)
+    c = Compilation(m, Options(wrt=wrt, optimize=optimize, outputs=outputs, losses=losses))
     with _no_gc():
-        return _run_stages(m, opts, text, filename, start, after)
+        return _run_stages(c, text, filename, start, after)
 
 
 @contextlib.contextmanager
@@ -126,14 +149,14 @@ def _no_gc():
             gc.enable()
 
 
-def _run_stages(m, opts, text, filename, start, after) -> Model:
+def _run_stages(c: Compilation, text, filename, start, after) -> Compilation:
     try:
         for name, stage in STAGES[STAGE_NAMES.index(start):]:
-            stage(m, opts)
+            stage(c)
             if name != "parse" and CHECK_IR:
-                m.check(name)
+                c.model.check(name)
             if after is not None:
-                after(name, m)
+                after(name, c)
     except GdslError as e:
         raise e.attach(text, filename) from None
-    return m
+    return c

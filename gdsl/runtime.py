@@ -15,11 +15,10 @@ import numpy as np
 
 from .errors import GdslError, GdslRuntimeError, GdslShapeError, GdslValueError
 from .files import cache_dir, read_model, write_atomic
-from .ir.graph import Model
 from .ir.shapes import Dims, show_shape
 from .lang.source import source_text
 from .passes.infer import infer
-from .pipeline import STAGES, _no_gc, run_pipeline
+from .pipeline import STAGES, Compilation, _no_gc, run_pipeline
 
 
 def compile(text: str, wrt: list[str] | None = None, *, filename: str | None = None,
@@ -68,10 +67,11 @@ class CompiledModel:
     ``consts`` (name -> symbolic shape or default), ``wrt``, ``loss``, ``outputs``.
     """
 
-    def __init__(self, model: Model):
-        self.model = model
-        self.source: str = model.code
-        self.graph = getattr(model, "written", model.G)   # as written; model.G has the backward pass
+    def __init__(self, compilation: Compilation):
+        self.compilation = compilation
+        self.model = model = compilation.model      # the IR, backward pass included
+        self.source: str = compilation.code
+        self.graph = compilation.written if compilation.written is not None else model.G
         stem = Path(model.filename).stem if model.filename else "model"
         with _no_gc():
             self.module, self.path = load_module(self.source, stem)
@@ -117,8 +117,9 @@ class CompiledModel:
         tb = e.__traceback__
         node = None
         while tb is not None:
-            if tb.tb_frame.f_code.co_filename == self.path and tb.tb_lineno in m.linemap:
-                node = m.linemap[tb.tb_lineno]
+            linemap = self.compilation.linemap
+            if tb.tb_frame.f_code.co_filename == self.path and tb.tb_lineno in linemap:
+                node = linemap[tb.tb_lineno]
             tb = tb.tb_next
         span = m.node(node)["span"] if node is not None else None
         text = source_text(m.source, span) if span else ""

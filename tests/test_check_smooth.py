@@ -67,7 +67,7 @@ def test_cli_check_of_smooth_models_exits_0(name, tmp_path):
 
 def test_the_cross_entropy_cache_is_no_kink_but_a_relu_on_the_path_is():
     m = run_pipeline(SCALED.replace("J = xent(softmax(s), y)",
-                                    "J = xent(softmax(s), y) + sum(relu(s)) + sum(relu(x))"))
+                                    "J = xent(softmax(s), y) + sum(relu(s)) + sum(relu(x))")).model
     order = m.topo(m.needed([m.loss]))
     felt = [m.node(n)["op"] for n in checking.kinks_felt(m, order, [m.names["W"]])]
     assert "max" in [m.node(n)["op"] for n in order]      # m = max(s), the fused loss's cache

@@ -79,7 +79,7 @@ def test_dot_parses_with_networkx_too(lecture, tmp_path):
 @pytest.mark.parametrize("path", MODELS, ids=[p.stem for p in MODELS])
 def test_every_model_draws_valid_dot_forward_and_backward(path):
     view = View(run_pipeline(path.read_text(encoding="utf-8"), filename=str(path),
-                             optimize=False))
+                             optimize=False).model)
     for backward in (False, True):
         nodes, edges = parse_dot(to_dot(view, backward=backward, shapes=True))
         assert nodes and edges

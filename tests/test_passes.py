@@ -23,7 +23,7 @@ def ops_of(model):
 
 
 def pipeline(text, optimize=True, wrt=None):
-    return run_pipeline(text, optimize=optimize, wrt=wrt)
+    return run_pipeline(text, optimize=optimize, wrt=wrt).model
 
 
 def test_cse_computes_a_repeated_expression_once():
@@ -134,7 +134,7 @@ def test_svm_is_stable_on_extreme_logits(rng):
 
 def test_warnings_for_values_that_can_be_zero():
     text = "input x[3]\nparam w[3]\nh = relu(w * x)\nJ = sum(log(h) + 1 / h) + xent(exp(w), x)"
-    m = run_pipeline(text)
+    m = run_pipeline(text).model
     got = [(w.span.line, w.span.col, w.message) for w in m.warnings]
     assert got == [
         (4, 9, "log of `h`, a relu, which can be exactly 0: the result can be infinite"),
@@ -142,11 +142,11 @@ def test_warnings_for_values_that_can_be_zero():
         (4, 27, "cross-entropy −log(yᵀp) of an exp, which can be exactly 0: the result can be infinite"),
     ]
     # the fused forms are stable and warn about nothing
-    assert run_pipeline(Path("models/mlp2.gdsl").read_text()).warnings == []
-    assert run_pipeline("input s[3, 2]\ninput y[3, 2]\nJ = sum(log(softmax(s)) * y)").warnings == []
+    assert run_pipeline(Path("models/mlp2.gdsl").read_text()).model.warnings == []
+    assert run_pipeline("input s[3, 2]\ninput y[3, 2]\nJ = sum(log(softmax(s)) * y)").model.warnings == []
     # without the fusion, log(softmax) is flagged
     assert len(run_pipeline("input s[3, 2]\ninput y[3, 2]\nJ = sum(log(softmax(s)) * y)",
-                            optimize=False).warnings) == 1
+                            optimize=False).model.warnings) == 1
 
 
 def test_compile_reports_rewrites_and_warnings():

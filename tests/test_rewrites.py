@@ -416,7 +416,7 @@ def test_builder_folds_while_building_the_backward_pass(name):
 def builder():
     """A graph builder on a small model, and its x and y as builder values."""
     from gdsl.ir.builder import Builder, V
-    m = gdsl.pipeline.run_pipeline("input x[3]\ninput y[3]\nJ = sum(x * y)", optimize=False)
+    m = gdsl.pipeline.run_pipeline("input x[3]\ninput y[3]\nJ = sum(x * y)", optimize=False).model
     b = Builder(m)
     return b, V(b, m.names["x"]), V(b, m.names["y"])
 

@@ -382,7 +382,7 @@ def _written_into(expr: ast.expr, target: str, buffer: str) -> ast.stmt:
     return ast.Assign([ast.Name(target, STORE)], call)
 
 
-def _metadata(model) -> list[ast.stmt]:
+def _metadata(model, train: dict) -> list[ast.stmt]:
     def shape_of(n):
         s = model.node(n)["shape"] if model.node(n).get("declared") else None
         return ast.Constant(None) if s is None else ast.Tuple([ast.Constant(d) for d in s], LOAD)
@@ -397,14 +397,14 @@ def _metadata(model) -> list[ast.stmt]:
         ("CONSTS", table(model.consts, lambda k, n: const(model.node(n)["value"])
                          if model.node(n)["value"] is not None else ast.Constant(None))),
         ("INIT", table(model.params, lambda k, n: ast.Tuple(
-            [_str(model.init.get(k, DEFAULT_INIT)[0]),
-             const(tuple(float(a) for a in model.init.get(k, DEFAULT_INIT)[1]))], LOAD))),
+            [_str(model.node(n).get("init", DEFAULT_INIT)[0]),
+             const(tuple(float(a) for a in model.node(n).get("init", DEFAULT_INIT)[1]))], LOAD))),
         ("LOSS", ast.Constant(model.loss_name)),
         ("OUTPUTS", ast.Tuple([_str(k) for k in model.outputs], LOAD)),
         ("WRT", ast.Tuple([_str(k) for k in model.wrt], LOAD)),
         ("LABELS", ast.Tuple([_str(k) for k in sorted(model.labels)], LOAD)),
-        ("TRAIN", ast.Dict([_str(k) for k in model.train],
-                           [_str(v) if isinstance(v, str) else const(v) for v in model.train.values()])),
+        ("TRAIN", ast.Dict([_str(k) for k in train],
+                           [_str(v) if isinstance(v, str) else const(v) for v in train.values()])),
     ]
     return [ast.Assign([ast.Name(k, STORE)], v) for k, v in rows]
 
@@ -434,7 +434,8 @@ def _signature(model, namer: Namer, fname: str, order: list[int]) -> str:
     return _unparse(fn).split("\n")[0]
 
 
-def emit_module(model, title: str, in_place: bool = True) -> tuple[str, dict[int, int]]:
+def emit_module(model, title: str, in_place: bool = True,
+                train: dict | None = None) -> tuple[str, dict[int, int]]:
     """The module's source text, and a map from each emitted line to the node it computes.
     Without in_place (-O0) every value gets an array of its own: `s = z + b`."""
     namer = Namer()
@@ -459,7 +460,7 @@ def emit_module(model, title: str, in_place: bool = True) -> tuple[str, dict[int
         put("")
         put(_unparse(ast.parse(HELPERS[name].strip())))
     put("")
-    for stmt in _metadata(model):
+    for stmt in _metadata(model, train or {}):
         put(_unparse(stmt))
 
     fwd_roots = [model.loss, *model.outputs.values()] if model.loss is not None else list(model.outputs.values())

@@ -41,25 +41,25 @@ def main(args) -> int:
     if args.output:
         check_output(args.output, "-o", [args.model])
 
-    def after(stage, model):
+    def after(stage, c):
         if stage == args.dump_after:
             if stage == "parse":
-                print(f"# after {stage}: {len(model.program.statements)} statements", file=sys.stderr)
+                print(f"# after {stage}: {len(c.program.statements)} statements", file=sys.stderr)
             else:
                 print(f"# IR after {stage}", file=sys.stderr)
-                print(model.dump(), file=sys.stderr, end="")
+                print(c.model.dump(), file=sys.stderr, end="")
 
-    model = run_pipeline(text, filename=args.model, wrt=parse_names(args.wrt),
-                         optimize=args.opt > 0, after=after)
-    for w in model.warnings:
+    c = run_pipeline(text, filename=args.model, wrt=parse_names(args.wrt),
+                     optimize=args.opt > 0, after=after)
+    for w in c.model.warnings:
         print(w.attach(text, args.model).render(), file=sys.stderr)
     if args.rewrites:
-        print(f"# {len(model.rewrites)} rewrites", file=sys.stderr)
-        for r in model.rewrites:
+        print(f"# {len(c.model.rewrites)} rewrites", file=sys.stderr)
+        for r in c.model.rewrites:
             print(f"{args.model}:{r}", file=sys.stderr)
     if args.output:
-        write_atomic(args.output, model.code)
+        write_atomic(args.output, c.code)
         print(f"wrote {args.output}", file=sys.stderr)
     elif not args.dump_after:
-        sys.stdout.write(model.code)
+        sys.stdout.write(c.code)
     return 0

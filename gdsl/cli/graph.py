@@ -35,7 +35,7 @@ def main(args) -> int:
     if path is not None:
         check_output(path, "-o", [args.model])
     check_renderer(fmt)
-    model = run_pipeline(text, filename=args.model, wrt=parse_names(args.wrt), optimize=False)
+    model = run_pipeline(text, filename=args.model, wrt=parse_names(args.wrt), optimize=False).model
     data = render(View(model), fmt, backward=args.backward, shapes=args.shapes, note=stderr_note)
     if path is None:
         sys.stdout.write(data.decode("utf-8"))

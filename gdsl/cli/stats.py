@@ -35,7 +35,7 @@ def parse_dims(text: str) -> dict[str, int]:
 
 
 def main(args) -> int:
-    model = run_pipeline(read_model(args.model), filename=args.model, optimize=args.opt > 0)
-    compiled = CompiledModel(model)
+    compiled = CompiledModel(run_pipeline(read_model(args.model), filename=args.model,
+                                          optimize=args.opt > 0))
     sys.stdout.write(report(compiled, parse_dims(args.dims), 8 if args.dtype == "float64" else 4))
     return 0

@@ -1,16 +1,10 @@
-"""The IR: a NetworkX DAG whose nodes are values.
+"""The IR: a NetworkX DAG whose nodes are values, and what the model's names mean in it.
 
-Every node has
-    op      'input' | 'param' | 'const' | 'literal' | a name in gdsl.ops.OPS
-    args    the argument node ids, in order and with multiplicity (x * x -> (x, x))
-    attrs   keyword attributes of the op (axis=..., keepdims=...)
-    shape   a tuple of dims (int or symbolic str), or None while unknown
-    name    the model's own name for the value, or None
-    span    where in the model text the value comes from
-    line    the span of the whole statement (for comments in emitted code)
-    grad_of for backward nodes: the node whose gradient this is
-and edges run from each argument to its user. Node ids are integers in
-creation order, which is also the deterministic tie-break for scheduling.
+Edges run from each argument to its user. Node ids are integers in creation order, which
+is also the deterministic tie-break for scheduling. A node's attributes (``Node``) are the
+one schema every stage reads and writes; NetworkX holds them, and ``Model.nodes`` maps each
+id to the same dict. Nothing writes NetworkX's internals: nodes and edges are added and
+removed through its public methods.
 """
 
 from __future__ import annotations
@@ -18,20 +12,44 @@ from __future__ import annotations
 import contextlib
 import heapq
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 import networkx as nx
 
 from ..errors import GdslError, Span
 from ..lang.source import source_text
-from .shapes import Dims
+from .shapes import Dims, Shape
+
+GIVEN = ("input", "param", "const")     # what is given to the model: its interface
+LEAVES = (*GIVEN, "literal")            # the nodes without arguments
+
+
+class Node(TypedDict, total=False):
+    """The attributes of one node of the IR (``model.nodes[n]``, the same dict as G.nodes[n])."""
+
+    op: str                  # one of LEAVES, or the name of an op in gdsl.ir.ops.OPS
+    args: tuple[int, ...]    # the arguments, in order and with multiplicity (x * x -> (x, x))
+    attrs: dict              # the op's keyword attributes (axis=..., keepdims=...)
+    shape: Shape             # dims (int or symbolic str), or None until known
+    name: str | None         # the model's own name for the value
+    span: Span | None        # where in the model text the value comes from
+    line: Span | None        # the whole statement (the comment above emitted code)
+    value: float | None      # a literal's value; a const's default (None: none)
+    declared: bool           # an input, param or const declared in the file (not a free name)
+    init: tuple              # a param's initialiser: (name, arguments), e.g. ("normal", (0, 0.01))
+    backward: bool           # made by differentiation (the backward pass)
+    grad_of: int             # the node whose gradient this is
+    hint: str                # a name for emitted code where the model gives none (m, e, Z, ...)
 
 
 @dataclass
 class Model:
-    """The compiler's state, passed from stage to stage."""
+    """The IR of one model: its graph, its names and their roles, the bound dims, the
+    schedule, and what the passes did (rewrites) and noticed (warnings)."""
 
     G: nx.DiGraph = field(default_factory=nx.DiGraph)
-    source: str = ""
+    nodes: dict[int, Node] = field(default_factory=dict)  # id -> attributes (G's own dicts)
+    source: str = ""                                      # the text spans point into
     filename: str | None = None
     inputs: dict[str, int] = field(default_factory=dict)
     params: dict[str, int] = field(default_factory=dict)
@@ -42,24 +60,18 @@ class Model:
     outputs: dict[str, int] = field(default_factory=dict)
     wrt: list[str] = field(default_factory=list)
     grads: dict[str, int] = field(default_factory=dict)   # wrt name -> gradient node
-    init: dict[str, tuple[str, tuple[float, ...]]] = field(default_factory=dict)
-    train: dict[str, object] = field(default_factory=dict)
-    train_spans: dict[str, Span] = field(default_factory=dict)
     labels: set[str] = field(default_factory=set)         # inputs used as class labels
     declared: bool = False                                # any input/param/const declared
-    forward_order: list[int] = field(default_factory=list)
+    dims: Dims = field(default_factory=Dims)
+    forward_order: list[int] = field(default_factory=list)     # the schedule of each pass
     backward_order: list[int] = field(default_factory=list)
     rewrites: list[str] = field(default_factory=list)     # what the optimiser did, for reports
     warnings: list[GdslError] = field(default_factory=list)
-    dims: Dims = field(default_factory=Dims)
+    # caches of the queries below, dropped whenever the graph changes
     _next: int = 0
-    _topo: list | None = None      # the whole graph's order, until the graph changes
-    _needed: dict = field(default_factory=dict)   # roots -> needed(roots), until the graph changes
+    _topo: list | None = None      # the whole graph's order
+    _needed: dict = field(default_factory=dict)   # roots -> needed(roots)
     _rewired: bool = False         # some node has an argument newer than itself (set_args)
-    written: nx.DiGraph | None = None   # a copy of the graph as the model writes it (after shapes)
-    program: object | None = None  # the syntax tree (gdsl.syntax.Program), from parse to resolve
-    code: str = ""                 # the emitted module
-    linemap: dict[int, int] = field(default_factory=dict)   # its line -> the node it computes
     grad_users: dict | None = None  # node -> the gradient nodes named after it (passes.cse.merge)
     _pointing: dict | None = None   # node -> (table, key) of what names it, while merging
 
@@ -67,63 +79,54 @@ class Model:
     def add(self, op: str, args: tuple[int, ...] = (), *, attrs: dict | None = None,
             name: str | None = None, span: Span | None = None, line: Span | None = None,
             shape=None, **extra) -> int:
-        # Straight into NetworkX's own dicts (what add_node and add_edge do, without their
-        # checks): a large model adds hundreds of thousands of nodes.
         n = self._next
         self._next = n + 1
         self._changed()
         G = self.G
         args = tuple(args)
-        G._node[n] = {"op": op, "args": args, "attrs": dict(attrs) if attrs else {}, "name": name,
-                      "span": span, "line": line, "shape": shape, **extra}
-        succ = G._succ
-        succ[n] = {}
-        pred = G._pred[n] = {}
-        for a in args:
-            if a not in pred:
-                pred[a] = succ[a][n] = {}       # one edge-data dict, shared as NetworkX does
+        G.add_node(n, op=op, args=args, attrs=dict(attrs) if attrs else {}, name=name, span=span,
+                   line=line, shape=shape, **extra)
+        self.nodes[n] = G.nodes[n]
+        for a in dict.fromkeys(args):
+            G.add_edge(a, n)
         return n
 
     def copy_graph(self) -> nx.DiGraph:
-        """A copy of the graph (what G.copy() gives, without its per-node and per-edge checks)."""
-        G, H = self.G, nx.DiGraph()
-        H.graph.update(G.graph)
-        H._node.update({n: d.copy() for n, d in G._node.items()})
-        H._pred.update({n: {} for n in G._pred})
-        succ, pred = H._succ, H._pred
-        for u, users in G._succ.items():
-            out = succ[u] = {}
-            for v, e in users.items():      # (a loop, not a comprehension: a call per node)
-                out[v] = pred[v][u] = e.copy()
-        return H
+        """A copy of the graph, its node attributes copied too (the model as written)."""
+        return self.G.copy()
 
     def _changed(self) -> None:
         self._topo = None
         if self._needed:
             self._needed.clear()
 
-    def node(self, n: int) -> dict:
-        return self.G._node[n]      # the node's attribute dict (G.nodes[n] without the view)
+    def node(self, n: int) -> Node:
+        return self.nodes[n]
 
     def set_args(self, n: int, args: tuple[int, ...]) -> None:
         """Rewire n to new arguments, keeping edges in step with the args list."""
         self._changed()
         self._rewired = self._rewired or any(a > n for a in args)
-        for a in set(self.node(n)["args"]):
+        for a in set(self.nodes[n]["args"]):
             self.G.remove_edge(a, n)
-        self.node(n)["args"] = tuple(args)
+        self.nodes[n]["args"] = tuple(args)
         for a in args:
             self.G.add_edge(a, n)
 
     def remove(self, n: int) -> None:
         self._changed()
         self.G.remove_node(n)
+        del self.nodes[n]
+
+    def users(self, n: int):
+        """The nodes that take n as an argument."""
+        return self.G.succ[n]
 
     def replace_uses(self, old: int, new: int) -> None:
         """Make every user of ``old`` use ``new`` instead, and every name, output and
         gradient that pointed at ``old`` point at ``new``."""
         for user in list(self.G.successors(old)):
-            self.set_args(user, tuple(new if a == old else a for a in self.node(user)["args"]))
+            self.set_args(user, tuple(new if a == old else a for a in self.nodes[user]["args"]))
         index = self._pointing
         if index is None:
             entries = [(t, k) for t in (self.outputs, self.grads, self.names)
@@ -158,7 +161,7 @@ class Model:
         the earliest created goes first, so the forward pass follows the source. Until
         set_args gives a node an argument newer than itself, that is creation order.
         """
-        pred = self.G._pred
+        pred = self.G.pred
         if nodes is not None:
             nodes = set(nodes)
             if nodes >= pred.keys():     # all of them (a pass that needs the whole graph)
@@ -172,7 +175,7 @@ class Model:
     def _order(self, nodes) -> list[int]:
         if not self._rewired:
             return sorted(nodes)
-        pred, succ = self.G._pred, self.G._succ
+        pred, succ = self.G.pred, self.G.succ
         if nodes is pred:
             waiting = {n: len(p) for n, p in pred.items()}
         else:
@@ -198,7 +201,7 @@ class Model:
         """Every node that the given roots depend on, roots included."""
         roots = tuple(sorted({r for r in roots if r is not None}))
         if roots not in self._needed:      # (dead code and the scheduler ask the same)
-            attrs = self.G._node
+            attrs = self.nodes
             seen = set()
             stack = list(roots)
             while stack:
@@ -245,8 +248,10 @@ class Model:
     def check(self, stage: str) -> None:
         """Verify the IR's invariants; a failure here is a compiler bug in ``stage``."""
         G = self.G
-        for n, d in G._node.items():
-            if G._pred[n].keys() != set(d["args"]):
+        if self.nodes.keys() != G.nodes.keys():
+            raise AssertionError(f"after stage {stage!r}: the node table and the graph disagree")
+        for n, d in self.nodes.items():
+            if G.pred[n].keys() != set(d["args"]):
                 raise AssertionError(f"after stage {stage!r}: edges of %{n} disagree with its args")
         try:
             self.topo()

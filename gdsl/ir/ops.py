@@ -59,6 +59,7 @@ class Op:
     fresh: bool = True               # returns a new float array (not a view, an input or a mask)
     shape_only: tuple[int, ...] = ()  # arguments read only for their shape
     floats: bool | None = None       # result always float / never float / as its value arguments
+    loss: bool = False               # a data loss averaged over the examples (gdsl run reports it)
 
 
 OPS: dict[str, Op] = {}
@@ -399,7 +400,7 @@ def _xent_logits_emit(a, at, s):
     return bin_(total, "/", _examples_emit([st], {}, s[:1]))
 
 
-defop("xent", 2, loss_shape, lambda a, at, s: helper("_xent", *a), _xent_vjp, None, flops=lambda z, o, s: 3 * z[0],
+defop("xent", 2, loss_shape, lambda a, at, s: helper("_xent", *a), _xent_vjp, None, flops=lambda z, o, s: 3 * z[0], loss=True,
       helpers=("_xent", "_onehot"), jacobian=("−{y}ᵀ/({y}ᵀ{x})",),
       doc="cross-entropy -log(yᵀp) of probabilities p [C, n] and labels (one-hot [C, n] or "
           "integers [n]), averaged over examples", floats=True)
@@ -441,7 +442,7 @@ def margins_shape(dims, s, at):
 
 
 SVM_JACOBIAN = "Σⱼ≠y [{x}ⱼ − {x}_y + 1 > 0](eⱼ − e_y)ᵀ"
-defop("svm", 2, loss_shape, lambda a, at, s: helper("_svm", *a), _svm_vjp, None,
+defop("svm", 2, loss_shape, lambda a, at, s: helper("_svm", *a), _svm_vjp, None, loss=True,
       helpers=("_svm",), flops=lambda z, o, s: 5 * z[0], jacobian=(SVM_JACOBIAN,),
       doc="multi-class hinge loss Σ_{j≠y} max(0, s_j - s_y + 1), averaged over examples "
           "(subgradient 0 exactly at the hinge)", floats=True)

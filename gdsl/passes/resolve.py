@@ -36,6 +36,7 @@ class _Resolver:
         self.later: dict[str, Span] = {}   # names assigned somewhere, for "used before definition"
         self.literals: dict[float, int] = {}
         self.label_use: dict[str, str] = {}    # label input -> the loss that takes it, for messages
+        self.train: dict[str, object] = {}     # the `train` line's settings
         self.m.declared = any(isinstance(s, (S.Input, S.Param, S.Const)) for s in program.statements)
 
     def run(self) -> Model:
@@ -64,13 +65,12 @@ class _Resolver:
                 self._define_check(st.name, st.name_span)
                 shape = None if st.shape is None else tuple(ds.value for ds in st.shape)
                 kind = "input" if isinstance(st, S.Input) else "param"
+                extra = {"init": self._init(st.init)} if kind == "param" and st.init else {}
                 n = m.add(kind, name=st.name, span=st.name_span, line=st.span, shape=shape,
-                          declared=True)
+                          declared=True, **extra)
                 (m.inputs if kind == "input" else m.params)[st.name] = n
                 m.names[st.name] = n
                 self.defined_at[st.name] = st.name_span
-                if kind == "param" and st.init is not None:
-                    m.init[st.name] = self._init(st.init)
             elif isinstance(st, S.Const):
                 self._define_check(st.name, st.name_span)
                 n = m.add("const", name=st.name, span=st.name_span, line=st.span, shape=(),
@@ -275,8 +275,7 @@ class _Resolver:
                 if value != int(value):
                     raise GdslTypeError(f"training option `{opt.name}` takes an integer", opt.span)
                 value = int(value)
-            self.m.train[opt.name] = value
-            self.m.train_spans[opt.name] = opt.span
+            self.train[opt.name] = value
 
     def _choose_wrt(self) -> None:
         m = self.m
@@ -311,5 +310,8 @@ class _Resolver:
                 + help)
 
 
-def build(program: S.Program, model: Model, wrt: list[str] | None = None) -> Model:
-    return _Resolver(program, model, wrt).run()
+def build(program: S.Program, model: Model, wrt: list[str] | None = None) -> dict:
+    """Resolve the program's names into the model's graph; returns the `train` line's settings."""
+    resolver = _Resolver(program, model, wrt)
+    resolver.run()
+    return resolver.train

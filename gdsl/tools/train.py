@@ -32,7 +32,6 @@ from ..pipeline import run_pipeline
 from ..runtime import CompiledModel
 from . import data as D
 
-LOSS_OPS = ("xent", "svm")
 OPTIMIZERS = ("sgd", "momentum", "adam")
 EVAL_CHUNK = 4096
 
@@ -114,14 +113,6 @@ class Trainable:
         self.model = m
 
 
-def _unique(m, base: str) -> str:
-    name, k = base, 1
-    while name in m.names:
-        k += 1
-        name = f"{base}{k}"
-    return name
-
-
 def prepare(model, *, filename: str | None = None) -> Trainable:
     """Compile for training: a path, model text, a CompiledModel or a Trainable.
 
@@ -141,40 +132,13 @@ def prepare(model, *, filename: str | None = None) -> Trainable:
         else:
             text = str(model)
         wrt = None
-    found: dict = {}
-
-    def after(stage, m):
-        if stage == "shapes" and found.get("scores") is not None:
-            shape = m.node(m.names[found["scores"]])["shape"]
-            found["class_dim"] = shape[0] if shape else None
-        if stage != "resolve":
-            return
-        terms, scores, label = [], None, None
-        for n in sorted(m.G.nodes):
-            d = m.node(n)
-            if d["op"] not in LOSS_OPS or d.get("backward"):
-                continue
-            if d["name"] is None:
-                d["name"] = _unique(m, "data_loss")
-                m.names[d["name"]] = n
-            m.outputs.setdefault(d["name"], n)
-            terms.append(d["name"])
-            if scores is None:
-                s_node, y_node = d["args"]
-                sd = m.node(s_node)
-                if sd["name"] is None:
-                    sd["name"] = _unique(m, "scores")
-                    m.names[sd["name"]] = s_node
-                if sd["op"] not in ("input", "param", "const", "literal"):
-                    m.outputs.setdefault(sd["name"], s_node)
-                scores = sd["name"]
-                if m.node(y_node)["op"] == "input":
-                    label = m.node(y_node)["name"]
-        found.update(terms=terms, scores=scores, label=label)
-
-    compiled = CompiledModel(run_pipeline(text, filename=filename, wrt=wrt, after=after))
-    return Trainable(compiled, found.get("terms", []), found.get("scores"), found.get("label"),
-                     found.get("class_dim"))
+    c = run_pipeline(text, filename=filename, wrt=wrt, losses=True)
+    losses = c.losses
+    class_dim = None
+    if losses.scores is not None:       # the class axis of the scores, as the model writes it
+        shape = c.written.nodes[c.model.names[losses.scores]]["shape"]
+        class_dim = shape[0] if shape else None
+    return Trainable(CompiledModel(c), losses.terms, losses.scores, losses.label, class_dim)
 
 
 # -- data into arrays ---------------------------------------------------------------------------
@@ -388,18 +352,17 @@ def standardization(tm: Trainable, arrays: dict, params: dict | None, wanted: bo
     """Per-feature (mean, std) of each feature input: from loaded params that carry them
     (x.mean, x.std: a model trained on standardised features is evaluated on the same scale),
     else from the training split when ``wanted``. Without either, a warning when the features
-    look raw (spreads beyond 10: plain gradient descent converges slowly on them)."""
+    look raw (a standard deviation beyond 10: gradient descent converges slowly on them)."""
     features = [k for k in arrays if k not in tm.labels and arrays[k].ndim >= 1]
     if params is not None and all(f"{k}.mean" in params for k in features) and features:
         return {k: (params[f"{k}.mean"], params[f"{k}.std"]) for k in features}
     if not wanted:
         for k in features:
-            spread = float(np.max(np.abs(arrays[k]))) if arrays[k].size else 0.0
+            spread = float(np.max(np.std(arrays[k], axis=-1))) if arrays[k].size else 0.0
             if spread > 10:
                 warnings.warn(GdslDataWarning(
-                    f"{what}: the features `{k}` reach {spread:.4g}; gradient descent on raw "
-                    f"features of very different scales converges slowly: try --standardize"),
-                    stacklevel=3)
+                    f"{what}: a feature of `{k}` has standard deviation {spread:.4g}; gradient "
+                    f"descent converges slowly on raw features: try --standardize"), stacklevel=3)
         return {}
     out = {}
     for k in features:

@@ -177,4 +177,4 @@ def teaching_model(model) -> Model:
     """The unfused IR of a model (xent(softmax(s), y) keeps p and l apart, as on the slides)."""
     m = model.model if hasattr(model, "model") else model
     return run_pipeline(m.source, filename=m.filename, wrt=list(m.wrt) or None, optimize=False,
-                        outputs=list(m.outputs) or None)
+                        outputs=list(m.outputs) or None).model
