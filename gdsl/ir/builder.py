@@ -6,10 +6,9 @@ behind (g * 1, 0 + g). The op table's derivative rules and the passes build with
 from __future__ import annotations
 
 from ..errors import GdslShapeError
+from .graph import LEAVES
 from .ops import OPS
 from .shapes import Mismatch
-
-LEAVES = ("input", "param", "const", "literal")
 
 
 class V:
@@ -66,7 +65,7 @@ class Builder:
         that builds nothing never scans the graph)."""
         if self._memo is None:
             memo = self._memo = {}
-            for n, d in self.m.G._node.items():
+            for n, d in self.m.nodes.items():
                 op, attrs = d["op"], d["attrs"]
                 if op == "literal":
                     memo.setdefault(("literal", d["value"]), n)
@@ -79,12 +78,12 @@ class Builder:
         key = ("literal", value)
         memo = self.memo
         n = memo.get(key)
-        if n not in self.m.G._node:     # new, or optimised away since
+        if n not in self.m.nodes:     # new, or optimised away since
             n = memo[key] = self.m.add("literal", value=value, shape=(), **self.extra)
         return V(self, n)
 
     def op(self, name: str, *args, **attrs) -> V:
-        nodes = self.m.G._node
+        nodes = self.m.nodes
         ids = tuple([a.id if isinstance(a, V) else self.lit(a).id for a in args])
         if name in FOLDABLE:
             folded = self._fold(name, ids, nodes)
@@ -149,7 +148,7 @@ class Builder:
 
     def unbroadcast(self, g: V, x: V) -> V:
         """Sum g back over the axes along which x was broadcast."""
-        nodes = self.m.G._node
+        nodes = self.m.nodes
         if nodes[g.id]["shape"] == nodes[x.id]["shape"] is not None:   # (the common case)
             return g
         gs, xs = g.shape, x.shape

@@ -5,16 +5,16 @@
 
 from __future__ import annotations
 
-LEAVES = ("input", "param", "const")
+from ..ir.graph import GIVEN
 
 
 def cse(model) -> None:
     seen: dict = {}
-    nodes = model.G._node
+    nodes = model.nodes
     for n in model.topo():
         d = nodes[n]
         op = d["op"]
-        if op in LEAVES:
+        if op in GIVEN:
             continue
         attrs = d["attrs"]
         key = (("literal", d["value"]) if op == "literal"

@@ -6,16 +6,16 @@ an unused named value is reported.
 
 from __future__ import annotations
 
-LEAVES = ("input", "param", "const")
+from ..ir.graph import GIVEN
 
 
 def dce(model) -> None:
     live = model.needed(model.roots())
-    if live >= model.G._node.keys():     # nothing to remove (checked at C speed)
+    if live >= model.nodes.keys():     # nothing to remove (checked at C speed)
         return
     for n in model.topo()[::-1]:
         d = model.node(n)
-        if n in live or d["op"] in LEAVES:
+        if n in live or d["op"] in GIVEN:
             continue
         if d["name"] and d["op"] != "literal" and not d.get("backward"):
             model.rewrites.append(f"{d['span'] or '-'}: removed `{d['name']}`, which nothing uses")

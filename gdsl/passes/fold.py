@@ -30,7 +30,7 @@ def _evaluate(op: str, attrs: dict, values: list[float]):
 def fold(model) -> None:
     from ..ir.builder import Builder
     b = Builder(model)
-    nodes = model.G._node
+    nodes = model.nodes
     literals = {n for n, d in nodes.items() if d["op"] == "literal"}
     for n in model.topo():
         d = nodes[n]

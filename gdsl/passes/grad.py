@@ -11,7 +11,8 @@ unasked-for gradient (the data x, the labels y) is computed.
 from __future__ import annotations
 
 from ..errors import GdslTypeError
-from ..ir.builder import LEAVES, Builder, V
+from ..ir.builder import Builder, V
+from ..ir.graph import LEAVES
 from ..ir.ops import OPS
 
 
@@ -19,7 +20,6 @@ def differentiate(model) -> None:
     """Add the backward pass to the model: model.grads maps each wrt name to its gradient node."""
     if model.loss is None or not model.wrt:
         return
-    G = model.G
     wrt_nodes = [model.names[w] for w in model.wrt]
     active = model.needed([model.loss]) & _reachable_from(model, wrt_nodes)
     first_backward = model._next
@@ -28,7 +28,7 @@ def differentiate(model) -> None:
     contributions: dict[int, list[V]] = {model.loss: [b.lit(1.0)]}   # set g = 1
     grad_of: dict[int, V] = {}
     for n in reversed(model.topo(active)):
-        d = G._node[n]
+        d = model.nodes[n]
         extra["span"], extra["line"] = d["span"], d["line"]
         parts = contributions.pop(n, None)
         if parts is None:       # reaches the loss only as a cache argument: no gradient
@@ -37,7 +37,7 @@ def differentiate(model) -> None:
         for p in parts[1:]:
             g = g + p                   # a node used several times: sum over its children
         grad_of[n] = g
-        gd = G._node[g.id]
+        gd = model.nodes[g.id]
         if g.id >= first_backward and gd.get("grad_of") is None and gd["op"] != "literal":
             gd["grad_of"] = n
         if d["op"] in LEAVES:
@@ -65,7 +65,7 @@ def differentiate(model) -> None:
             model.grads[name] = grad_of[w].id
         else:   # the loss does not depend on w
             model.grads[name] = b.op("zeros_like", V(b, w)).id
-            G._node[model.grads[name]]["grad_of"] = w
+            model.nodes[model.grads[name]]["grad_of"] = w
 
 
 def _is_cache(op, i: int) -> bool:
@@ -78,7 +78,7 @@ CONSTANT = {name for name, op in OPS.items() if op.constant}
 def _reachable_from(model, nodes) -> set[int]:
     """Nodes that depend on the given ones through something with a derivative
     (a mask, a count or a one-hot of them is piecewise constant: no gradient)."""
-    users, attrs = model.G._succ, model.G._node
+    users, attrs = model.G.succ, model.nodes
     seen = set(nodes)
     stack = list(seen)
     while stack:

@@ -7,6 +7,7 @@ time the arrays' shapes are checked against the same rules without changing the 
 from __future__ import annotations
 
 from ..errors import GdslShapeError
+from ..ir.graph import LEAVES
 from ..ir.ops import OPS
 from ..ir.shapes import Dims, Mismatch, Shape, show_shape
 from ..lang.source import snippet
@@ -20,13 +21,13 @@ def infer(model, dims: Dims | None = None, order=None, leaf_shapes: dict | None 
     and the graph is left as it was.
     """
     dims = dims if dims is not None else model.dims
-    nodes = model.G._node
+    nodes = model.nodes
     out: dict = {}
     store = leaf_shapes is None
     for n in (order if order is not None else model.topo()):
         d = nodes[n]
         op = d["op"]
-        if op in ("input", "param", "const", "literal"):
+        if op in LEAVES:
             shape = d["shape"] if store or n not in leaf_shapes else leaf_shapes[n]
             shape = dims.shape(shape)
         else:
@@ -60,8 +61,7 @@ def check_scalar_loss(model, dims: Dims, shape: Shape = None) -> None:
 
 
 def shape_error(model, n: int, why: str, dims: Dims, shapes: dict) -> GdslShapeError:
-    G = model.G
-    d = G._node[n]
+    d = model.nodes[n]
     text = snippet(model, d["span"])
     notes = []
     seen = set()
@@ -69,7 +69,7 @@ def shape_error(model, n: int, why: str, dims: Dims, shapes: dict) -> GdslShapeE
         if a in seen:
             continue
         seen.add(a)
-        ad = G._node[a]
+        ad = model.nodes[a]
         if ad["op"] == "literal":
             continue
         where = f", defined at {ad['span']}" if ad["span"] else ""

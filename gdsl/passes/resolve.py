@@ -12,7 +12,7 @@ import difflib
 
 from .. import limits
 from ..errors import GdslLimitError, GdslNameError, GdslTypeError, Span
-from ..ir.graph import Model
+from ..ir.graph import GIVEN, Model
 from ..ir.init import INITS
 from ..ir.ops import BINARY_OPERATORS, OPS, user_functions
 from ..lang import syntax as S
@@ -302,7 +302,7 @@ class _Resolver:
             raise GdslTypeError(
                 f"cannot differentiate with respect to `{w}`: it is used as class labels "
                 f"(by {self.label_use[w]}), which are not differentiable", d["span"], help=help)
-        if d["op"] not in ("input", "param", "const"):
+        if d["op"] not in GIVEN:
             raise GdslTypeError(
                 f"cannot differentiate with respect to `{w}`: it is computed by the model, "
                 f"not given to it", d["span"],

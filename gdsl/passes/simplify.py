@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import deque
 
 from ..ir.builder import Builder, V
+from ..ir.graph import LEAVES
 from .cse import merge
 
 
@@ -55,7 +56,7 @@ RULES = [
 def _show(model, n) -> str:
     """A node as a small expression: `x * 1`, `-(-x)`."""
     d = model.node(n)
-    if d["name"] or d["op"] in ("literal", "input", "param", "const"):
+    if d["name"] or d["op"] in LEAVES:
         return model.label(n)
     args = [model.label(a) for a in d["args"]]
     sym = {"add": "+", "sub": "-", "mul": "*", "div": "/", "pow": "**"}.get(d["op"])
@@ -74,7 +75,7 @@ def simplify(model) -> None:
     wanted: dict[str, set] = {}     # op -> the (op, literal value or None) its patterns look for
     for op, candidates in rules.items():
         wanted[op] = {(kind, value) for _, kind, value, *_ in candidates}
-    nodes = model.G._node
+    nodes = model.nodes
     b = Builder(model)
     work = deque(model.topo())
     queued = set(work)

@@ -20,7 +20,7 @@ class GdslWarning(GdslError):
 
 
 def warn_unstable(model) -> None:
-    nodes = model.G._node
+    nodes = model.nodes
     for n in model.topo():
         d = nodes[n]
         op = d["op"]

@@ -35,7 +35,7 @@ import numpy as np
 
 from ..errors import GdslError, GdslShapeError, GdslValueError
 from ..ir.builder import Builder, V
-from ..ir.graph import Model
+from ..ir.graph import LEAVES, Model
 from ..ir.ops import HELPERS, OPS
 from ..ir.shapes import Dims, Mismatch
 from ..limits import check_memory
@@ -44,7 +44,6 @@ from ..passes.infer import infer
 from ..pipeline import run_pipeline
 from ..runtime import CompiledModel
 
-LEAVES = ("input", "param", "const", "literal")
 KINKED = {"relu", "abs", "sign", "step", "maximum", "minimum", "gt", "ge", "lt", "le", "max",
           "svm", "svm_margins", "svm_hinge"}
 MAX_UNKNOWN = 8          # undeclared leaves whose rank the check searches for
@@ -248,7 +247,7 @@ def kink_distance(op: str, attrs: dict, args: list, m: Model | None = None) -> f
 def read_by_loss(m: Model) -> set[int]:
     """The nodes whose values the loss reads other than as cache arguments (Op.cached): a
     cache only saves work, and no gradient flows through it."""
-    nodes = m.G._node
+    nodes = m.nodes
     read, stack = {m.loss}, [m.loss]
     while stack:
         d = nodes[stack.pop()]
@@ -264,7 +263,7 @@ def kinks_felt(m: Model, order: list[int], wrt_nodes: list[int]) -> list[int]:
     """The non-smooth nodes among ``order`` whose kinks the loss feels as the differentiated
     values move: the loss reads the node (read_by_loss) and an argument of it moves with them."""
     moving = _reachable_from(m, wrt_nodes)
-    read, nodes = read_by_loss(m), m.G._node
+    read, nodes = read_by_loss(m), m.nodes
     return [n for n in order if nodes[n]["op"] in KINKED and n in read
             and any(a in moving for a in nodes[n]["args"])]
 

@@ -7,9 +7,8 @@ from dataclasses import dataclass, field
 from math import prod
 
 from ..errors import GdslUsageError
+from ..ir.graph import LEAVES
 from ..ir.ops import OPS
-
-LEAVES = ("input", "param", "const", "literal")
 
 
 @dataclass

@@ -27,7 +27,7 @@ import textwrap
 import numpy as np
 
 from ..errors import GdslError, GdslUsageError
-from ..ir.graph import Model
+from ..ir.graph import GIVEN, LEAVES, Model
 from ..ir.ops import HELPERS, OPS
 from ..ir.shapes import Dims, show_shape
 from ..passes.grad import _reachable_from
@@ -66,7 +66,7 @@ def example_shapes(m: Model) -> dict[int, tuple]:
     """Concrete shapes of every forward node for one example; undeclared inputs are searched."""
     order = [n for n in m.forward_order if not m.node(n).get("backward")]
     dims = example_dims(m)
-    leaves = [n for n in order if m.node(n)["op"] in ("input", "param", "const")]
+    leaves = [n for n in order if m.node(n)["op"] in GIVEN]
     fixed, free = {}, []
     for n in leaves:
         s = m.node(n)["shape"]
@@ -557,7 +557,7 @@ class JacobianCheck:
         self.local = {}
         for c in fwd:
             d = m.node(c)
-            if c not in act or c not in reach or d["op"] in ("input", "param", "const", "literal"):
+            if c not in act or c not in reach or d["op"] in LEAVES:
                 continue
             pos = [i for i, a in enumerate(d["args"]) if a in reach]
             self.local[c] = local_jacobians(m, c, values, shapes, pos)

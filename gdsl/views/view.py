@@ -7,10 +7,8 @@ gdsl.views.draw draws it and gdsl.views.explain walks through it.
 
 from __future__ import annotations
 
-from ..ir.graph import Model
+from ..ir.graph import LEAVES, Model
 from ..pipeline import run_pipeline
-
-LEAVES = ("input", "param", "const", "literal")
 
 # names the lecture writes as Greek letters
 GREEK = {"lam": "λ", "lambda": "λ", "alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ",
