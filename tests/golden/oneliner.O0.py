@@ -65,7 +65,7 @@ def forward(*, W, x, b, y, lam):
     # s = z + b
     s = z + b
     del z
-    # J = xent(softmax(s), y) + lam*sqnorm(W)
+    # J = xent(softmax(s), y) + lam * sqnorm(W)
     J = _xent(_softmax(s, axis=0), y) + lam * np.vdot(W, W)
     del s
     return {'J': J}
@@ -77,13 +77,13 @@ def value_and_grad(*, W, x, b, y, lam):
     z = W @ x
     # s = z + b
     s = z + b
-    # J = xent(softmax(s), y) + lam*sqnorm(W)
+    # J = xent(softmax(s), y) + lam * sqnorm(W)
     t1 = _softmax(s, axis=0)
     del s
     t2 = np.vdot(W, W)
     t3 = lam * t2
     J = _xent(t1, y) + t3
-    # grad of: J = xent(softmax(s), y) + lam*sqnorm(W)
+    # grad of: J = xent(softmax(s), y) + lam * sqnorm(W)
     t4 = _sum_to(1.0, t3.shape)
     del t3
     g_lam = _sum_to(t4 * t2, lam.shape)

@@ -62,7 +62,7 @@ def forward(*, W, x, b, y, lam):
     # s = z + b
     s = z + b
     del z
-    # J = xent(softmax(s), y) + lam*sqnorm(W)
+    # J = xent(softmax(s), y) + lam * sqnorm(W)
     Y = _onehot(y, s)
     m = s.max(axis=0, keepdims=True)
     J = (np.log(np.exp(s - m).sum(axis=0, keepdims=True)).sum() + m.sum() - np.vdot(Y, s)) / s[0].size + lam * np.vdot(W, W)
@@ -76,7 +76,7 @@ def value_and_grad(*, W, x, b, y, lam):
     z = W @ x
     # s = z + b
     s = z + b
-    # J = xent(softmax(s), y) + lam*sqnorm(W)
+    # J = xent(softmax(s), y) + lam * sqnorm(W)
     t1 = np.vdot(W, W)
     t2 = lam * t1
     Y = _onehot(y, s)
@@ -85,7 +85,7 @@ def value_and_grad(*, W, x, b, y, lam):
     Z = e.sum(axis=0, keepdims=True)
     J = (np.log(Z).sum() + m.sum() - np.vdot(Y, s)) / s[0].size + t2
     del m
-    # grad of: J = xent(softmax(s), y) + lam*sqnorm(W)
+    # grad of: J = xent(softmax(s), y) + lam * sqnorm(W)
     t3 = _sum_to(1.0, t2.shape)
     del t2
     g_s = (e / Z - Y) / s[0].size
