@@ -34,6 +34,19 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'gdsl' has no attribute {name!r}")
 
 
+def load_ipython_extension(ipython) -> None:
+    """`%load_ext gdsl` in IPython or Jupyter: the `%%gdsl NAME` cell magic (gdsl.notebook,
+    imported only then: importing gdsl does not load IPython)."""
+    from .notebook import load_ipython_extension as load
+    load(ipython)
+
+
+def unload_ipython_extension(ipython) -> None:
+    """`%unload_ext gdsl`."""
+    from .notebook import unload_ipython_extension as unload
+    unload(ipython)
+
+
 __all__ = [
                      "CompiledModel",
                      "GdslDataError",
