@@ -45,11 +45,12 @@ def syntax_tree(node):
 
 
 def graph(text: str) -> str:
-    """The IR dump without places, or the error's class and message (places aside)."""
+    """The IR dump without places, or the class of the error (its message may quote the
+    source, which spans lines before `\\` continuations are joined and one line after)."""
     try:
         c = run_pipeline(text, optimize=False)
     except GdslError as e:
-        return f"{type(e).__name__}: " + re.sub(r"\s|\d+:\d+", "", e.message)
+        return type(e).__name__
     dump = getattr(c, "model", c).dump()
     return re.sub(r"  # \d+:\d+$", "", dump, flags=re.MULTILINE) + repr(getattr(c, "train", None))
 

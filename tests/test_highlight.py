@@ -220,7 +220,7 @@ def pygments_classes(text: str) -> list[tuple[int, int, str, str]]:
             kind = words.get(value, "name")
         elif ttype is Punctuation:
             kind = {";": "semicolon", ",": "comma"}.get(value, "bracket")
-        elif ttype is Text and value.startswith("\\"):       # a `\` line continuation
+        elif ttype is Text and value.startswith("\\") and value.endswith("\n"):   # `\` + line end
             kind, value = "continuation", "\\"
         elif ttype in (Number, Comment.Single, Operator):
             kind = {Number: "number", Comment.Single: "comment", Operator: "operator"}[ttype]
@@ -234,6 +234,11 @@ def pygments_classes(text: str) -> list[tuple[int, int, str, str]]:
 def textmate_agrees(text: str) -> None:
     text = text.replace("\r\n", "\n").replace("\r", "\n")    # as gdsl and editors read files
     got, want = textmate_tokens(text), pygments_classes(text)
+    if re.search(r"\\[ \t]*\Z", text) and got and got[-1][3] == "continuation":
+        # The one place they differ: a `\` at the very end of a file without a final line
+        # end. A TextMate grammar sees one line at a time and cannot know it is the last;
+        # gdsl reads it as a stray character.
+        got.pop()
     assert got == want, f"TextMate and Pygments disagree on {text!r}"
 
 
