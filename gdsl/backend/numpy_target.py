@@ -19,7 +19,7 @@ from itertools import chain
 
 import numpy as np
 
-from ..ir.ops import HELPER_DEPS, HELPERS, LOAD, OPS, STORE, const, np_
+from ..ir.ops import BINARY_OPERATORS, HELPER_DEPS, HELPERS, LOAD, OPS, STORE, const, np_
 from ..lang.source import source_text
 from .unparse import statement
 
@@ -60,9 +60,8 @@ class Namer:
             d = model.node(n)
             if d["name"] is not None and d.get("grad_of") is None:
                 base = d["name"]
-            elif d["op"] == "onehot" and model.node(d["args"][0])["name"]:
-                label = model.node(d["args"][0])["name"]      # the lecture's Y for labels y
-                base = label.upper() if label.islower() and label.isalpha() else label + "_onehot"
+            elif _hint(model, d):
+                base = _hint(model, d)
             elif _grad_of(model, d) is not None and model.node(d["grad_of"])["name"]:
                 base = "g_" + model.node(d["grad_of"])["name"]
             elif d.get("hint"):
@@ -72,6 +71,14 @@ class Namer:
                 base = f"t{self.temps}"
             self.names[n] = self.fresh(base)
         return self.names[n]
+
+
+def _hint(model, d) -> str | None:
+    """A name for d's value from its op and its arguments' names (the lecture's Y for y)."""
+    row = OPS.get(d["op"])
+    if row is None or row.hint is None:
+        return None
+    return row.hint([model.node(a)["name"] for a in d["args"]])
 
 
 def _grad_of(model, d):
@@ -99,8 +106,7 @@ def _str(s: str) -> ast.Constant:
 # A product keeps their 0/1 meaning (True * 2.5 = 2.5, True * True = True), and so do /, sum
 # and mean; but True + True is True, -True raises, and a bool gradient is not a number.
 # Where a mask reaches anything else it is cast: `(x > 0) * 1.0`.
-MASK_OPS = {"gt", "ge", "lt", "le", "step"}
-KEEPS_MEANING = {"mul", "div", "sum", "mean"}
+ADD, SUB, MUL = (BINARY_OPERATORS[s] for s in "+-*")
 
 
 def _bool_arrays_to_cast(boolean: set[int], user_ops: dict[int, list[str]],
@@ -108,7 +114,7 @@ def _bool_arrays_to_cast(boolean: set[int], user_ops: dict[int, list[str]],
     """The masks to cast: those returned or read by an op that does not keep their meaning
     (boolean and the ops reading each come from _Function._analyse)."""
     return {n for n in boolean
-            if n in roots or any(op not in KEEPS_MEANING for op in user_ops.get(n, ()))}
+            if n in roots or any(not OPS[op].keeps_mask for op in user_ops.get(n, ()))}
 
 
 class _Function:
@@ -158,7 +164,7 @@ class _Function:
                 for a in args:
                     if a in boolean:
                         mask_users.setdefault(a, []).append(op)
-            if op in MASK_OPS or op == "mul" and boolean.issuperset(args):
+            if row.mask or op == MUL and boolean.issuperset(args):
                 boolean.add(n)
             floats, shape_only = row.floats, row.shape_only
             if shape_only or shares and not shares.keys().isdisjoint(args):
@@ -230,7 +236,7 @@ class _Function:
                 if (last_read.get(a) == n and a in fresh and a in surely_float
                         and a not in rooted and a not in out and a not in as_float
                         and args.count(a) == 1 and shape[a] == shape_n
-                        and (call or d["op"] == "add" or d["op"] == "sub" and i == 0
+                        and (call or d["op"] == ADD or d["op"] == SUB and i == 0
                              or a in results or a not in temporary)):
                     out[a] = n
                     results.add(n)
@@ -288,7 +294,7 @@ class _Function:
                 # only numbers: computed as NumPy computes (1.0 / 0.0 is inf there, an error
                 # in Python's floats); the optimiser folds the finite ones away
                 operands[0] = np_("float64", operands[0])
-            expr = row.emit(operands, d["attrs"], [shape[a] for a in args])
+            expr = row.emit["numpy"](operands, d["attrs"], [shape[a] for a in args])
             if n in as_float:
                 expr = ast.BinOp(expr, ast.Mult(), ast.Constant(1.0))
             # inlined, n is evaluated where its user is: not after an array it reads is reused
@@ -321,7 +327,7 @@ class _Function:
         span = d.get("line") or d.get("span")
         if span is None:
             return None
-        if d["op"] == "add" and _grad_of(self.m, d) is not None:
+        if d["op"] == ADD and _grad_of(self.m, d) is not None:
             return f"grad of {self.m.label(d['grad_of'])}: summed over its uses"
         text = source_text(self.m.source, span)
         if not text:
@@ -329,8 +335,8 @@ class _Function:
         return ("grad of: " if d.get("backward") else "") + text
 
 
-_UFUNC_OF = {ast.Add: "add", ast.Sub: "subtract", ast.Mult: "multiply", ast.Div: "divide",
-             ast.Pow: "power"}
+_UFUNC_OF = {ast.Add: np.add.__name__, ast.Sub: np.subtract.__name__,
+             ast.Mult: np.multiply.__name__, ast.Div: np.divide.__name__, ast.Pow: np.power.__name__}
 
 
 def _as_ufunc(expr: ast.expr) -> tuple[str, list[ast.expr]] | None:
@@ -355,7 +361,7 @@ def _ufunc_operands(op, d) -> tuple[bool, list[int]]:
     key = (op.name, len(d["args"]))
     if key not in _operands_cache:
         probe = [_name(f"_{i}") for i in range(len(d["args"]))]
-        expr = op.emit(probe, d["attrs"], [None] * len(probe))
+        expr = op.emit["numpy"](probe, d["attrs"], [None] * len(probe))
         form = _as_ufunc(expr)
         _operands_cache[key] = (type(expr) is ast.Call, [
             i for i, a in enumerate(probe) if form and any(x is a for x in form[1])])

@@ -1,29 +1,51 @@
-"""The op table: one row per op, so adding an op touches one place.
+"""The op table: one row per op, and every fact about an op in its row.
 
-Each row gives
-    arity      how many positional arguments
-    keywords   the keyword arguments it takes, with defaults
-    shape      the shape rule: (dims, arg_shapes, attrs) -> shape
-    emit       the NumPy emission: (arg_exprs, attrs, arg_shapes) -> a Python ast expression
-    vjp        one vector-Jacobian product per argument, or None where the op has no
-               derivative in that argument. A rule gets the incoming gradient g, the
-               op's value ans and its arguments as graph values (gdsl.grad.V) and
-               returns a graph value: the backward pass is built in the same IR.
-    broadcasts whether arguments broadcast (the backward pass then sums g back
-               over broadcast axes, one `unbroadcast` for every such op)
-    flops      the cost model of `gdsl stats`: FLOPs per output element, or a rule
-    fresh      whether the result is a new float array the emitted code may update in place
-    shape_only the arguments the emission reads only for their shape (n = s.shape[1]): their
-               arrays may be reused (updated in place) before it
-    floats     True if the result is a float array whatever the arguments (/, exp), False if it
-               never is (masks, indices, counts); None: float when a value argument is
-    jacobian   for teaching: the local Jacobian of the op in the lecture's notation,
-               one per argument ({x}, {y}, {ans} are the argument and result names)
-    helpers    module-level NumPy helpers the emission calls (see HELPERS)
-    caches     for an op whose last arguments are values it could compute itself from the
-               others (the fused cross-entropy takes p = softmax(s) so that one exp serves
-               both): the rule that builds them. They carry no gradient of their own; a
-               check of the op perturbs the others and rebuilds the caches.
+Adding an op is adding a row (and its test entries); no other module names an op (a test
+reads them all to be sure). A row gives:
+
+    arity        how many positional arguments; keywords: the keyword arguments, with defaults
+    shape        the shape rule: (dims, arg_shapes, attrs) -> shape
+    emit         the emission per target: {"numpy": (arg_exprs, attrs, arg_shapes) -> a Python
+                 ast expression}; the NumPy one is also how gdsl.ir.evaluate computes the op
+    helpers      module-level NumPy helpers the NumPy emission calls (see HELPERS)
+    vjp          one vector-Jacobian product per argument, or None where the op has no
+                 derivative in that argument. A rule gets the incoming gradient g, the op's
+                 value ans and its arguments as graph values (gdsl.ir.builder.V) and returns a
+                 graph value: the backward pass is built in the same IR.
+    broadcasts   whether arguments broadcast (the backward pass then sums g back over broadcast
+                 axes: one `unbroadcast` for every such op)
+    kink         gdsl check: how far the arguments are from the op's kinks, (args, attrs) ->
+                 distance; None for a smooth op. Every differentiable op says which it is.
+    constant     piecewise constant (masks, counts, one-hot): no gradient flows through it
+    mask         its result is a boolean mask (x > 0); keeps_mask: a mask through it keeps its
+                 0/1 meaning (a product, a sum), so the emitted code need not cast it to float
+    labels       the position of the argument that takes class labels (xent, svm), and scores:
+                 that of the scores they go with
+    loss         a data loss averaged over the examples (gdsl run reports it)
+    caches       for an op whose last `cached` arguments are values it could compute from the
+                 others (the fused cross-entropy takes max and Σexp of s so that one exp serves
+                 p and the loss): the rule that builds them. No gradient flows through them.
+    fold         the graph builder's simplification of a new node (g * 1 -> g), or None
+    identities   the optimiser's rewrites of this op as (pattern, replacement) rows; a pattern
+                 is (i, what): argument i is a literal of that value, or the result of that op
+    fuse         the stable fusion of this op with its argument (xent of a softmax), or None
+    zero_unsafe  (argument, "log of"): compile-time warning when that argument can be exactly 0;
+    zero_able    the result can be exactly 0 (relu, exp underflowing); zero_help: what to do
+    flops        the cost model of `gdsl stats`: FLOPs per output element, or a rule
+    fresh        the result is a new float array the emitted code may update in place
+    shape_only   the arguments the emission reads only for their shape (n = s.shape[1])
+    floats       True: the result is float whatever the arguments (/, exp); False: never
+                 (masks, indices, counts); None: float when a value argument is
+    jacobian     for teaching: the local Jacobian per argument in the lecture's notation
+                 ({x}, {y}, {ans}: the argument and result names)
+    notation     how the slides write the op: (args) -> (text, precedence)
+    linear       for teaching: the sign (+1, -1) with which the op passes a gradient on, or
+                 SCALED when it scales it by its other argument (x * λ); grad_form: the
+                 gradient of each argument written in its own shape (∂J/∂W = gᵀxᵀ)
+    scalar_factor the argument positions a scalar multiple can sit in, folded into the label
+                 of its user when drawn (J = l + λr)
+    hint         a name for the emitted value from its arguments' names (the lecture's Y for y)
+    doc          what it computes, for `help` and error messages; user: callable by name
 
 Conventions, as in the lecture: classes along axis 0 and examples along the
 remaining axes (X is d x n, one-hot Y is C x n); losses average over examples.
@@ -35,8 +57,13 @@ import ast
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from . import shapes as sh
 from .shapes import Mismatch
+
+UNSET = "unset"        # (a differentiable row must say whether it has kinks: see `kink`)
+SCALED = "scaled"      # (`linear`: the gradient is scaled by the other argument)
 
 
 @dataclass(frozen=True)
@@ -44,30 +71,58 @@ class Op:
     name: str
     arity: int
     shape: Callable
-    emit: Callable
+    emit: dict
     vjp: tuple | None = None
     keywords: dict = field(default_factory=dict)
     broadcasts: bool = False
-    jacobian: tuple[str, ...] = ()
+    kink: Callable | None | str = UNSET
+    constant: bool = False
+    mask: bool = False
+    keeps_mask: bool = False
+    labels: int | None = None
+    scores: int = 0
+    loss: bool = False
+    caches: Callable | None = None
+    cached: int = 0
+    fold: Callable | None = None
+    identities: tuple = ()
+    fuse: Callable | None = None
+    zero_unsafe: tuple | None = None
+    zero_able: bool = False
+    zero_help: str | None = None
+    flops: Callable | int = 1
+    fresh: bool = True
+    shape_only: tuple[int, ...] = ()
+    floats: bool | None = None
     helpers: tuple[str, ...] = ()
-    user: bool = True          # callable by name from a model file
+    jacobian: tuple[str, ...] = ()
+    notation: Callable | None = None
+    linear: Callable | None = None
+    grad_form: tuple[str, ...] = ()
+    scalar_factor: tuple[int, ...] = ()
+    hint: Callable | None = None
+    user: bool = True
     doc: str = ""
-    caches: Callable | None = None   # builds the trailing cache arguments from the others
-    cached: int = 0                  # how many trailing arguments are caches
-    constant: bool = False           # piecewise constant (masks, counts, one-hot): gradient 0
-    flops: Callable | int = 1        # FLOPs per output element, or (arg_sizes, out_size, shapes) -> FLOPs
-    fresh: bool = True               # returns a new float array (not a view, an input or a mask)
-    shape_only: tuple[int, ...] = ()  # arguments read only for their shape
-    floats: bool | None = None       # result always float / never float / as its value arguments
-    loss: bool = False               # a data loss averaged over the examples (gdsl run reports it)
+
+    @property
+    def elementwise(self) -> bool:
+        """Each entry of the result from the same entries of the arguments (broadcast)."""
+        return self.shape in (same, bcast)
+
+    @property
+    def foldable(self) -> bool:
+        """Constant folding may compute it from literal arguments."""
+        return self.elementwise and not self.constant
 
 
 OPS: dict[str, Op] = {}
-BINARY_OPERATORS = {"+": "add", "-": "sub", "*": "mul", "/": "div", "@": "matmul", "**": "pow"}
 
 
 def defop(name, arity, shape, emit, *vjp, **kw) -> Op:
-    op = Op(name, arity, shape, emit, tuple(vjp) if vjp else None, **kw)
+    """Add a row; ``emit`` is the NumPy emission (other targets' go in ``targets={...}``)."""
+    targets = kw.pop("targets", {})
+    vjp = tuple(vjp) if any(rule is not None for rule in vjp) else None    # None: no derivative
+    op = Op(name, arity, shape, {"numpy": emit, **targets}, vjp, **kw)
     OPS[name] = op
     return op
 
@@ -77,6 +132,7 @@ def defop(name, arity, shape, emit, *vjp, **kw) -> Op:
 # One instance of each context and operator, shared by every node, as Python's own parser
 # does: a large model builds hundreds of thousands of nodes.
 LOAD, STORE = ast.Load(), ast.Store()
+
 
 def const(v) -> ast.expr:
     # floats stay floats (1.0, not 1): an int literal times a mask would make an int array
@@ -165,6 +221,206 @@ def transposed(dims, s, at):
     return None if s[0] is None else tuple(reversed(s[0]))
 
 
+# -- kinks: how far a batch is from where a non-smooth op has no derivative (gdsl check) ------
+
+def _kink_at_zero(args, at):
+    return float(np.min(np.abs(args[0]), initial=np.inf))
+
+
+def _kink_at_ties(args, at):
+    return float(np.min(np.abs(np.subtract(args[0], args[1])), initial=np.inf))
+
+
+def _kink_top_two(args, at):
+    x = np.asarray(args[0], dtype=np.float64)
+    axis = at.get("axis")
+    if axis is None:
+        x = x.reshape(-1)
+        axis = 0
+    if x.shape[axis] < 2:
+        return np.inf
+    top = -np.sort(-x, axis=axis)
+    return float(np.min(np.take(top, 0, axis) - np.take(top, 1, axis), initial=np.inf))
+
+
+def _kink_hinge(args, at):
+    s = np.asarray(args[0], dtype=np.float64)
+    y = np.asarray(args[1])
+    if y.shape == s.shape:
+        Y = y
+    else:       # integer labels: one-hot along the class axis
+        Y = np.arange(s.shape[0]).reshape((-1,) + (1,) * y.ndim) == y.reshape(s.shape[1:])
+    margins = s - (Y * s).sum(axis=0, keepdims=True) + 1
+    return float(np.min(np.abs(margins[Y == 0]), initial=np.inf))
+
+
+# -- the lecture's notation (gdsl.views.view) ---------------------------------------------------
+# A rule gets the arguments as a Notation (gdsl.views.view): t.p(i, level) is argument i,
+# parenthesised when it binds looser than level; t.text(i), t.is_scalar(i), t.is_literal(i).
+
+ATOM, PRODUCT, SUM = 3, 2, 1        # precedence of a written expression
+
+
+def juxt(a: str, b: str) -> str:
+    """a b written side by side (Wx), with a dot between two numbers (2·3)."""
+    return a + ("·" if a[-1:].isdigit() and b[:1].isdigit() else "") + b
+
+
+def _mul_notation(t):
+    s0, s1 = t.is_scalar(0), t.is_scalar(1)
+    if s1 and not s0:
+        return juxt(t.p(1, ATOM), t.p(0, PRODUCT)), PRODUCT
+    if s0:
+        return juxt(t.p(0, ATOM), t.p(1, PRODUCT)), PRODUCT
+    return f"{t.p(0, PRODUCT)} ⊙ {t.p(1, PRODUCT)}", PRODUCT
+
+
+def _pow_notation(t):
+    if t.is_literal(1) and t.text(1) in ("2", "3"):
+        return t.p(0, ATOM) + {"2": "²", "3": "³"}[t.text(1)], ATOM
+    return f"{t.p(0, ATOM)}^{t.p(1, ATOM)}", ATOM
+
+
+# -- the graph builder's folds (gdsl.ir.builder): what a rule would otherwise leave behind ------
+
+def _value(d: dict):
+    """A literal node's value; None for any other node."""
+    return d["value"] if d["op"] == "literal" else None
+
+
+def _binary_fold(compute, *identities):
+    """Numbers computed at once (if the result is a float); then identities as (test on the
+    literal values lx, ly, what to return: "x", "y", or a function (b, x, y) -> value)."""
+    def fold(b, ids, nodes):
+        x, y = ids
+        lx, ly = _value(nodes[x]), _value(nodes[y])
+        if lx is None and ly is None:
+            return None
+        if lx is not None and ly is not None:
+            try:
+                value = compute(lx, ly)
+            except (ZeroDivisionError, OverflowError, ValueError):
+                value = None
+            if isinstance(value, float):
+                return b.lit(value)
+        for test, result in identities:
+            if test(lx, ly):
+                return (b.value(x) if result == "x" else b.value(y) if result == "y"
+                        else result(b, x, y))
+        return None
+    return fold
+
+
+_mul_literals = _binary_fold(
+    lambda a, b: a * b,
+    (lambda lx, ly: lx == 1, "y"),                                       # 1*x -> x
+    (lambda lx, ly: ly == 1, "x"),                                       # x*1 -> x
+    (lambda lx, ly: lx == -1, lambda b, x, y: b.op("neg", b.value(y))))  # -1*x -> -x
+
+
+def _mul_fold(b, ids, nodes):
+    folded = _mul_literals(b, ids, nodes)
+    if folded is not None:
+        return folded
+    x, y = ids
+    second = nodes[y]
+    if second["op"] == "div" and _value(nodes[second["args"][0]]) == 1:
+        return b.op("div", b.value(x), b.value(second["args"][1]))      # x * (1/y) -> x / y
+    return None
+
+
+def _neg_fold(b, ids, nodes):
+    first = nodes[ids[0]]
+    if first["op"] == "neg":        # --x -> x
+        return b.value(first["args"][0])
+    return b.lit(-first["value"]) if first["op"] == "literal" else None
+
+
+def _transpose_fold(b, ids, nodes):
+    # a scalar is its own transpose (and 1.0.T is no Python)
+    return b.value(ids[0]) if nodes[ids[0]]["shape"] == () else None
+
+
+def _onehot_fold(b, ids, nodes):
+    return b.value(ids[0]) if nodes[ids[0]]["op"] == "onehot" else None     # already one-hot
+
+
+# -- identities of the optimiser (gdsl.passes.simplify) ------------------------------------------
+# An identity is ((i, what), replace): argument i is a literal of that value (a number) or the
+# result of that op (a name); replace(b, *args) returns the node that takes the node's place.
+# Every row keeps the shape: literals are scalars, so x * 1 has x's shape.
+
+def _arg(model, n, i=0) -> int:
+    return model.node(n)["args"][i]
+
+
+def _neg_of(b, n):
+    return b.op("neg", b.value(n)).id
+
+
+def _op_of(name):
+    def build(b, x, y):
+        return b.op(name, b.value(x), b.value(y)).id
+    return build
+
+
+# -- the fusions (gdsl.passes.fuse) ---------------------------------------------------------------
+
+def _fuse_log(b, model, n):
+    d = model.node(n)
+    src = model.node(d["args"][0])
+    if src["op"] == "softmax":      # log(softmax(s)) -> logsoftmax(s): never log(0) = -inf
+        d["op"] = "logsoftmax"
+        d["attrs"] = dict(src["attrs"])
+        model.set_args(n, (src["args"][0],))
+        model.rewrites.append(f"{d['span']}: log(softmax(s)) -> logsoftmax(s)")
+
+
+def _loss_inputs(b, model, n, scores_id):
+    """(scores, one-hot labels) of a loss node, the labels made one-hot once for both passes."""
+    scores = b.value(scores_id)
+    labels = b.value(model.node(n)["args"][1])
+    if model.node(labels.id)["op"] == "onehot":
+        return scores, labels
+    return scores, b.op("onehot", labels, scores)
+
+
+def _fuse_xent(b, model, n):
+    """xent(softmax(s), y) -> p = e / Z, l = xent_logits(s, Y, m, Z, ys) with m = max(s),
+    e = exp(s - m), Z = Σ e per example, ys = Σ yᵀs: one exp serves p and the loss
+    (log Z + m - yᵀs), and the gradient is (p - Y) / n. Otherwise: labels one-hot once."""
+    d = model.node(n)
+    src = model.node(d["args"][0])
+    fused = src["op"] == "softmax" and src["attrs"].get("axis") == 0
+    s, Y = _loss_inputs(b, model, n, src["args"][0] if fused else d["args"][0])
+    if not fused:
+        model.set_args(n, (s.id, Y.id))
+        return
+    p = d["args"][0]
+    b.extra = {"span": src["span"], "line": src["line"]}
+    m, Z, ys = OPS["xent_logits"].caches(s, Y)
+    e = b.op("exp", s - m)
+    for v, hint in ((m, "m"), (e, "e"), (Z, "Z"), (ys, "ys")):     # the lecture-style names
+        model.node(v.id).setdefault("hint", hint)
+    model.node(p).update(op="div", attrs={})
+    model.set_args(p, (e.id, Z.id))
+    d["op"] = "xent_logits"
+    model.set_args(n, (s.id, Y.id, m.id, Z.id, ys.id))
+    model.rewrites.append(f"{d['span']}: xent(softmax(s), y) -> log-sum-exp cross-entropy")
+
+
+def _fuse_svm(b, model, n):
+    """svm(s, y) -> svm_hinge(s, Y, M) with M = svm_margins(s, Y) = max(0, s - s_y + 1), 0 for
+    the true class: the loss is ΣM / n and the gradient [M > 0]."""
+    d = model.node(n)
+    s, Y = _loss_inputs(b, model, n, d["args"][0])
+    (M,) = OPS["svm_hinge"].caches(s, Y)
+    model.node(M.id).setdefault("hint", "M")
+    d["op"] = "svm_hinge"
+    model.set_args(n, (s.id, Y.id, M.id))
+    model.rewrites.append(f"{d['span']}: svm(s, y) -> hinge loss of margins computed once")
+
+
 # -- the ops ---------------------------------------------------------------------------------
 # Rules are written with graph values: g * ans builds a 'mul' node. `call` builds any op.
 
@@ -179,70 +435,118 @@ def call(name, *args, **attrs):
 defop("add", 2, bcast, lambda a, at, s: bin_(a[0], "+", a[1]),
       lambda g, ans, x, y, **at: g,
       lambda g, ans, x, y, **at: g,
-      broadcasts=True, user=False, jacobian=("I", "I"))
+      broadcasts=True, user=False, kink=None, jacobian=("I", "I"),
+      fold=_binary_fold(lambda a, b: a + b,
+                        (lambda lx, ly: lx == 0, "y"),              # 0+x -> x
+                        (lambda lx, ly: ly == 0, "x")),             # x+0 -> x
+      identities=(((1, 0), lambda b, x, y: x),                      # x + 0 -> x
+                  ((0, 0), lambda b, x, y: y),                      # 0 + x -> x
+                  ((1, "neg"), lambda b, x, y: _op_of("sub")(b, x, _arg(b.m, y))),   # x + -y -> x - y
+                  ((0, "neg"), lambda b, x, y: _op_of("sub")(b, y, _arg(b.m, x)))),  # -x + y -> y - x
+      notation=lambda t: (f"{t.p(0, SUM)} + {t.p(1, SUM)}", SUM),
+      linear=lambda pos: 1)
 defop("sub", 2, bcast, lambda a, at, s: bin_(a[0], "-", a[1]),
       lambda g, ans, x, y, **at: g,
       lambda g, ans, x, y, **at: -g,
-      broadcasts=True, user=False, jacobian=("I", "−I"))
+      broadcasts=True, user=False, kink=None, jacobian=("I", "−I"),
+      fold=_binary_fold(lambda a, b: a - b,
+                        (lambda lx, ly: ly == 0, "x")),             # x-0 -> x
+      identities=(((1, 0), lambda b, x, y: x),                      # x - 0 -> x
+                  ((0, 0), lambda b, x, y: _neg_of(b, y)),          # 0 - x -> -x
+                  ((1, "neg"), lambda b, x, y: _op_of("add")(b, x, _arg(b.m, y)))),  # x - -y -> x + y
+      notation=lambda t: (f"{t.p(0, SUM)} − {t.p(1, PRODUCT)}", SUM),
+      linear=lambda pos: -1 if pos else 1)
 defop("mul", 2, bcast, lambda a, at, s: bin_(a[0], "*", a[1]),
       lambda g, ans, x, y, **at: g * y,
       lambda g, ans, x, y, **at: g * x,
-      broadcasts=True, user=False, jacobian=("diag({y})", "diag({x})"))
+      broadcasts=True, user=False, kink=None, jacobian=("diag({y})", "diag({x})"),
+      keeps_mask=True, fold=_mul_fold,
+      identities=(((1, 1), lambda b, x, y: x),                      # x * 1 -> x
+                  ((0, 1), lambda b, x, y: y),                      # 1 * x -> x
+                  ((1, -1), lambda b, x, y: _neg_of(b, x)),         # x * -1 -> -x
+                  ((0, -1), lambda b, x, y: _neg_of(b, y))),        # -1 * x -> -x
+      notation=_mul_notation, linear=lambda pos: SCALED, scalar_factor=(0, 1))
 defop("div", 2, bcast, lambda a, at, s: bin_(a[0], "/", a[1]),
       lambda g, ans, x, y, **at: g / y,
       lambda g, ans, x, y, **at: -(g * ans) / y,          # d(x/y)/dy = -x/y² = -ans/y
-      broadcasts=True, user=False, jacobian=("diag(1/{y})", "−diag({x}/{y}²)"), floats=True)
+      broadcasts=True, user=False, kink=None, jacobian=("diag(1/{y})", "−diag({x}/{y}²)"),
+      floats=True, keeps_mask=True, zero_unsafe=(1, "division by"),
+      fold=_binary_fold(lambda a, b: a / b,
+                        (lambda lx, ly: ly == 1, "x")),             # x/1 -> x
+      identities=(((1, 1), lambda b, x, y: x),),                    # x / 1 -> x
+      notation=lambda t: (f"{t.p(0, PRODUCT)}/{t.p(1, ATOM)}", PRODUCT), scalar_factor=(1,))
 defop("pow", 2, bcast, lambda a, at, s: bin_(a[0], "**", a[1]),
       lambda g, ans, x, y, **at: g * y * x ** (y - 1),
       lambda g, ans, x, y, **at: g * ans * call("log", x),
-      broadcasts=True, user=False, jacobian=("diag({y} {x}^({y}−1))", "diag(log({x}) {ans})"))
+      broadcasts=True, user=False, kink=None,
+      jacobian=("diag({y} {x}^({y}−1))", "diag(log({x}) {ans})"),
+      fold=_binary_fold(lambda a, b: a ** b,
+                        (lambda lx, ly: ly == 1, "x")),             # x**1 -> x
+      identities=(((1, 1), lambda b, x, y: x),),                    # x ** 1 -> x
+      notation=_pow_notation)
 defop("maximum", 2, bcast, lambda a, at, s: np_("maximum", *a),
       # subgradient at ties: all of g goes to the first argument
       lambda g, ans, x, y, **at: g * call("ge", x, y),
       lambda g, ans, x, y, **at: g * call("lt", x, y),
-      broadcasts=True, jacobian=("diag([{x} >= {y}])", "diag([{x} < {y}])"),
+      broadcasts=True, kink=_kink_at_ties, jacobian=("diag([{x} >= {y}])", "diag([{x} < {y}])"),
       doc="elementwise maximum (at ties the gradient goes to the first argument)")
 defop("minimum", 2, bcast, lambda a, at, s: np_("minimum", *a),
       lambda g, ans, x, y, **at: g * call("le", x, y),
       lambda g, ans, x, y, **at: g * call("gt", x, y),
-      broadcasts=True, jacobian=("diag([{x} <= {y}])", "diag([{x} > {y}])"),
+      broadcasts=True, kink=_kink_at_ties, jacobian=("diag([{x} <= {y}])", "diag([{x} > {y}])"),
       doc="elementwise minimum (at ties the gradient goes to the first argument)")
 
 # comparisons: masks for the backward pass, no derivative of their own
 for _name, _sym in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
     defop(_name, 2, bcast, lambda a, at, s, _sym=_sym: bin_(a[0], _sym, a[1]), None, None,
-          user=False, constant=True, fresh=False, floats=False)
+          user=False, constant=True, mask=True, fresh=False, floats=False, kink=_kink_at_ties)
 defop("step", 1, same, lambda a, at, s: bin_(a[0], ">", const(0)), None, user=False, constant=True,
-      fresh=False, floats=False)
+      mask=True, fresh=False, floats=False, kink=_kink_at_zero)
 
 # elementwise, one argument
 
 defop("neg", 1, same, lambda a, at, s: ast.UnaryOp(ast.USub(), a[0]),
-      lambda g, ans, x, **at: -g, user=False, jacobian=("−I",))
+      lambda g, ans, x, **at: -g, user=False, kink=None, jacobian=("−I",), fold=_neg_fold,
+      identities=(((0, "neg"), lambda b, x: _arg(b.m, x)),),       # --x -> x
+      notation=lambda t: (f"−{t.p(0, PRODUCT)}", SUM), linear=lambda pos: -1)
 defop("exp", 1, same, lambda a, at, s: np_("exp", a[0]),
-      lambda g, ans, x, **at: g * ans, jacobian=("diag(exp({x}))",), floats=True)
+      lambda g, ans, x, **at: g * ans, kink=None, jacobian=("diag(exp({x}))",), floats=True,
+      zero_able=True,       # (it underflows)
+      zero_help="work with the exponent: log(exp(a)) = a, sqrt(exp(a)) = exp(a / 2)")
 defop("log", 1, same, lambda a, at, s: np_("log", a[0]),
-      lambda g, ans, x, **at: g / x, jacobian=("diag(1/{x})",), floats=True)
+      lambda g, ans, x, **at: g / x, kink=None, jacobian=("diag(1/{x})",), floats=True,
+      zero_unsafe=(0, "log of"), fuse=_fuse_log)
 defop("tanh", 1, same, lambda a, at, s: np_("tanh", a[0]),
-      lambda g, ans, x, **at: g * (1 - ans * ans), jacobian=("diag(1 − tanh²({x}))",), floats=True)
+      lambda g, ans, x, **at: g * (1 - ans * ans), kink=None, jacobian=("diag(1 − tanh²({x}))",),
+      floats=True)
 # sigmoid(x) = (1 + tanh(x/2)) / 2: stable for large |x|, one ufunc pass
 defop("sigmoid", 1, same,
       lambda a, at, s: bin_(const(0.5), "+", bin_(const(0.5), "*", np_("tanh", bin_(const(0.5), "*", a[0])))),
-      lambda g, ans, x, **at: g * ans * (1 - ans), jacobian=("diag(σ({x})(1 − σ({x})))",), floats=True)
+      lambda g, ans, x, **at: g * ans * (1 - ans), kink=None,
+      jacobian=("diag(σ({x})(1 − σ({x})))",), floats=True, zero_able=True)
 defop("relu", 1, same, lambda a, at, s: np_("maximum", a[0], const(0)),
       # subgradient at 0 is 0
       # relu(x) > 0 exactly where x > 0: the mask reads the result, so x can die (in place)
-      lambda g, ans, x, **at: g * call("step", ans), jacobian=("diag([{x} > 0])",),
+      lambda g, ans, x, **at: g * call("step", ans), kink=_kink_at_zero,
+      jacobian=("diag([{x} > 0])",), zero_able=True,
       doc="max(x, 0); its gradient at 0 is taken as 0")
 defop("abs", 1, same, lambda a, at, s: np_("abs", a[0]),
-      lambda g, ans, x, **at: g * call("sign", x), jacobian=("diag(sign({x}))",),
+      lambda g, ans, x, **at: g * call("sign", x), kink=_kink_at_zero,
+      jacobian=("diag(sign({x}))",), zero_able=True,
       doc="absolute value; its gradient at 0 is taken as 0")
 defop("sqrt", 1, same, lambda a, at, s: np_("sqrt", a[0]),
-      lambda g, ans, x, **at: 0.5 * g / ans, jacobian=("diag(1/(2√{x}))",), floats=True)
+      lambda g, ans, x, **at: 0.5 * g / ans, kink=None, jacobian=("diag(1/(2√{x}))",),
+      floats=True, zero_unsafe=(0, "sqrt of"),
+      notation=lambda t: (f"√{t.p(0, ATOM)}", ATOM))
 defop("square", 1, same, lambda a, at, s: np_("square", a[0]),
-      lambda g, ans, x, **at: 2 * g * x, jacobian=("diag(2{x})",))
-defop("sign", 1, same, lambda a, at, s: np_("sign", a[0]), None,
+      lambda g, ans, x, **at: 2 * g * x, kink=None, jacobian=("diag(2{x})",), zero_able=True,
+      notation=lambda t: (t.p(0, ATOM) + "²", ATOM))
+defop("sign", 1, same, lambda a, at, s: np_("sign", a[0]), None, kink=_kink_at_zero,
       doc="elementwise sign (not differentiable)")
+# softplus(x) = log(1 + exp(x)), as log(exp(0) + exp(x)): no overflow for large x
+defop("softplus", 1, same, lambda a, at, s: np_("logaddexp", const(0.0), a[0]),
+      lambda g, ans, x, **at: g * call("sigmoid", x), kink=None, jacobian=("diag(σ({x}))",),
+      floats=True, zero_able=True, doc="log(1 + exp(x)), computed without overflow")
 
 # linear algebra
 
@@ -266,14 +570,19 @@ def _matmul_flops(sizes, out, shapes):
 
 
 defop("matmul", 2, lambda dims, s, at: sh.matmul(dims, *s), lambda a, at, s: bin_(a[0], "@", a[1]),
-      _mm_vjp_x, _mm_vjp_y, user=False, jacobian=("I ⊗ {y}ᵀ", "{x} ⊗ I"), flops=_matmul_flops)
+      _mm_vjp_x, _mm_vjp_y, user=False, kink=None, jacobian=("I ⊗ {y}ᵀ", "{x} ⊗ I"),
+      flops=_matmul_flops, notation=lambda t: (juxt(t.p(0, ATOM), t.p(1, ATOM)), PRODUCT),
+      grad_form=("{g}ᵀ{y}ᵀ", "{g}{x}"))       # z = Wx: ∂J/∂W = gᵀxᵀ, ∂J/∂x = gW
 defop("mm_grad_x", 3, lambda dims, s, at: s[1], lambda a, at, s: helper("_mm_grad_x", *a), None,
       user=False, helpers=("_mm_grad_x",))
 defop("mm_grad_y", 3, lambda dims, s, at: s[2], lambda a, at, s: helper("_mm_grad_y", *a), None,
       user=False, helpers=("_mm_grad_y",))
 defop("transpose", 1, transposed, lambda a, at, s: attr(a[0], "T"),
-      lambda g, ans, x, **at: g.T, jacobian=("the permutation vec({x}) -> vec({x}ᵀ)",), flops=0,
-      fresh=False)
+      lambda g, ans, x, **at: g.T, kink=None,
+      jacobian=("the permutation vec({x}) -> vec({x}ᵀ)",), flops=0, fresh=False,
+      fold=_transpose_fold,
+      identities=(((0, "transpose"), lambda b, x: _arg(b.m, x)),),   # (xᵀ)ᵀ -> x
+      notation=lambda t: (t.p(0, ATOM) + "ᵀ", ATOM))
 
 # reductions
 
@@ -293,13 +602,14 @@ def _per_input(sizes, out, shapes):
 
 
 defop("sum", 1, reduced, lambda a, at, s: meth(a[0], "sum", **reduce_kw(at)), _sum_vjp,
-      keywords=_RED, jacobian=("1ᵀ",), flops=_per_input)
+      keywords=_RED, kink=None, jacobian=("1ᵀ",), flops=_per_input, keeps_mask=True)
 defop("mean", 1, reduced, lambda a, at, s: meth(a[0], "mean", **reduce_kw(at)), _mean_vjp,
-      keywords=_RED, jacobian=("1ᵀ/n",), flops=_per_input, floats=True)
+      keywords=_RED, kink=None, jacobian=("1ᵀ/n",), flops=_per_input, floats=True,
+      keeps_mask=True)
 defop("max", 1, reduced, lambda a, at, s: meth(a[0], "max", **reduce_kw(at)),
       lambda g, ans, x, **at: call("max_grad", g, x, ans, **at),
-      keywords=_RED, jacobian=("[{x} = max {x}]ᵀ",), helpers=("_max_grad",), flops=_per_input,
-      doc="maximum along an axis; ties share the gradient equally")
+      keywords=_RED, kink=_kink_top_two, jacobian=("[{x} = max {x}]ᵀ",), helpers=("_max_grad",),
+      flops=_per_input, doc="maximum along an axis; ties share the gradient equally")
 defop("max_grad", 3, like_second,
       lambda a, at, s: helper("_max_grad", *a, const(at.get("axis")), const(bool(at.get("keepdims")))),
       None, user=False, keywords=_RED, helpers=("_max_grad",), floats=True)
@@ -318,7 +628,7 @@ def _expand_emit(a, at, s):
 # g of a reduced shape, broadcast back over the reduced axes (a view, nothing copied)
 defop("expand_to", 2, like_second, _expand_emit,
       lambda g, ans, gx, x, **at: call("sum", g, **at), None, user=False, keywords=_RED, flops=0,
-      fresh=False, shape_only=(1,))
+      fresh=False, shape_only=(1,), kink=None)
 
 
 def _count_emit(a, at, s):
@@ -367,11 +677,26 @@ def _logsoftmax_vjp(g, ans, x, **at):
 
 
 defop("softmax", 1, along_axis, lambda a, at, s: helper("_softmax", a[0], axis=at["axis"]),
-      _softmax_vjp, keywords={"axis": 0}, helpers=("_softmax",), flops=4,
-      jacobian=("diag({ans}) − {ans}{ans}ᵀ",), doc="exp(s) / 1ᵀexp(s) along an axis (stable)", floats=True)
+      _softmax_vjp, keywords={"axis": 0}, helpers=("_softmax",), flops=4, kink=None,
+      jacobian=("diag({ans}) − {ans}{ans}ᵀ",), doc="exp(s) / 1ᵀexp(s) along an axis (stable)",
+      floats=True, zero_able=True,
+      zero_help="use xent(softmax(s), y) or logsoftmax(s): gdsl computes those stably")
 defop("logsoftmax", 1, along_axis, lambda a, at, s: helper("_logsoftmax", a[0], axis=at["axis"]),
-      _logsoftmax_vjp, keywords={"axis": 0}, helpers=("_logsoftmax",), flops=4,
+      _logsoftmax_vjp, keywords={"axis": 0}, helpers=("_logsoftmax",), flops=4, kink=None,
       jacobian=("I − 1softmax({x})ᵀ",), doc="log(softmax(s)) along an axis (stable)", floats=True)
+
+
+
+def _logsumexp_vjp(g, ans, x, **at):
+    # d log Σ exp(x): softmax(x), with g broadcast back over the reduced axis
+    return call("expand_to", g, x, **at) * call("softmax", x, axis=at["axis"])
+
+
+defop("logsumexp", 1, reduced,
+      lambda a, at, s: helper("_logsumexp", a[0], axis=at["axis"], keepdims=bool(at["keepdims"])),
+      _logsumexp_vjp, keywords={"axis": 0, "keepdims": False}, helpers=("_logsumexp",), flops=4,
+      kink=None, jacobian=("softmax({x})ᵀ",), floats=True,
+      doc="log Σ exp(s) along an axis (classes: axis 0), computed without overflow")
 
 
 def _xent_vjp(g, ans, p, y, **at):
@@ -400,23 +725,38 @@ def _xent_logits_emit(a, at, s):
     return bin_(total, "/", _examples_emit([st], {}, s[:1]))
 
 
-defop("xent", 2, loss_shape, lambda a, at, s: helper("_xent", *a), _xent_vjp, None, flops=lambda z, o, s: 3 * z[0], loss=True,
+defop("xent", 2, loss_shape, lambda a, at, s: helper("_xent", *a), _xent_vjp, None,
+      flops=lambda z, o, s: 3 * z[0], loss=True, labels=1, kink=None,
       helpers=("_xent", "_onehot"), jacobian=("−{y}ᵀ/({y}ᵀ{x})",),
+      zero_unsafe=(0, "cross-entropy −log(yᵀp) of"), fuse=_fuse_xent,
+      notation=lambda t: (f"−log({t.p(1, ATOM)}ᵀ{t.p(0, ATOM)})", SUM),
       doc="cross-entropy -log(yᵀp) of probabilities p [C, n] and labels (one-hot [C, n] or "
           "integers [n]), averaged over examples", floats=True)
 defop("xent_logits", 5, loss_shape, _xent_logits_emit,
       _xent_logits_vjp, None, None, None, None, user=False, caches=_xent_logits_caches, cached=3,
-      shape_only=(0,),
+      shape_only=(0,), labels=1, kink=None,
       flops=lambda z, o, s: 2 * z[0], jacobian=("softmax({x})ᵀ − {y}ᵀ",),
+      notation=lambda t: (f"−log({t.p(1, ATOM)}ᵀsoftmax({t.text(0)}))", SUM),
       doc="cross-entropy of softmax(s) for labels Y whose columns sum to 1: "
           "Σ log Σ exp(s) − yᵀs over the examples, averaged; m, Z and Σ yᵀs are its caches", floats=True)
+
+
 def onehot_shape(dims, s, at):
     sh.labels_like(dims, s[1], s[0])
     return s[1]
 
 
+def _label_name(names):
+    """The lecture's Y for labels y (one-hot of y), else y_onehot."""
+    label = names[0]
+    if not label:
+        return None
+    return label.upper() if label.islower() and label.isalpha() else label + "_onehot"
+
+
 defop("onehot", 2, onehot_shape, lambda a, at, s: helper("_onehot", *a), None, None, user=False,
-      helpers=("_onehot",), constant=True, fresh=False, shape_only=(1,), floats=True)
+      helpers=("_onehot",), constant=True, fresh=False, shape_only=(1,), floats=True,
+      labels=0, scores=1, fold=_onehot_fold, hint=_label_name)
 # The multi-class hinge loss works from its margins M = max(0, s_j - s_y + 1), 0 for the true
 # class y: the loss is ΣM / n and the gradient needs only [M > 0]. The fuse pass computes M
 # once, as the cache argument of svm_hinge; unfused, svm's gradient computes it again.
@@ -443,15 +783,16 @@ def margins_shape(dims, s, at):
 
 SVM_JACOBIAN = "Σⱼ≠y [{x}ⱼ − {x}_y + 1 > 0](eⱼ − e_y)ᵀ"
 defop("svm", 2, loss_shape, lambda a, at, s: helper("_svm", *a), _svm_vjp, None, loss=True,
+      labels=1, kink=_kink_hinge, fuse=_fuse_svm,
       helpers=("_svm",), flops=lambda z, o, s: 5 * z[0], jacobian=(SVM_JACOBIAN,),
       doc="multi-class hinge loss Σ_{j≠y} max(0, s_j - s_y + 1), averaged over examples "
           "(subgradient 0 exactly at the hinge)", floats=True)
 defop("svm_margins", 2, margins_shape, lambda a, at, s: helper("_svm_margins", *a), None, None,
-      user=False, helpers=("_svm_margins",), flops=5, floats=True)
+      user=False, helpers=("_svm_margins",), flops=5, floats=True, labels=1, kink=_kink_hinge)
 defop("svm_hinge", 3, loss_shape, _svm_hinge_emit,
       lambda g, ans, s, Y, M, **at: call("svm_grad", g, M, Y), None, None, user=False,
       caches=_svm_margins_caches, cached=1, shape_only=(0,), flops=lambda z, o, s: z[2],
-      jacobian=(SVM_JACOBIAN,),
+      jacobian=(SVM_JACOBIAN,), labels=1, kink=_kink_hinge,
       doc="multi-class hinge loss of scores s for one-hot labels Y, from its margins M "
           "(the cache): Σ M / n", floats=True)
 defop("svm_grad", 3, like_second, lambda a, at, s: helper("_svm_grad", *a), None, None, None,
@@ -460,7 +801,10 @@ defop("svm_grad", 3, like_second, lambda a, at, s: helper("_svm_grad", *a), None
 defop("vdot", 2, scalar, lambda a, at, s: np_("vdot", *a), None, None, user=False,
       flops=lambda z, o, s: 2 * z[0], doc="Σ x y over every entry (the yᵀs of the fused cross-entropy)")
 defop("sqnorm", 1, scalar, lambda a, at, s: np_("vdot", a[0], a[0]),
-      lambda g, ans, x, **at: x * (2 * g), jacobian=("2{x}",), flops=lambda z, o, s: 2 * z[0],
+      lambda g, ans, x, **at: x * (2 * g), kink=None, jacobian=("2{x}",),
+      flops=lambda z, o, s: 2 * z[0], zero_able=True,
+      notation=lambda t: (f"‖{t.text(0)}‖²", ATOM),
+      grad_form=("2{c}{x}",),             # r = ‖W‖²: ∂J/∂W = 2(∂J/∂r)W, ∂J/∂r a scalar
       doc="squared Frobenius norm ‖W‖² = Σ W²")
 
 
@@ -492,6 +836,12 @@ def _softmax(s, axis):
 def _logsoftmax(s, axis):
     t = s - s.max(axis=axis, keepdims=True)
     return t - np.log(np.exp(t).sum(axis=axis, keepdims=True))
+''',
+    "_logsumexp": '''
+def _logsumexp(s, axis, keepdims):
+    m = s.max(axis=axis, keepdims=True)
+    out = m + np.log(np.exp(s - m).sum(axis=axis, keepdims=True))
+    return out if keepdims else np.squeeze(out, axis=axis)
 ''',
     "_xent": '''
 def _xent(p, y):
@@ -555,6 +905,28 @@ def _mm_grad_y(g, x, y):
 
 # helpers that call other helpers
 HELPER_DEPS = {"_xent": ("_onehot",), "_svm": ("_onehot", "_svm_margins")}
+
+
+# -- the names the rest of the compiler builds by -------------------------------------------------
+
+# operators of the language (and of graph values, gdsl.ir.builder.V)
+BINARY_OPERATORS = {"+": "add", "-": "sub", "*": "mul", "/": "div", "@": "matmul", "**": "pow"}
+NEG_OP, TRANSPOSE_OP = "neg", "transpose"           # -x, x.T
+# what the machinery itself builds: sums back over broadcast axes (unbroadcast), the sum of a
+# cotangent times an op (gdsl.ir.builder.vjp_model), the gradient of what the loss ignores
+SUM_OP, SUM_TO_OP, ZEROS_LIKE_OP = "sum", "sum_to", "zeros_like"
+
+
+def written(name: str, args: list[str]) -> str:
+    """How the op of these argument texts is written in a model file: `x * 1`, `-x`, `x.T`."""
+    symbol = {op: s for s, op in BINARY_OPERATORS.items()}.get(name)
+    if symbol:
+        return f"{args[0]} {symbol} {args[1]}"
+    if name == NEG_OP:
+        return f"-{args[0]}"
+    if name == TRANSPOSE_OP:
+        return f"{args[0]}.T"
+    return f"{name}({', '.join(args)})"
 
 
 def user_functions() -> list[str]:

@@ -1,4 +1,5 @@
-"""Constant folding: an op whose arguments are all literals becomes a literal.
+"""Constant folding: an elementwise op (Op.foldable) whose arguments are all literals becomes
+a literal, computed by the IR's evaluator.
 
     2 * 3 -> 6;  exp(0) -> 1;  -(1.5) -> -1.5
 Consts (`const lam = 0.01`) are not folded: they can be overridden at call time.
@@ -6,37 +7,28 @@ Consts (`const lam = 0.01`) are not folded: they can be overridden at call time.
 
 from __future__ import annotations
 
-import ast
 import math
 
 import numpy as np
 
+from ..ir.builder import Builder
+from ..ir.evaluate import evaluate_node
 from ..ir.ops import OPS
 from .cse import merge
 
-FOLDABLE = {"add", "sub", "mul", "div", "pow", "neg", "exp", "log", "tanh", "sigmoid", "relu",
-            "abs", "sqrt", "square", "maximum", "minimum", "sign"}
-
-
-def _evaluate(op: str, attrs: dict, values: list[float]):
-    """The op table's own NumPy emission, evaluated on the literal values."""
-    names = [ast.Name(f"a{i}", ast.Load()) for i in range(len(values))]
-    expr = ast.fix_missing_locations(ast.Expression(OPS[op].emit(names, attrs, [()] * len(values))))
-    env = {f"a{i}": np.float64(v) for i, v in enumerate(values)}
-    with np.errstate(all="ignore"):
-        return eval(compile(expr, f"<fold {op}>", "eval"), {"np": np}, env)
-
 
 def fold(model) -> None:
-    from ..ir.builder import Builder
     b = Builder(model)
     nodes = model.nodes
     literals = {n for n, d in nodes.items() if d["op"] == "literal"}
     for n in model.topo():
         d = nodes[n]
-        if d["op"] not in FOLDABLE or not literals.issuperset(d["args"]):
+        row = OPS.get(d["op"])
+        if row is None or not row.foldable or not literals.issuperset(d["args"]):
             continue
-        value = float(_evaluate(d["op"], d["attrs"], [nodes[a]["value"] for a in d["args"]]))
+        with np.errstate(all="ignore"):
+            value = float(evaluate_node(d["op"], d["attrs"],
+                                        [np.float64(nodes[a]["value"]) for a in d["args"]]))
         if not math.isfinite(value):
             continue
         lit = b.lit(value).id

@@ -13,7 +13,7 @@ from __future__ import annotations
 from ..errors import GdslTypeError
 from ..ir.builder import Builder, V
 from ..ir.graph import LEAVES
-from ..ir.ops import OPS
+from ..ir.ops import OPS, ZEROS_LIKE_OP
 
 
 def differentiate(model) -> None:
@@ -64,7 +64,7 @@ def differentiate(model) -> None:
         if w in grad_of:
             model.grads[name] = grad_of[w].id
         else:   # the loss does not depend on w
-            model.grads[name] = b.op("zeros_like", V(b, w)).id
+            model.grads[name] = b.op(ZEROS_LIKE_OP, V(b, w)).id
             model.nodes[model.grads[name]]["grad_of"] = w
 
 

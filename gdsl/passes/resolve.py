@@ -14,7 +14,7 @@ from .. import limits
 from ..errors import GdslLimitError, GdslNameError, GdslTypeError, Span
 from ..ir.graph import GIVEN, Model
 from ..ir.init import INITS
-from ..ir.ops import BINARY_OPERATORS, OPS, user_functions
+from ..ir.ops import BINARY_OPERATORS, NEG_OP, OPS, TRANSPOSE_OP, user_functions
 from ..lang import syntax as S
 
 TRAIN_OPTIONS = {
@@ -181,9 +181,9 @@ class _Resolver:
         if kind is S.BinOp:
             return self.m.add(BINARY_OPERATORS[node.op], args, span=node.span, line=line)
         if kind is S.Unary:
-            return args[0] if node.op == "+" else self.m.add("neg", args, span=node.span, line=line)
+            return args[0] if node.op == "+" else self.m.add(NEG_OP, args, span=node.span, line=line)
         if kind is S.Transpose:
-            return self.m.add("transpose", args, span=node.span, line=line)
+            return self.m.add(TRANSPOSE_OP, args, span=node.span, line=line)
         return self.call(node, args, line)
 
     def literal(self, value: float, span: Span) -> int:
@@ -214,8 +214,8 @@ class _Resolver:
                 raise GdslTypeError(f"keyword `{kw.name}` given twice", kw.span)
             seen.add(kw.name)
             attrs[kw.name] = self._keyword_value(node.func, kw)
-        if node.func in ("xent", "svm"):        # (scores, labels): an input given as labels
-            label = self.m.node(args[1])
+        if op.labels is not None:       # an input given as class labels
+            label = self.m.node(args[op.labels])
             if label["op"] == "input":
                 self.m.labels.add(label["name"])
                 self.label_use.setdefault(label["name"], f"`{node.func}` at {node.span}")

@@ -27,16 +27,16 @@ max shares a tie equally, and the svm hinge has subgradient 0 exactly at the kin
 
 from __future__ import annotations
 
-import ast
 import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..errors import GdslError, GdslShapeError, GdslValueError
-from ..ir.builder import Builder, V
+from ..ir.builder import vjp_model
+from ..ir.evaluate import evaluate, evaluate_node
 from ..ir.graph import LEAVES, Model
-from ..ir.ops import HELPERS, OPS
+from ..ir.ops import OPS
 from ..ir.shapes import Dims, Mismatch
 from ..limits import check_memory
 from ..passes.grad import _is_cache, _reachable_from
@@ -44,8 +44,6 @@ from ..passes.infer import infer
 from ..pipeline import run_pipeline
 from ..runtime import CompiledModel
 
-KINKED = {"relu", "abs", "sign", "step", "maximum", "minimum", "gt", "ge", "lt", "le", "max",
-          "svm", "svm_margins", "svm_hinge"}
 MAX_UNKNOWN = 8          # undeclared leaves whose rank the check searches for
 
 
@@ -179,69 +177,20 @@ def leaf_shapes(m: Model, set_dims: dict[str, int] | None = None) -> tuple[dict,
     return concrete, named, every
 
 
-# -- an interpreter of the IR, for recording every forward value ---------------------------------
-
-_HELPER_NS: dict = {}
-
-
-def _helpers() -> dict:
-    if not _HELPER_NS:
-        ns = {"np": np}
-        for src in HELPERS.values():
-            exec(compile(src, "<gdsl helpers>", "exec"), ns)   # noqa: S102 (gdsl.ops.HELPERS: hand-written, no model text)
-        _HELPER_NS.update(ns)
-    return _HELPER_NS
-
-
-def evaluate_node(op_name: str, attrs: dict, args: list):
-    """One op applied to NumPy values, through the op table's own emission."""
-    op = OPS[op_name]
-    names = [ast.Name(f"a{i}", ast.Load()) for i in range(len(args))]
-    expr = ast.Expression(op.emit(names, attrs, [np.shape(a) for a in args]))
-    code = compile(ast.fix_missing_locations(expr), f"<gdsl op {op_name}>", "eval")
-    return eval(code, _helpers(), {f"a{i}": a for i, a in enumerate(args)})
-
+# -- every forward value, and how far it is from a kink --------------------------------------------
 
 def record(m: Model, leaf_values: dict[int, object], nodes=None) -> dict[int, object]:
     """The value of every forward node, given the leaves' values (node -> array)."""
-    values = dict(leaf_values)
-    for n in nodes if nodes is not None else _forward_nodes(m):
-        d = m.node(n)
-        if n in values:
-            continue
-        if d["op"] == "literal" or d["op"] == "const":
-            values[n] = d["value"]
-        elif d["op"] in LEAVES:
-            continue
-        else:
-            with np.errstate(all="ignore"):
-                values[n] = evaluate_node(d["op"], d["attrs"], [values[a] for a in d["args"]])
-    return values
+    return evaluate(m, nodes if nodes is not None else _forward_nodes(m), dict(leaf_values))
 
 
-def kink_distance(op: str, attrs: dict, args: list, m: Model | None = None) -> float:
+def kink_distance(op: str, attrs: dict, args: list) -> float:
     """How far the arguments of a non-smooth op are from its kinks (inf for smooth ops)."""
+    kink = OPS[op].kink
+    if not callable(kink):
+        return np.inf
     with np.errstate(all="ignore"):
-        if op in ("relu", "abs", "sign", "step"):
-            return float(np.min(np.abs(args[0]), initial=np.inf))
-        if op in ("maximum", "minimum", "gt", "ge", "lt", "le"):
-            return float(np.min(np.abs(np.subtract(args[0], args[1])), initial=np.inf))
-        if op == "max":
-            x = np.asarray(args[0], dtype=np.float64)
-            axis = attrs.get("axis")
-            if axis is None:
-                x = x.reshape(-1)
-                axis = 0
-            if x.shape[axis] < 2:
-                return np.inf
-            top = -np.sort(-x, axis=axis)
-            return float(np.min(np.take(top, 0, axis) - np.take(top, 1, axis), initial=np.inf))
-        if op in ("svm", "svm_margins", "svm_hinge"):
-            s, y = args[0], args[1]
-            Y = _helpers()["_onehot"](y, np.asarray(s, dtype=np.float64))
-            margins = s - (Y * s).sum(axis=0, keepdims=True) + 1
-            return float(np.min(np.abs(margins[Y == 0]), initial=np.inf))
-    return np.inf
+        return kink(args, attrs)
 
 
 def read_by_loss(m: Model) -> set[int]:
@@ -264,8 +213,13 @@ def kinks_felt(m: Model, order: list[int], wrt_nodes: list[int]) -> list[int]:
     values move: the loss reads the node (read_by_loss) and an argument of it moves with them."""
     moving = _reachable_from(m, wrt_nodes)
     read, nodes = read_by_loss(m), m.nodes
-    return [n for n in order if nodes[n]["op"] in KINKED and n in read
+    return [n for n in order if _kinked(nodes[n]["op"]) and n in read
             and any(a in moving for a in nodes[n]["args"])]
+
+
+def _kinked(op: str) -> bool:
+    row = OPS.get(op)
+    return row is not None and callable(row.kink)
 
 
 # -- the check ----------------------------------------------------------------------------------
@@ -285,11 +239,9 @@ def _draw(m: Model, shapes: dict, every: dict, rng, positive: bool, labels: set)
         if v is not None:
             continue
         shape = shapes[n]
-        scores = next((every.get(m.node(u)["args"][0 if m.node(u)["op"] != "onehot" else 1])
-                       for u in m.G.successors(n)
-                       if m.node(u)["op"] in ("xent", "xent_logits", "svm")
-                       and m.node(u)["args"][1] == n
-                       or m.node(u)["op"] == "onehot" and m.node(u)["args"][0] == n), None)
+        scores = next((every.get(m.node(u)["args"][row.scores]) for u in m.G.successors(n)
+                       if (row := OPS[m.node(u)["op"]]).labels is not None
+                       and m.node(u)["args"][row.labels] == n), None)
         if scores and tuple(shape) == tuple(scores):       # one-hot [C, n...]
             idx = rng.integers(0, shape[0], size=shape[1:])
             Y = np.zeros(shape)
@@ -420,35 +372,15 @@ def local_errors(op_name: str, attrs: dict, args: list, rng, eps: float = 1e-6, 
     log Z(s) + m(s) - yᵀs, not of the same with Z and m held still.
     """
     op = OPS[op_name]
-    mini = Model(source="", filename=f"<check of {op_name}>")
-    ids, wrt = [], []
-    arrays = {}
-    for i, a in enumerate(args[:op.arity - op.cached]):
-        name = f"a{i}"
-        a = np.asarray(a)
-        n = mini.add("input", name=name, shape=tuple(a.shape), declared=True)
-        mini.inputs[name] = n
-        mini.names[name] = n
-        ids.append(n)
-        arrays[name] = a
-        if a.dtype.kind in "iub":
-            mini.labels.add(name)
-        elif op.vjp and op.vjp[i] is not None:
-            wrt.append(name)
+    given = [np.asarray(a) for a in args[:op.arity - op.cached]]
+    labels = [i for i, a in enumerate(given) if a.dtype.kind in "iub"]
+    wrt = [i for i in range(len(given)) if i not in labels and op.vjp and op.vjp[i] is not None]
     if not wrt:
         return {}
-    if op.cached:
-        b = Builder(mini)
-        ids += [c.id for c in op.caches(*(V(b, n) for n in ids))]
-    ans = mini.add(op_name, tuple(ids), attrs=dict(attrs), name="ans")
     out_shape = np.shape(evaluate_node(op_name, attrs, [np.asarray(a) for a in args]))
-    g = mini.add("input", name="g", shape=tuple(out_shape), declared=True)
-    mini.inputs["g"] = g
-    mini.names["g"] = g
-    prod = mini.add("mul", (ans, g), name="gans")
-    L = mini.add("sum", (prod,), attrs={"axis": None, "keepdims": False}, name="L")
-    mini.names.update(ans=ans, gans=prod, L=L)
-    mini.loss, mini.loss_name, mini.wrt = L, "L", wrt
+    mini = vjp_model(op_name, attrs, [a.shape for a in given], out_shape, wrt, labels)
+    arrays = {f"a{i}": a for i, a in enumerate(given)}
+    wrt = mini.wrt
     try:
         cm = CompiledModel(run_pipeline("", model=mini, start="shapes", optimize=False))
     except GdslError:

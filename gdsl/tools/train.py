@@ -344,7 +344,7 @@ def _origins(tm: Trainable, dims: dict) -> dict:
 
 def stats_keys(stats: dict) -> set[str]:
     """The names under which a params file keeps the statistics (not names a param can have)."""
-    return {f"{k}.{what}" for k in stats for what in ("mean", "std")}
+    return {key for k in stats for key in (f"{k}.mean", f"{k}.std")}
 
 
 def standardization(tm: Trainable, arrays: dict, params: dict | None, wanted: bool,

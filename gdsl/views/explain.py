@@ -20,17 +20,18 @@ and prints the largest difference from the compiled ``value_and_grad``.
 
 from __future__ import annotations
 
-import ast
 import re
 import textwrap
 
 import numpy as np
 
 from ..errors import GdslError, GdslUsageError
+from ..ir.builder import vjp_model
+from ..ir.evaluate import evaluate
 from ..ir.graph import GIVEN, LEAVES, Model
-from ..ir.ops import HELPERS, OPS
+from ..ir.ops import OPS, SCALED
 from ..ir.shapes import Dims, show_shape
-from ..passes.grad import _reachable_from
+from ..passes.grad import _reachable_from, differentiate
 from ..passes.infer import infer
 from .view import View, display_name, teaching_model
 
@@ -117,74 +118,29 @@ def example_shapes(m: Model) -> dict[int, tuple]:
                          "declare its inputs' shapes (e.g. `input x[d, n]`)")
 
 
-# -- evaluating the op table numerically --------------------------------------------------------
-
-_NS: dict | None = None
-
-
-def _namespace() -> dict:
-    global _NS
-    if _NS is None:
-        ns = {"np": np}
-        for src in HELPERS.values():
-            exec(src, ns)   # noqa: S102 -- the op table's own NumPy helpers, written by hand in gdsl.ops
-        _NS = ns
-    return _NS
-
-
-_CODE: dict = {}
-
-
-def evaluate(m: Model, order, values: dict, shapes: dict) -> dict:
-    """Compute every node in ``order`` from the leaf values, using each op's own emission."""
-    ns = _namespace()
-    for n in order:
-        if n in values:
-            continue
-        d = m.node(n)
-        if d["op"] == "literal":
-            values[n] = np.float64(d["value"])
-            continue
-        args = d["args"]
-        expr = OPS[d["op"]].emit([ast.Name(f"a{i}", ast.Load()) for i in range(len(args))],
-                                 d["attrs"], [shapes.get(a) for a in args])
-        code = compile(ast.fix_missing_locations(ast.Expression(expr)), "<gdsl explain>", "eval")
-        values[n] = eval(code, ns, {f"a{i}": values[a] for i, a in enumerate(args)})
-        shapes.setdefault(n, np.shape(values[n]))
-    return values
-
+# -- explicit Jacobians --------------------------------------------------------------------------
 
 def local_jacobians(m: Model, c: int, values: dict, shapes: dict, positions) -> dict:
     """{position: the explicit Jacobian ∂vec(c)/∂vec(arg)} of node c, built row by row by
     applying the op's vector-Jacobian products (from the op table) to unit vectors."""
-    from ..passes.grad import differentiate
     d = m.node(c)
-    mini = Model()
-    leaves = []
-    for i, a in enumerate(d["args"]):
-        leaf = mini.add("input", name=f"a{i}", shape=tuple(shapes[a]), declared=True)
-        mini.inputs[f"a{i}"] = mini.names[f"a{i}"] = leaf
-        leaves.append(leaf)
+    args = [np.asarray(values[a]) for a in d["args"]]
+    labels = [i for i, a in enumerate(args) if a.dtype.kind in "iub"]
     out_shape = tuple(shapes[c])
-    out = mini.add(d["op"], tuple(leaves), attrs=dict(d["attrs"]), shape=out_shape)
-    g = mini.add("input", name="g", shape=out_shape, declared=True)
-    mini.inputs["g"] = mini.names["g"] = g
-    loss = mini.add("sum", (mini.add("mul", (g, out), shape=out_shape),), shape=(),
-                    attrs={"axis": None, "keepdims": False})
-    mini.loss = loss
-    mini.wrt = [f"a{i}" for i in positions]
+    mini = vjp_model(d["op"], d["attrs"], [shapes[a] for a in d["args"]], out_shape,
+                     list(positions), labels)
     differentiate(mini)
     order = mini.topo(mini.needed(list(mini.grads.values())))
+    leaves = [mini.names[f"a{i}"] for i in range(len(args))]
     size = int(np.prod(out_shape))
     rows = {i: [] for i in positions}
-    mini_shapes = {n: mini.node(n)["shape"] for n in mini.G.nodes}
     for k in range(size):
         unit = np.zeros(size)
         unit[k] = 1.0
-        vals = {leaf: np.asarray(values[a], dtype=np.float64)
-                for leaf, a in zip(leaves, d["args"])}
-        vals[g] = unit.reshape(out_shape)
-        evaluate(mini, order, vals, dict(mini_shapes))
+        vals = {leaf: a if i in labels else np.asarray(a, dtype=np.float64)
+                for i, (leaf, a) in enumerate(zip(leaves, args))}
+        vals[mini.names["g"]] = unit.reshape(out_shape)
+        evaluate(mini, order, vals)
         for i in positions:
             row = np.broadcast_to(vals[mini.grads[f"a{i}"]], shapes[d["args"][i]])
             rows[i].append(np.asarray(row, dtype=np.float64).ravel())
@@ -282,7 +238,7 @@ class Lesson:
                 and formula.startswith("diag(") and formula.endswith(")")
                 and _paren(formula[5:-1]) is not None and formula.count("diag(") == 1):
             formula = formula[5:-1]              # a 1×1 Jacobian: diag(1/2) is 1/2
-        if d["op"] == "matmul" and formula.endswith(" ⊗ I"):
+        if formula.endswith(" ⊗ I"):
             s = self.shapes.get(c)
             if s is not None and (len(s) < 2 or s[-1] == 1):    # W ⊗ I₁ = W for one example
                 formula = formula[:-4]
@@ -327,11 +283,11 @@ class Lesson:
             d = self.m.node(c)
             a = d["args"][pos]
             same = self.shapes.get(a) == self.shapes.get(c)
-            if d["op"] in ("add", "sub") and same:
-                sign *= -1 if (d["op"] == "sub" and pos == 1) else 1
-            elif d["op"] == "neg":
-                sign = -sign
-            elif d["op"] == "mul" and same and self.scalar(d["args"][1 - pos]):
+            linear = OPS[d["op"]].linear
+            how = linear(pos) if linear is not None else None
+            if how in (1, -1) and (same or len(d["args"]) == 1):
+                sign *= how
+            elif how == SCALED and same and self.scalar(d["args"][1 - pos]):
                 other = d["args"][1 - pos]
                 text = self._text(other)
                 if text.startswith("-"):
@@ -427,19 +383,19 @@ class Lesson:
     def _matrix_form(self, c, route, gc, terms_text, term) -> str:
         """∂J/∂n through one use, written back in n's shape (the lecture's gᵀxᵀ, 2λW)."""
         d = self.m.node(c)
-        if len(route) == 1 and d["op"] == "matmul" and len(gc) == 1 and gc[0][2] is not None:
-            pos = route[0][1]
-            s, cf, _ = gc[0]
-            g = term((1, (), gc[0][2]))
-            sign = "−" if s < 0 else ""
-            if pos == 0:          # z = Wx: ∂J/∂W = gᵀxᵀ
-                return f"{sign}{''.join(cf)}{g}ᵀ{self._text(d['args'][1])}ᵀ"
-            return f"{sign}{''.join(cf)}{g}{self._text(d['args'][0])}"   # ∂J/∂x = gW
-        if len(route) == 1 and d["op"] == "sqnorm":          # r = ‖W‖²: ∂J/∂W = 2(∂J/∂r)W
-            if all(b is None for _, _, b in gc) and len(gc) == 1:
+        form = OPS[d["op"]].grad_form
+        if len(route) == 1 and form:
+            template = form[route[0][1]]
+            names = dict(zip("xy", (self._text(a) for a in d["args"])))
+            if "{c}" in template:    # through a scalar: ∂J/∂c is a coefficient (r = ‖W‖²: 2λW)
+                if all(b is None for _, _, b in gc) and len(gc) == 1:
+                    s, cf, _ = gc[0]
+                    return ("−" if s < 0 else "") + template.format(c="".join(cf), **names)
+                return template.format(c=_paren(terms_text(gc)), **names)
+            if len(gc) == 1 and gc[0][2] is not None:     # through a gradient g (z = Wx: gᵀxᵀ)
                 s, cf, _ = gc[0]
-                return ("−" if s < 0 else "") + "2" + "".join(cf) + self._text(d["args"][0])
-            return f"2{_paren(terms_text(gc))}{self._text(d['args'][0])}"
+                g = term((1, (), gc[0][2]))
+                return ("−" if s < 0 else "") + "".join(cf) + template.format(g=g, **names)
         jac = self.route_jac(route)
         if gc == [(1, (), None)]:
             return jac
@@ -543,7 +499,9 @@ class JacobianCheck:
             values[n] = a
         self.arrays = arrays
         fwd = [n for n in m.forward_order if not m.node(n).get("backward")]
-        evaluate(m, fwd, values, shapes)
+        evaluate(m, fwd, values)
+        for n in fwd:
+            shapes.setdefault(n, np.shape(values[n]))
         self.values, self.shapes = values, shapes
         # the explicit local Jacobian of every op on the way from the params to the loss
         act = set(m.needed([m.loss]))

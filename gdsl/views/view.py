@@ -8,6 +8,7 @@ gdsl.views.draw draws it and gdsl.views.explain walks through it.
 from __future__ import annotations
 
 from ..ir.graph import LEAVES, Model
+from ..ir.ops import ATOM, OPS
 from ..pipeline import run_pipeline
 
 # names the lecture writes as Greek letters
@@ -15,8 +16,6 @@ GREEK = {"lam": "λ", "lambda": "λ", "alpha": "α", "beta": "β", "gamma": "γ"
          "eps": "ε", "epsilon": "ε", "eta": "η", "theta": "θ", "mu": "μ", "rho": "ρ",
          "sigma": "σ", "tau": "τ", "phi": "φ", "omega": "ω", "kappa": "κ", "nu": "ν"}
 
-# precedence of a rendered expression: where it needs parentheses
-ATOM, PRODUCT, SUM = 3, 2, 1
 
 
 def display_name(name: str) -> str:
@@ -73,13 +72,13 @@ class View:
         return d["op"] in LEAVES and (d["shape"] in ((), None) or d["op"] == "const")
 
     def _foldable(self, n: int, roots) -> bool:
+        """An unnamed scalar multiple (λ * r) is drawn in its user's label (J = l + λr)."""
         d = self.m.G.nodes[n]
-        if d["name"] or n in roots or d["op"] not in ("mul", "div") or len(self.consumers[n]) != 1:
+        factor = OPS[d["op"]].scalar_factor if d["op"] in OPS else ()
+        if d["name"] or n in roots or not factor or len(self.consumers[n]) != 1:
             return False
-        a, b = d["args"]
-        if d["op"] == "div":
-            return self._scalar_leaf(b) and not self._scalar_leaf(a)
-        return self._scalar_leaf(a) != self._scalar_leaf(b)
+        scalar = [self._scalar_leaf(a) for a in d["args"]]
+        return scalar.count(True) == 1 and scalar.index(True) in factor
 
     def routes(self, c: int):
         """(drawn argument, [(node, position), ...]) for every way an argument reaches c."""
@@ -111,57 +110,17 @@ class View:
         return self.name[n], ATOM
 
     def expr(self, n: int) -> tuple[str, int]:
-        """The op of node n in the lecture's notation, and its precedence."""
+        """The op of node n in the lecture's notation (its row's `notation`), and its precedence."""
         d = self.m.G.nodes[n]
         op, at = d["op"], d["attrs"]
-        args = [self.arg_text(a) for a in d["args"]]
-        lits = [self.m.G.nodes[a]["op"] == "literal" for a in d["args"]]
-
-        def p(i, level):   # argument i, parenthesised when it binds looser than `level`
-            text, prec = args[i]
-            return f"({text})" if prec < level else text
-
-        def juxt(a, b):
-            return a + ("·" if a[-1:].isdigit() and b[:1].isdigit() else "") + b
-
-        if op == "matmul":
-            return juxt(p(0, ATOM), p(1, ATOM)), PRODUCT
-        if op == "add":
-            return f"{p(0, SUM)} + {p(1, SUM)}", SUM
-        if op == "sub":
-            return f"{p(0, SUM)} − {p(1, PRODUCT)}", SUM
-        if op == "mul":
-            s0, s1 = (self._is_scalar(a) for a in d["args"])
-            if s1 and not s0:
-                return juxt(p(1, ATOM), p(0, PRODUCT)), PRODUCT
-            if s0:
-                return juxt(p(0, ATOM), p(1, PRODUCT)), PRODUCT
-            return f"{p(0, PRODUCT)} ⊙ {p(1, PRODUCT)}", PRODUCT
-        if op == "div":
-            return f"{p(0, PRODUCT)}/{p(1, ATOM)}", PRODUCT
-        if op == "pow":
-            if lits[1] and args[1][0] in ("2", "3"):
-                return p(0, ATOM) + {"2": "²", "3": "³"}[args[1][0]], ATOM
-            return f"{p(0, ATOM)}^{p(1, ATOM)}", ATOM
-        if op == "neg":
-            return f"−{p(0, PRODUCT)}", SUM
-        if op == "transpose":
-            return p(0, ATOM) + "ᵀ", ATOM
-        if op == "square":
-            return p(0, ATOM) + "²", ATOM
-        if op == "sqnorm":
-            return f"‖{args[0][0]}‖²", ATOM
-        if op == "xent":
-            return f"−log({p(1, ATOM)}ᵀ{p(0, ATOM)})", SUM
-        if op == "xent_logits":
-            return f"−log({p(1, ATOM)}ᵀsoftmax({args[0][0]}))", SUM
-        if op == "sqrt":
-            return f"√{p(0, ATOM)}", ATOM
-        shown = {k: v for k, v in at.items()
-                 if v is not None and v is not False and not (op in ("softmax", "logsoftmax")
-                                                              and k == "axis" and v == 0)}
+        row = OPS[op]
+        t = Notation(self, d["args"])
+        if row.notation is not None:
+            return row.notation(t)
+        shown = {k: v for k, v in at.items()     # what the model wrote beyond the defaults
+                 if v is not None and v is not False and row.keywords.get(k, not v) != v}
         extra = "".join(f", {k}={v}" for k, v in sorted(shown.items()))
-        return f"{op}({', '.join(t for t, _ in args)}{extra})", ATOM
+        return f"{op}({', '.join(t.text(i) for i in range(len(d['args'])))}{extra})", ATOM
 
     def _is_scalar(self, n: int) -> bool:
         d = self.m.G.nodes[n]
@@ -176,3 +135,25 @@ def teaching_model(model) -> Model:
     m = model.model if hasattr(model, "model") else model
     return run_pipeline(m.source, filename=m.filename, wrt=list(m.wrt) or None, optimize=False,
                         outputs=list(m.outputs) or None).model
+
+
+class Notation:
+    """The arguments of a drawn op, as an op row's `notation` rule reads them."""
+
+    def __init__(self, view: View, args):
+        self.view, self.args = view, args
+        self.texts = [view.arg_text(a) for a in args]
+
+    def text(self, i: int) -> str:
+        return self.texts[i][0]
+
+    def p(self, i: int, level: int) -> str:
+        """Argument i, parenthesised when it binds looser than ``level``."""
+        text, prec = self.texts[i]
+        return f"({text})" if prec < level else text
+
+    def is_scalar(self, i: int) -> bool:
+        return self.view._is_scalar(self.args[i])
+
+    def is_literal(self, i: int) -> bool:
+        return self.view.m.G.nodes[self.args[i]]["op"] == "literal"
