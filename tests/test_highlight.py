@@ -89,9 +89,10 @@ def test_the_vocabulary_is_the_compiler_s():
 
 def test_a_new_op_is_highlighted_without_touching_the_highlighter(monkeypatch):
     from gdsl.ir import ops
-    monkeypatch.setitem(ops.OPS, "softplus", ops.OPS["relu"])
-    assert vocabulary()["softplus"] == "function"
-    assert "softplus" in textmate()["repository"]["function"]["match"]
+    assert "hardtanh" not in vocabulary()
+    monkeypatch.setitem(ops.OPS, "hardtanh", ops.OPS["relu"])
+    assert vocabulary()["hardtanh"] == "function"
+    assert "hardtanh" in textmate()["repository"]["function"]["match"]
 
 
 def test_every_terminal_of_the_grammar_has_a_class():
