@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from .backend.numpy_target import emit_module
+from .backend import get_target
 from .errors import GdslError, GdslNameError
 from .ir.graph import Model
 from .lang.parse import parse
@@ -36,6 +36,7 @@ class Options:
     optimize: bool = True
     outputs: list[str] | None = None    # extra values to return from forward, by model name
     losses: bool = False                # also return the data-loss terms and their scores
+    target: str = "numpy"               # what the IR is emitted as (gdsl.backend.TARGETS)
 
 
 @dataclass
@@ -95,7 +96,8 @@ def _schedule(c: Compilation):
 def _emit(c: Compilation):
     m = c.model
     title = f"{m.filename or 'model'}: forward and backward pass"
-    c.code, c.linemap = emit_module(m, title, in_place=c.options.optimize, train=c.train)
+    target = get_target(c.options.target)
+    c.code, c.linemap = target.emit_module(m, title, in_place=c.options.optimize, train=c.train)
 
 
 STAGES: list[tuple[str, Callable]] = [
@@ -118,7 +120,8 @@ CHECK_IR = os.environ.get("GDSL_CHECK_IR", "") not in ("", "0")
 def run_pipeline(text: str, *, filename: str | None = None, wrt: list[str] | None = None,
                  optimize: bool = True, after: Callable[[str, Compilation], None] | None = None,
                  outputs: list[str] | None = None, losses: bool = False,
-                 model: Model | None = None, start: str = "parse") -> Compilation:
+                 target: str = "numpy", model: Model | None = None,
+                 start: str = "parse") -> Compilation:
     """Run every stage from ``start``; ``after(stage, compilation)`` is called after each
     (--dump-after). Returns the Compilation: ``.model`` is the IR, ``.code`` the module.
 
@@ -126,7 +129,9 @@ def run_pipeline(text: str, *, filename: str | None = None, wrt: list[str] | Non
     ``model=`` and ``start="shapes"``.
     """
     m = model if model is not None else Model(source=text, filename=filename)
-    c = Compilation(m, Options(wrt=wrt, optimize=optimize, outputs=outputs, losses=losses))
+    get_target(target)          # an unknown target is an error before any work
+    c = Compilation(m, Options(wrt=wrt, optimize=optimize, outputs=outputs, losses=losses,
+                               target=target))
     with _no_gc():
         return _run_stages(c, text, filename, start, after)
 

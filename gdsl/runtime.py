@@ -22,24 +22,28 @@ from .pipeline import STAGES, Compilation, _no_gc, run_pipeline
 
 
 def compile(text: str, wrt: list[str] | None = None, *, filename: str | None = None,
-            optimize: bool = True, outputs: list[str] | None = None) -> CompiledModel:
+            optimize: bool = True, outputs: list[str] | None = None,
+            target: str = "numpy") -> CompiledModel:
     """Compile model text.
 
     Returns a CompiledModel with ``forward``, ``value_and_grad``, ``source`` (the
     emitted code) and ``graph`` (the NetworkX graph). ``wrt`` names the values to
     differentiate with respect to (default: the declared params). Raises a
     subclass of GdslError, with file, line and column, for any mistake in the text.
-    ``outputs`` adds named intermediate values to what ``forward`` returns.
+    ``outputs`` adds named intermediate values to what ``forward`` returns; ``target``
+    says what the code is emitted as (gdsl.backend.TARGETS; NumPy by default).
     """
     return CompiledModel(run_pipeline(text, filename=filename, wrt=wrt, optimize=optimize,
-                                      outputs=outputs))
+                                      outputs=outputs, target=target))
 
 
 def compile_file(path: str | os.PathLike, wrt: list[str] | None = None, *,
-                 optimize: bool = True, outputs: list[str] | None = None) -> CompiledModel:
+                 optimize: bool = True, outputs: list[str] | None = None,
+                 target: str = "numpy") -> CompiledModel:
     """Compile a model file; see ``compile``. Reads at most MAX_SOURCE_BYTES of it."""
     text = read_model(str(path))
-    return compile(text, wrt, filename=str(path), optimize=optimize, outputs=outputs)
+    return compile(text, wrt, filename=str(path), optimize=optimize, outputs=outputs,
+                   target=target)
 
 
 def load_module(code: str, stem: str = "model"):

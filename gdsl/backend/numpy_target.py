@@ -14,15 +14,13 @@ import ast
 import builtins
 import keyword
 import unicodedata
-from collections import Counter
-from itertools import chain
 
-import numpy as np
-
-from ..ir.ops import BINARY_OPERATORS, HELPER_DEPS, HELPERS, LOAD, OPS, STORE, const, np_
+from ..ir.ops import HELPER_DEPS, HELPERS, LOAD, OPS, STORE, const, np_
 from ..lang.source import source_text
+from .plan import ADD, Plan, as_ufunc, plan
 from .unparse import statement
 
+NAME = "numpy"
 MAX_INLINE_DEPTH = 4
 MODULE_NAMES = {"np", "arrays", "forward", "value_and_grad", "INPUTS", "PARAMS", "CONSTS", "INIT",
                 "LOSS", "OUTPUTS", "WRT", "LABELS", "SHAPES", "TRAIN"}
@@ -102,163 +100,22 @@ def _str(s: str) -> ast.Constant:
     return ast.Constant(s)
 
 
-# Comparisons (the masks of relu, maximum, ... in the backward pass) give NumPy bool arrays.
-# A product keeps their 0/1 meaning (True * 2.5 = 2.5, True * True = True), and so do /, sum
-# and mean; but True + True is True, -True raises, and a bool gradient is not a number.
-# Where a mask reaches anything else it is cast: `(x > 0) * 1.0`.
-ADD, SUB, MUL = (BINARY_OPERATORS[s] for s in "+-*")
-
-
-def _bool_arrays_to_cast(boolean: set[int], user_ops: dict[int, list[str]],
-                         roots: set[int]) -> set[int]:
-    """The masks to cast: those returned or read by an op that does not keep their meaning
-    (boolean and the ops reading each come from _Function._analyse)."""
-    return {n for n in boolean
-            if n in roots or any(not OPS[op].keeps_mask for op in user_ops.get(n, ()))}
-
-
 class _Function:
-    """One emitted function: the nodes its roots need, in schedule order."""
+    """One emitted function: the nodes its roots need, in schedule order, as its plan says."""
 
-    def __init__(self, model, namer: Namer, order: list[int], roots: list[int], shape: dict,
-                 in_place=True):
-        self.m, self.namer, self.order, self.shape = model, namer, order, shape
-        self.nodes = {n: model.node(n) for n in order}
-        self.rooted = set(roots)
-        self.position = {n: i for i, n in enumerate(order)}
-        self.shares: dict[int, tuple] = {}
-        self.inplace = self._analyse(in_place)
-        self.into = {n: a for a, n in self.inplace.items()}
-        self.renamed = {a: n for a, n in self.inplace.items() if a in self.temporary}
-        # unnamed values read once may be folded into the expression that reads them
-        self.inlinable = self.temporary - self.rooted - self.inplace.keys() - self.into.keys()
-
-    def _analyse(self, in_place: bool) -> dict[int, int]:
-        """One pass over the schedule: who reads what and how often (uses, user: the last
-        reader), which values are masks (boolean), which are unnamed and read once
-        (temporary), and the results that can be computed in a dead argument's array
-        (see _in_place, which this pass collects the facts for)."""
-        nodes, labels, shape, shares, order = (self.nodes, self.m.labels, self.shape, self.shares,
-                                               self.order)
-        arg_lists = [nodes[n]["args"] for n in order]
-        self.uses = uses = Counter(chain.from_iterable(arg_lists))
-        self.user = {a: n for n, args in zip(order, arg_lists) for a in args}  # the last reader
-        boolean: set[int] = set()
-        mask_users: dict[int, list[str]] = {}   # mask -> the ops that read it
-        last_read: dict[int, int] = {}   # array -> the last node that reads its values
-        fresh = set()                    # arrays of the pass's own (reading a view reads them)
-        # Only a surely float array may take a result (masks x > 0, integer labels and
-        # literals times them are not): see Op.floats; otherwise one that mixes in a surely
-        # float value argument.
-        surely_float = set()
-        candidates = []                  # one ufunc of its arguments, shaped
-        for n, args in zip(order, arg_lists):
-            d = nodes[n]
-            op = d["op"]
-            row = OPS.get(op)
-            if row is None:              # input, param, const, literal: no arguments
-                if op in ("input", "param") and d["name"] not in labels:
-                    surely_float.add(n)
-                continue
-            if boolean and not boolean.isdisjoint(args):
-                for a in args:
-                    if a in boolean:
-                        mask_users.setdefault(a, []).append(op)
-            if row.mask or op == MUL and boolean.issuperset(args):
-                boolean.add(n)
-            floats, shape_only = row.floats, row.shape_only
-            if shape_only or shares and not shares.keys().isdisjoint(args):
-                read = []                # values read: a view's base, not a shape's owner
-                for i, a in enumerate(args):
-                    if i not in shape_only:
-                        read += shares.get(a, (a,))
-                values = [a for i, a in enumerate(args) if i not in shape_only]
-            else:
-                read = values = args
-            if floats is None and not surely_float.isdisjoint(values):
-                floats = True
-            for b in read:
-                last_read[b] = n
-            if row.fresh:
-                fresh.add(n)
-            else:
-                shares[n] = tuple(read)
-            if floats:
-                surely_float.add(n)
-            if not d["attrs"] and shape[n]:
-                candidates.append(n)
-        self.as_float = _bool_arrays_to_cast(boolean, mask_users, self.rooted)
-        # unnamed values read once: inlined, or named after the result computed in their array
-        self.temporary = {n for n, k in uses.items() if k == 1 and nodes[n]["name"] is None
-                          and nodes[n].get("grad_of") is None}
-        if not in_place:
-            return {}
-        for r in self.rooted:            # returned, so read after everything
-            for b in shares.get(r, (r,)):
-                last_read[b] = None
-        return self._in_place(candidates, last_read, fresh, surely_float)
-
-    def _in_place(self, candidates, last_read, fresh, surely_float) -> dict[int, int]:
-        """Results that can be computed in a dead argument's array, as a hand-written
-        `S += b; S -= S.max(0); np.exp(S, out=S)` is. Returns {argument a: result n}.
-
-        n must be one NumPy ufunc of its arguments (a + b, np.exp(a), np.maximum(a, 0)) of
-        a's shape, and a a fresh float array of the pass's own that nothing reads after n
-        (reads of its shape alone, s.shape[1], do not count). An unnamed a read only by n
-        takes n's name: `g_W = g_s @ x.T; g_W += W * t2`. A named a keeps its name and n
-        is written into it: `e = np.subtract(s, m, out=s)` (see `statements`). The emitted
-        code expects the arrays of one call to share a float dtype (CompiledModel casts).
-
-        Other operators on an unnamed temporary (t4 * (1.0 - t3 * t3)) stay one expression:
-        NumPy reuses such temporaries of 256 KiB or more itself (it elides them) and the
-        line reads better; but not the result of `out=`, which NumPy cannot tell from a
-        named array, nor in a call (np.exp(s - m)), where NumPy elides nothing.
-        """
-        nodes, position, shape, rooted = self.nodes, self.position, self.shape, self.rooted
-        as_float, temporary = self.as_float, self.temporary
-        out: dict[int, int] = {}
-        results = set()                  # the results computed in place so far
-        for n in candidates:
-            if n in as_float:
-                continue
-            d = nodes[n]
-            args, shape_n = d["args"], shape[n]
-            call, operands = _ufunc_operands(OPS[d["op"]], d)
-            # the operand computed last, so that the array is allocated as late as it can be
-            if len(operands) == 2:
-                i, j = operands
-                if position[args[i]] < position[args[j]]:
-                    operands = (j, i)
-            elif len(operands) > 2:
-                operands = sorted(operands, key=lambda i: position[args[i]], reverse=True)
-            for i in operands:
-                a = args[i]
-                if (last_read.get(a) == n and a in fresh and a in surely_float
-                        and a not in rooted and a not in out and a not in as_float
-                        and args.count(a) == 1 and shape[a] == shape_n
-                        and (call or d["op"] == ADD or d["op"] == SUB and i == 0
-                             or a in results or a not in temporary)):
-                    out[a] = n
-                    results.add(n)
-                    break
-        return out
+    def __init__(self, model, namer: Namer, p: Plan):
+        self.m, self.namer, self.plan = model, namer, p
 
     def statements(self) -> list[tuple]:
         """[(comment, ast statement, node, names it reads, the name of the array of the
         pass's own it assigns, or None)] in order."""
-        m, position, nodes, shape, namer = self.m, self.position, self.nodes, self.shape, self.namer
-        as_float, inlinable, into, shares, user = (self.as_float, self.inlinable, self.into,
-                                                   self.shares, self.user)
-        renamed, names = self.renamed, namer.names
-        # the end of each chain of results computed in one array (a -> n -> ...), found once:
-        # walked backwards, a node's home is that of the result that takes its array
-        home = {}
-        for n in reversed(self.order):
-            home[n] = home.get(renamed[n], renamed[n]) if n in renamed else n
+        m, namer, p = self.m, self.namer, self.plan
+        position, nodes, shape, user, home = p.position, p.nodes, p.shape, p.user, p.home
+        as_float, inlinable, into, shares, clobbered = (p.as_float, p.inlinable, p.into,
+                                                         p.shares, p.clobbered)
+        names = namer.names
         # node -> (expression, inlining depth, names it reads, arrays whose values it reads)
         exprs: dict[int, tuple[ast.expr, int, tuple, tuple]] = {}
-        # where each array is overwritten by a result computed in it (a named argument's)
-        clobbered = {a: position[n] for a, n in self.inplace.items() if a not in self.renamed}
         never = len(position)
         out = []
         for n in model_leaves(m):       # names Python cannot take as parameters: from **arrays
@@ -273,7 +130,7 @@ class _Function:
                 out.append((None, ast.Assign([ast.Name(name, STORE)], value), n, (), None))
             exprs[n] = (_name(name), 0, (name,), ())
         last_line = None
-        for n in self.order:
+        for n in p.order:
             d = nodes[n]
             row = OPS.get(d["op"])
             if row is None:
@@ -335,46 +192,10 @@ class _Function:
         return ("grad of: " if d.get("backward") else "") + text
 
 
-_UFUNC_OF = {ast.Add: np.add.__name__, ast.Sub: np.subtract.__name__,
-             ast.Mult: np.multiply.__name__, ast.Div: np.divide.__name__, ast.Pow: np.power.__name__}
-
-
-def _as_ufunc(expr: ast.expr) -> tuple[str, list[ast.expr]] | None:
-    """(name, operands) when expr is one NumPy ufunc of its operands (a + b, -a, np.exp(a),
-    np.maximum(a, 0)); else None."""
-    if type(expr) is ast.BinOp and type(expr.op) in _UFUNC_OF:
-        return _UFUNC_OF[type(expr.op)], [expr.left, expr.right]
-    if type(expr) is ast.UnaryOp and type(expr.op) is ast.USub:
-        return "negative", [expr.operand]
-    if (type(expr) is ast.Call and not expr.keywords and type(expr.func) is ast.Attribute
-            and type(expr.func.value) is ast.Name and expr.func.value.id == "np"
-            and isinstance(getattr(np, expr.func.attr, None), np.ufunc)):
-        return expr.func.attr, list(expr.args)
-    return None
-
-
-def _ufunc_operands(op, d) -> tuple[bool, list[int]]:
-    """Whether op emits as a call (np.exp(a)) rather than an operator (a + b), and the
-    positions of the arguments that are operands of that one ufunc (cached by op and arity)."""
-    if d["attrs"]:                      # reductions, softmax, ...: never one ufunc
-        return False, ()
-    key = (op.name, len(d["args"]))
-    if key not in _operands_cache:
-        probe = [_name(f"_{i}") for i in range(len(d["args"]))]
-        expr = op.emit["numpy"](probe, d["attrs"], [None] * len(probe))
-        form = _as_ufunc(expr)
-        _operands_cache[key] = (type(expr) is ast.Call, [
-            i for i, a in enumerate(probe) if form and any(x is a for x in form[1])])
-    return _operands_cache[key]
-
-
-_operands_cache: dict = {}
-
-
 def _written_into(expr: ast.expr, target: str, buffer: str) -> ast.stmt:
     """`target = expr` computed in the array named buffer: `t += b` or `np.exp(t, out=t)` when
     target is buffer, `e = np.subtract(s, m, out=s)` when not."""
-    ufunc, operands = _as_ufunc(expr)
+    ufunc, operands = as_ufunc(expr)
     if target == buffer and type(expr) is ast.BinOp:
         left, right = expr.left, expr.right
         if type(right) is ast.Name and right.id == buffer and type(expr.op) in (ast.Add, ast.Mult):
@@ -476,7 +297,7 @@ def emit_module(model, title: str, in_place: bool = True,
         sections.append(("value_and_grad", model.backward_order, [model.loss, *model.grads.values()],
                          "The loss and its gradient with respect to " + (", ".join(model.wrt) or "nothing") + "."))
     for fname, order, roots, doc in sections:
-        f = _Function(model, namer, order, roots, shape, in_place)
+        f = _Function(model, namer, plan(model, order, roots, shape, in_place))
         put("")
         put("")
         put(_signature(model, namer, fname, order))

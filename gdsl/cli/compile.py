@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from ..backend import TARGETS
 from ..errors import GdslUsageError
 from ..files import check_output, read_model, write_atomic
 from ..pipeline import STAGE_NAMES, run_pipeline
@@ -22,6 +23,8 @@ def register(sub):
                    help="-O0 turns the optimisation passes off")
     p.add_argument("--rewrites", action="store_true",
                    help="list every rewrite the optimiser made (which line, what became what)")
+    p.add_argument("--target", default="numpy", choices=sorted(TARGETS),
+                   help="what to emit (default numpy: a module that needs only NumPy)")
     p.add_argument("--dump-after", metavar="STAGE", choices=STAGE_NAMES,
                    help="print the IR after a stage: " + ", ".join(STAGE_NAMES))
     return p
@@ -50,7 +53,7 @@ def main(args) -> int:
                 print(c.model.dump(), file=sys.stderr, end="")
 
     c = run_pipeline(text, filename=args.model, wrt=parse_names(args.wrt),
-                     optimize=args.opt > 0, after=after)
+                     optimize=args.opt > 0, after=after, target=args.target)
     for w in c.model.warnings:
         print(w.attach(text, args.model).render(), file=sys.stderr)
     if args.rewrites:
