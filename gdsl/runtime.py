@@ -15,7 +15,7 @@ import numpy as np
 
 from .errors import GdslError, GdslRuntimeError, GdslShapeError, GdslValueError
 from .files import cache_dir, read_model, write_atomic
-from .ir.shapes import Dims, show_shape
+from .ir.shapes import Binding, Dims, label_shape, show_shape
 from .lang.source import source_text
 from .passes.infer import infer
 from .pipeline import STAGES, Compilation, _no_gc, run_pipeline
@@ -181,8 +181,7 @@ class CompiledModel:
     def _check_shapes(self, arrays: dict, order: list[int]) -> None:
         """Bind the symbolic dims from the arrays; name the array and both shapes on a mismatch."""
         m = self.model
-        dims = Dims(m.dims.bound)
-        bound_by = {sym: "the model" for sym in m.dims.bound}
+        binding = Binding(m.dims.bound)
         leaf_shapes = {}
         for k, a in arrays.items():
             n = self._leaf(k)
@@ -196,37 +195,29 @@ class CompiledModel:
             declared = d["shape"] if d.get("declared") else None
             if declared is None:
                 continue
-            if k in self.labels and a.dtype.kind in "iu" and len(declared) >= 1:
-                if a.ndim == len(declared) - 1:            # integer labels [n]
-                    declared = declared[1:]
-                elif a.ndim == len(declared) >= 2 and a.shape[0] == 1 and declared[0] != 1:
-                    declared = (1, *declared[1:])           # integer labels as a row [1, n]
-            if k in self.labels and a.ndim == len(declared) - 1 and a.dtype.kind not in "iu":
-                raise GdslValueError(
-                    f"labels `{k}` of shape {a.shape} must be integers (class numbers), not "
-                    f"{a.dtype}", d["span"],
-                    help=f"pass {k}.astype(int), or one-hot labels of shape "
-                    f"{show_shape(declared)}").attach(m.source, m.filename)
-            if a.ndim != len(declared):
-                raise GdslShapeError(
-                    f"array `{k}` has shape {a.shape}, but it is declared {show_shape(declared)} "
-                    f"({len(declared)}-D)", d["span"]).attach(m.source, m.filename)
-            for i, (want, got) in enumerate(zip(declared, a.shape)):
-                if isinstance(want, str) and want in dims.bound and dims.bound[want] != got:
-                    raise GdslShapeError(
-                        f"array `{k}` has shape {a.shape}, but it is declared {show_shape(declared)} "
-                        f"and {want} = {dims.bound[want]} (from {_from(bound_by[want])})",
-                        d["span"]).attach(m.source, m.filename)
-                if isinstance(want, int) and want != got:
-                    raise GdslShapeError(
-                        f"array `{k}` has shape {a.shape}, but it is declared {show_shape(declared)}"
-                        f" (axis {i} must be {want})", d["span"]).attach(m.source, m.filename)
-                if isinstance(want, str):
-                    dims.bound[want] = got
-                    bound_by.setdefault(want, k)
+            if k in self.labels and len(declared) >= 1:
+                if a.dtype.kind in "iu":
+                    declared = label_shape(declared, a.shape)
+                elif a.ndim == len(declared) - 1:
+                    raise GdslValueError(
+                        f"labels `{k}` of shape {a.shape} must be integers (class numbers), not "
+                        f"{a.dtype}", d["span"],
+                        help=f"pass {k}.astype(int), or one-hot labels of shape "
+                        f"{show_shape(declared)}").attach(m.source, m.filename)
+            misfit = binding.bind(declared, a.shape, k)
+            if misfit is None:
+                continue
+            message = f"array `{k}` has shape {a.shape}, but it is declared {show_shape(declared)}"
+            if misfit.axis is None:
+                message += f" ({len(declared)}-D)"
+            elif misfit.by is not None:
+                message += f" and {misfit.want} = {misfit.bound} (from {_from(misfit.by)})"
+            else:
+                message += f" (axis {misfit.axis} must be {misfit.want})"
+            raise GdslShapeError(message, d["span"]).attach(m.source, m.filename)
         if self._unknown:
             try:
-                infer(m, dims, order, leaf_shapes)
+                infer(m, Dims(binding.sizes), order, leaf_shapes)
             except GdslError as e:
                 raise e.attach(m.source, m.filename) from None
 

@@ -1,4 +1,5 @@
-"""Shapes with symbolic dimensions, and the shape-inference pass.
+"""Shapes with symbolic dimensions: how they meet (the op table's shape rules use these), and
+how the arrays of a call bind them (Binding). Inference is a pass: gdsl.passes.infer.
 
 A shape is a tuple of dims, each an int or a symbol such as ``"n"``, or
 None when not known until call time (names that were never declared).
@@ -8,6 +9,8 @@ who wrote ``d`` and ``e`` meant two sizes.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 Dim = int | str
 Shape = tuple[Dim, ...] | None
@@ -130,3 +133,52 @@ def labels_like(dims: Dims, scores: Shape, labels: Shape) -> None:
         return
     raise Mismatch(f"labels of shape {show_shape(labels)} do not fit scores of shape "
                    f"{show_shape(scores)}")
+
+
+# -- binding dims at call time ---------------------------------------------------------------------
+
+class Misfit(NamedTuple):
+    """Where an array does not fit its declared shape."""
+
+    axis: int | None          # None: the ranks differ
+    want: Dim                 # the declared dim there (a size, or a symbol)
+    got: int                  # the array's size there
+    bound: int | None = None  # what the symbol was bound to before
+    by: str | None = None     # and by whom
+
+
+class Binding:
+    """Sizes of symbolic dims bound from the arrays a call (or a data set) gives, each with
+    who gave it, for the messages. The one call-time binder: CompiledModel checks every call's
+    arrays with it, and gdsl run its data and params."""
+
+    def __init__(self, sizes: dict | None = None, by: str = "the model"):
+        self.sizes: dict[str, int] = dict(sizes or {})
+        self.by: dict[str, str] = dict.fromkeys(self.sizes, by)
+
+    def bind(self, declared: tuple, shape: tuple, who: str) -> Misfit | None:
+        """Bind the symbols of ``declared`` to the sizes of ``shape``, given by ``who``; the
+        first place they do not fit, or None."""
+        if len(declared) != len(shape):
+            return Misfit(None, len(declared), len(shape))
+        for i, (want, got) in enumerate(zip(declared, shape)):
+            if isinstance(want, int):
+                if want != got:
+                    return Misfit(i, want, got)
+            elif want in self.sizes:
+                if self.sizes[want] != got:
+                    return Misfit(i, want, got, self.sizes[want], self.by[want])
+            else:
+                self.sizes[want] = got
+                self.by[want] = who
+        return None
+
+
+def label_shape(declared: tuple, shape: tuple) -> tuple:
+    """The declared shape of class labels as an array gives them: integer labels [n] or a row
+    [1, n] for labels declared one-hot [C, n]."""
+    if len(shape) == len(declared) - 1:
+        return declared[1:]
+    if len(shape) == len(declared) >= 2 and shape[0] == 1 and declared[0] != 1:
+        return (1, *declared[1:])
+    return declared

@@ -28,6 +28,7 @@ import numpy as np
 
 from ..errors import GdslDataError, GdslDataWarning, GdslDivergedError, GdslError, GdslValueError
 from ..files import write_atomic
+from ..ir.shapes import Binding
 from ..pipeline import run_pipeline
 from ..runtime import CompiledModel
 from . import data as D
@@ -194,23 +195,21 @@ def split_consts(tm: Trainable, values: dict | None) -> tuple[dict, dict]:
     return consts, dims
 
 
-def _bind(dims: dict, sym, size: int, who: str, bound_by: dict, err) -> None:
-    if isinstance(sym, int):
-        if sym != size:
-            raise err(f"{who} has size {size} where the model declares {sym}")
+def _bind(binding: Binding, declared: tuple, shape: tuple, who: str, err) -> None:
+    misfit = binding.bind(declared, shape, who)
+    if misfit is None:
         return
-    if sym in dims and dims[sym] != size:
-        raise err(f"{who} gives {sym} = {size}, but {bound_by[sym]} gives {sym} = {dims[sym]}")
-    dims.setdefault(sym, size)
-    bound_by.setdefault(sym, who)
+    if misfit.by is not None:
+        sym, size = misfit.want, misfit.got
+        raise err(f"{who} gives {sym} = {size}, but {misfit.by} gives {sym} = {misfit.bound}")
+    raise err(f"{who} has size {misfit.got} where the model declares {misfit.want}")
 
 
 def bind_dims(tm: Trainable, arrays_list: list[dict], params: dict | None, set_dims: dict,
               hidden: int | None, params_file: str = "the params",
               params_path: str | None = None, classes: int | None = None) -> dict:
     """Sizes of the symbolic dims: from the data, loaded params, --set, labels, then `hidden`."""
-    dims: dict = {}
-    bound_by: dict = {}
+    binding = Binding()
 
     def data_err(msg):
         return GdslDataError(f"data does not fit the model: {msg}")
@@ -218,8 +217,7 @@ def bind_dims(tm: Trainable, arrays_list: list[dict], params: dict | None, set_d
     # the example axis (last of each input) varies from set to set and batch to batch
     example_syms = {s[-1] for s in tm.inputs.values() if s and isinstance(s[-1], str)}
     for i, arrays in enumerate(arrays_list):
-        local: dict = {}
-        local_by: dict = {}
+        local = Binding()
         which = "" if len(arrays_list) == 1 else " of the training data" if i == 0 else \
             " of the validation data"
         for k, a in arrays.items():
@@ -231,11 +229,10 @@ def bind_dims(tm: Trainable, arrays_list: list[dict], params: dict | None, set_d
             if a.ndim != len(declared):
                 raise data_err(f"array `{k}` has shape {a.shape}, but the model declares "
                                f"{k}[{', '.join(map(str, declared))}]")
-            for sym, size in zip(declared, a.shape):
-                _bind(local, sym, size, f"array `{k}`{which}", local_by, data_err)
-        for sym, size in local.items():
+            _bind(local, declared, a.shape, f"array `{k}`{which}", data_err)
+        for sym, size in local.sizes.items():
             if sym not in example_syms:
-                _bind(dims, sym, size, local_by[sym], bound_by, data_err)
+                _bind(binding, (sym,), (size,), local.by[sym], data_err)
     if params is not None:
         def perr(msg):
             return GdslDataError(f"{params_file} do not match the model: {msg}",
@@ -253,16 +250,16 @@ def bind_dims(tm: Trainable, arrays_list: list[dict], params: dict | None, set_d
             if a.ndim != len(declared):
                 raise perr(f"`{k}` has shape {a.shape}, but the model declares "
                            f"{k}[{', '.join(map(str, declared))}]")
-            for sym, size in zip(declared, a.shape):
-                _bind(dims, sym, size, f"param `{k}`", bound_by, perr)
+            _bind(binding, declared, a.shape, f"param `{k}`", perr)
     for k, size in set_dims.items():
-        _bind(dims, k, size, f"--set {k}", bound_by, lambda m: GdslValueError(m))
+        _bind(binding, (k,), (size,), f"--set {k}", GdslValueError)
+    dims, bound_by = binding.sizes, binding.by
     # the class count: declared, --classes, or the largest label of all the data (training
     # and validation: a rare class may land in either) + 1
     csym = tm.class_dim
     if isinstance(csym, str) and csym not in dims and tm.label is not None:
         if classes is not None:
-            _bind(dims, csym, classes, "--classes", bound_by, lambda m: GdslValueError(m))
+            _bind(binding, (csym,), (classes,), "--classes", GdslValueError)
         else:
             ys = [a[tm.label] for a in arrays_list if tm.label in a and a[tm.label].ndim == 1]
             if ys:
