@@ -62,6 +62,8 @@ def _binary_files() -> dict[str, bytes]:
 
 
 ALL = ["compile", "run", "check", "graph", "explain", "stats"]
+TRAIN = ("run", "int.gdsl", "--data")       # training the integer-label model on a file
+RUN = (*TRAIN, "g.csv")
 CASES = [
     # a model that defines nothing
     *[(cmd, model) for model in ("empty.gdsl", "comment.gdsl", "inputs.gdsl") for cmd in ALL],
@@ -78,29 +80,29 @@ CASES = [
     ("compile", "m.gdsl", "-o", "link.gdsl"),         # a symbolic link to m.gdsl
     ("explain", "m.gdsl", "-o", "m.gdsl"),
     ("graph", "m.gdsl", "-o", "g.csv"),
-    ("run", "int.gdsl", "--data", "g.csv", "--save", "./g.csv"),
-    ("run", "int.gdsl", "--data", "g.csv", "--plot", "./g.csv"),
-    ("run", "int.gdsl", "--data", "g.csv", "--save", "p.npz", "--plot", "./p.npz"),
+    (*RUN, "--save", "./g.csv"),
+    (*RUN, "--plot", "./g.csv"),
+    (*RUN, "--save", "p.npz", "--plot", "./p.npz"),
     # bad paths and formats, found before any training
-    ("run", "int.gdsl", "--data", "g.csv", "--save", "nonexistent/dir/p.npz"),
-    ("run", "int.gdsl", "--data", "g.csv", "--plot", "nonexistent/c.png"),
-    ("run", "int.gdsl", "--data", "g.csv", "--plot", "c.jpgx"),
-    ("run", "int.gdsl", "--data", "g.csv", "--save", "p.csv"),
+    (*RUN, "--save", "nonexistent/dir/p.npz"),
+    (*RUN, "--plot", "nonexistent/c.png"),
+    (*RUN, "--plot", "c.jpgx"),
+    (*RUN, "--save", "p.csv"),
     ("graph", "m.gdsl", "-o", "g.jpgx"),
     ("graph", "m.gdsl", "-o", "nonexistent/g.svg"),
     ("explain", "m.gdsl", "-o", "nonexistent/e.md"),
     ("compile", "m.gdsl", "-o", "nonexistent/m.py"),
     # bad settings
-    ("run", "int.gdsl", "--data", "g.csv", "--seed", "-1"),
-    ("run", "int.gdsl", "--data", "g.csv", "--classes", "0"),
+    (*RUN, "--seed", "-1"),
+    (*RUN, "--classes", "0"),
     # huge labels and sizes: refused before anything is allocated
-    ("run", "int.gdsl", "--data", "big12.csv"),
-    ("run", "int.gdsl", "--data", "big30.csv"),
-    ("run", "int.gdsl", "--data", "big12.npy"),
-    ("run", "int.gdsl", "--data", "big12.npz"),
-    ("run", "int.gdsl", "--data", "notnpy.npz"),
-    ("run", "int.gdsl", "--data", "lying.npz"),
-    ("run", "int.gdsl", "--data", "lying.npy"),
+    (*TRAIN, "big12.csv"),
+    (*TRAIN, "big30.csv"),
+    (*TRAIN, "big12.npy"),
+    (*TRAIN, "big12.npz"),
+    (*TRAIN, "notnpy.npz"),
+    (*TRAIN, "lying.npz"),
+    (*TRAIN, "lying.npy"),
     ("check", "huge.gdsl"),
 ]
 
@@ -166,7 +168,7 @@ def test_the_messages_name_the_place(corpus):
     assert "m.gdsl:4:7: error: cannot differentiate with respect to `y`: it is used as class " \
         "labels" in results[("compile", "m.gdsl", "--wrt", "y")][0].stderr
     assert "this is the input file m.gdsl" in results[("compile", "m.gdsl", "-o", "link.gdsl")][0].stderr
-    big = results[("run", "int.gdsl", "--data", "big12.csv")][0].stderr
+    big = results[(*TRAIN, "big12.csv")][0].stderr
     assert "int.gdsl:3:7: error: " in big and "param `W`" in big and "largest label" in big
     assert "huge.gdsl:1:7: error: " in results[("check", "huge.gdsl")][0].stderr
     long = results[("compile", "long.gdsl")][0].stderr

@@ -65,7 +65,7 @@ SNIPPETS: dict[str, tuple[str, list[str] | None]] = {
 
 
 def cases() -> list[tuple[str, str, str, list[str] | None]]:
-    """(golden name without .py, model text, filename for the module's docstring, wrt)."""
+    """(golden name without its ending, model text, filename for the module's docstring, wrt)."""
     out = []
     for path in sorted((ROOT / "models").glob("*.gdsl")):
         out.append((path.stem, path.read_text(encoding="utf-8"), f"models/{path.name}", None))
@@ -76,8 +76,8 @@ def cases() -> list[tuple[str, str, str, list[str] | None]]:
 
 def variants():
     for name, text, filename, wrt in cases():
-        yield f"{name}.py", text, filename, wrt, True
-        yield f"{name}.O0.py", text, filename, wrt, False
+        yield f"{name}.expected", text, filename, wrt, True
+        yield f"{name}.O0.expected", text, filename, wrt, False
 
 
 def emitted(text: str, filename: str, wrt, optimize: bool) -> str:
@@ -112,7 +112,7 @@ def test_emitted_code_matches_golden(golden, text, filename, wrt, optimize):
 def test_every_golden_file_belongs_to_a_case():
     """A golden of a model or snippet that no longer exists is stale."""
     wanted = {v[0] for v in VARIANTS}
-    stale = sorted(p.name for p in GOLDEN.glob("*.py") if p.name not in wanted)
+    stale = sorted(p.name for p in GOLDEN.glob("*.expected") if p.name not in wanted)
     assert not stale, f"stale golden files {stale}; {UPDATE} removes them"
 
 
@@ -154,7 +154,7 @@ def update() -> int:
             path.write_text(got, encoding="utf-8")
             print(("updated " if old is not None else "created ") + f"tests/golden/{golden}")
         written.add(golden)
-    for path in sorted(GOLDEN.glob("*.py")):
+    for path in sorted(GOLDEN.glob("*.expected")):
         if path.name not in written:
             path.unlink()
             print(f"removed stale tests/golden/{path.name}")

@@ -142,13 +142,17 @@ def test_softmax(fn, axis, rng):
     np.testing.assert_allclose(m.forward(s=s, G=G)["J"], np.sum(want * G))
 
 
+def scores_and_labels(rng, C: int, n: int, labels: str):
+    """Random scores [C, n], the true classes k, and the labels as one-hot [C, n] or k."""
+    k = rng.integers(0, C, size=n)
+    return rng.normal(size=(C, n)), k, np.eye(C)[k].T if labels == "onehot" else k
+
+
 @pytest.mark.parametrize("labels", ["onehot", "integer"])
 @pytest.mark.parametrize("optimize", [True, False], ids=["fused", "unfused"])
 def test_xent(labels, optimize, rng):
     C, n = 4, 6
-    s = rng.normal(size=(C, n))
-    k = rng.integers(0, C, size=n)
-    y = np.eye(C)[k].T if labels == "onehot" else k
+    s, k, y = scores_and_labels(rng, C, n, labels)
     m = gdsl.compile(f"input s[{C}, {n}]\ninput y[{C}, {n}]\nJ = xent(softmax(s), y)",
                      wrt=["s"], optimize=optimize)
     assert_grads_match(m, {"s": s, "y": y})
@@ -172,9 +176,7 @@ def test_xent_of_probabilities(rng):
 @pytest.mark.parametrize("optimize", [True, False], ids=["fused", "unfused"])
 def test_svm(labels, optimize, rng):
     C, n = 4, 7
-    s = rng.normal(size=(C, n))
-    k = rng.integers(0, C, size=n)
-    y = np.eye(C)[k].T if labels == "onehot" else k
+    s, k, y = scores_and_labels(rng, C, n, labels)
     m = gdsl.compile(f"input s[{C}, {n}]\ninput y[{C}, {n}]\nJ = svm(s, y)", wrt=["s"],
                      optimize=optimize)
     margins = s - s[k, np.arange(n)] + 1
