@@ -319,7 +319,7 @@ def installed(module: str) -> str | None:
         return None
 
 
-def machine(tree: Path) -> dict:
+def machine(tree: Path, label: str | None) -> dict:
     info = {"date": time.strftime("%Y-%m-%d %H:%M"), "python": platform.python_version(),
             "platform": platform.platform(), "nproc": os.cpu_count(),
             "loadavg_start": os.getloadavg()}
@@ -337,13 +337,20 @@ def machine(tree: Path) -> dict:
         info[mod] = installed(mod)
     head = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%h %s"],
                           capture_output=True, text=True, check=False).stdout.strip()
-    if tree != ROOT:
+    info["argv"] = sys.argv[1:]
+    if label:
+        info["gdsl"] = label
+    elif tree != ROOT:
         info["gdsl"] = f"the tree {tree} (this repository is at {head[:60]})"
     else:
         dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "gdsl"],
                                capture_output=True, text=True, check=False).stdout.strip()
         info["gdsl"] = head[:60] + (" (+ uncommitted changes in gdsl/)" if dirty else "")
     return info
+
+
+def mode(threads: int | None) -> str:
+    return "default" if threads is None else str(threads)
 
 
 def fmt(x: float) -> str:
@@ -359,8 +366,8 @@ def report(results: dict, loops: dict, s: dict, info: dict, args) -> str:
     def load(xs) -> str:
         return " ".join(f"{x:.2f}" for x in xs)
 
-    line(f"Run: `python3 benchmarks/train_speed.py` on {info['date']}, {args.runs} runs each ",
-         f"after a warm-up round, gdsl {info['gdsl']}.")
+    line(f"Run: `{' '.join(['python3 benchmarks/train_speed.py', *info['argv']])}` on ",
+         f"{info['date']}, {args.runs} runs each after a warm-up round; gdsl: {info['gdsl']}.")
     line()
     line("#### Machine")
     line()
@@ -387,7 +394,7 @@ def report(results: dict, loops: dict, s: dict, info: dict, args) -> str:
     line()
     for threads in args.thread_modes:
         tname = "1 thread (taskset -c 0, *_NUM_THREADS=1)" if threads else "default threads"
-        rs, gl = results[str(threads)], loops[str(threads)]
+        rs, gl = results[mode(threads)], loops[mode(threads)]
         line(f"#### {tname}: seconds, best of {args.runs}")
         line()
         line("| implementation | process wall | training loop | val accuracy | wall / gdsl's | ",
@@ -447,6 +454,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", choices=["1", "default", "both"], default="both")
     ap.add_argument("--skip", nargs="*", default=[], choices=["sklearn", "torch"])
     ap.add_argument("--gdsl-path", type=Path, default=ROOT, help="the gdsl tree to time")
+    ap.add_argument("--label", help="what the gdsl tree is, for the report (e.g. a commit)")
     ap.add_argument("--profile", action="store_true",
                     help="profile gdsl's training loop (cProfile, one thread) and stop")
     ap.add_argument("--no-write", action="store_true")
@@ -462,13 +470,13 @@ def main(argv=None) -> int:
 
     impls = [i for i in IMPLS if i not in args.skip
              and (i == "gdsl" or installed({"sklearn": "scikit-learn"}.get(i, i)))]
-    info = machine(tree)
+    info = machine(tree, args.label)
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "digits-mlp2.npz"
         s = prepare(args.model, tree, data)
         print(f"settings: {s}", file=sys.stderr)
-        results = {str(t): {i: [] for i in impls} for t in args.thread_modes}
-        loops = {str(t): [] for t in args.thread_modes}
+        results = {mode(t): {i: [] for i in impls} for t in args.thread_modes}
+        loops = {mode(t): [] for t in args.thread_modes}
         for threads in args.thread_modes:
             for rnd in range(args.runs + 1):       # round 0 warms caches and is dropped
                 order = impls[rnd % len(impls):] + impls[:rnd % len(impls)]
@@ -476,12 +484,12 @@ def main(argv=None) -> int:
                     r = (run_gdsl_cli(args.model, tree, threads, s) if impl == "gdsl"
                          else run_peer(impl, data, tree, threads, s))
                     if rnd:
-                        results[str(threads)][impl].append(r)
+                        results[mode(threads)][impl].append(r)
                     print(f"threads {threads or 'default'} round {rnd} {impl}: wall "
                           f"{r['wall']:.3f} s, val acc {r['val_accuracy']:.4f}", file=sys.stderr)
                 r = run_gdsl_loop(args.model, tree, threads)
                 if rnd:
-                    loops[str(threads)].append(r)
+                    loops[mode(threads)].append(r)
     info["loadavg_end"] = os.getloadavg()
     text = report(results, loops, s, info, args)
     print(text)
