@@ -915,6 +915,7 @@ NEG_OP, TRANSPOSE_OP = "neg", "transpose"           # -x, x.T
 # what the machinery itself builds: sums back over broadcast axes (unbroadcast), the sum of a
 # cotangent times an op (gdsl.ir.builder.vjp_model), the gradient of what the loss ignores
 SUM_OP, SUM_TO_OP, ZEROS_LIKE_OP = "sum", "sum_to", "zeros_like"
+EXPAND_OP = "expand_to"     # dJ/dJ = 1 for a loss of shape [1, 1] (the lecture's −log(yᵀp))
 
 
 def written(name: str, args: list[str]) -> str:

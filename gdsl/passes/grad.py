@@ -13,7 +13,7 @@ from __future__ import annotations
 from ..errors import GdslTypeError
 from ..ir.builder import Builder, V
 from ..ir.graph import LEAVES
-from ..ir.ops import OPS, ZEROS_LIKE_OP
+from ..ir.ops import EXPAND_OP, OPS, ZEROS_LIKE_OP
 
 
 def differentiate(model) -> None:
@@ -25,7 +25,10 @@ def differentiate(model) -> None:
     first_backward = model._next
     b = Builder(model, backward=True)
     extra = b.extra
-    contributions: dict[int, list[V]] = {model.loss: [b.lit(1.0)]}   # set g = 1
+    seed = b.lit(1.0)                                               # set g = 1
+    if model.nodes[model.loss]["shape"]:        # a [1, 1] loss: g = 1 of that shape
+        seed = b.op(EXPAND_OP, seed, V(b, model.loss))
+    contributions: dict[int, list[V]] = {model.loss: [seed]}
     grad_of: dict[int, V] = {}
     for n in reversed(model.topo(active)):
         d = model.nodes[n]

@@ -46,11 +46,12 @@ def infer(model, dims: Dims | None = None, order=None, leaf_shapes: dict | None 
 
 
 def check_scalar_loss(model, dims: Dims, shape: Shape = None) -> None:
-    """Differentiation starts from dJ/dJ = 1: the loss must be one number, shape []."""
+    """Differentiation starts from dJ/dJ = 1: the loss must be one number, shape [] (or [1, 1],
+    as the lecture's −log(yᵀp) of one example is)."""
     if model.loss is None or not model.wrt:
         return
     shape = dims.shape(model.G.nodes[model.loss]["shape"] if shape is None else shape)
-    if shape is None or shape == ():
+    if shape is None or all(dim == 1 for dim in shape):
         return
     d = model.G.nodes[model.loss]
     name = model.loss_name or snippet(model, d["span"]) or "the loss"
