@@ -203,7 +203,7 @@ def doc_escape(s: str) -> str:
 
 
 def write_module(model, title: str, *, namer: Namer, note: str, imports: list[str],
-                 helpers: list[str], function, in_place: bool, train: dict | None,
+                 helpers, function, in_place: bool, train: dict | None,
                  statement=statement) -> tuple[str, dict[int, int]]:
     """The module's source text, and a map from each emitted line to the node it computes.
 
@@ -211,30 +211,14 @@ def write_module(model, title: str, *, namer: Namer, note: str, imports: list[st
     ``statements()`` are [(comment, ast statement, node or None, names it reads, the name of
     the array of the pass's own it assigns, or None)], after which ``exprs`` holds each
     node's (expression, depth, names read, arrays read) and ``result(node)`` the expression
-    the function returns for a root."""
+    the function returns for a root. ``helpers`` are the sources of the module's helper
+    functions, or a callable giving them once the functions are written."""
     for n in sorted(n for n, nm in model.G.nodes(data="name") if nm is not None):
         if model.node(n)["op"] != "literal":  # model names first, in source order
             namer.of(model, n)
-    lines: list[str] = []
-    linemap: dict[int, int] = {}
     shape = {n: model.dims.shape(d["shape"]) for n, d in model.G.nodes(data=True)}
-
-    def put(text: str, node: int | None = None):
-        for part in text.split("\n"):
-            lines.append(part)
-            if node is not None:
-                linemap[len(lines)] = node
-
-    put('"""' + doc_escape(title) + "\n\n" + note + "\n" + '"""')
-    for line in imports:
-        put(line)
-    put("")
-    for source in helpers:
-        put("")
-        put(unparse(ast.parse(source.strip())))
-    put("")
-    for stmt in metadata(model, train or {}):
-        put(unparse(stmt))
+    lines: list[str] = []               # the functions, written first (then what goes above)
+    linemap: dict[int, int] = {}
 
     fwd_roots = [model.loss, *model.outputs.values()] if model.loss is not None else list(model.outputs.values())
     sections = [("forward", model.forward_order, fwd_roots,
@@ -244,10 +228,7 @@ def write_module(model, title: str, *, namer: Namer, note: str, imports: list[st
                          "The loss and its gradient with respect to " + (", ".join(model.wrt) or "nothing") + "."))
     for fname, order, roots, doc in sections:
         f = function(model, namer, plan(model, order, roots, shape, in_place))
-        put("")
-        put("")
-        put(signature(model, namer, fname, order))
-        put('    """' + doc_escape(doc) + '"""')
+        lines += ["", "", signature(model, namer, fname, order), '    """' + doc_escape(doc) + '"""']
         body = f.statements()
         ex = f.exprs
         if fname == "forward":
@@ -268,5 +249,13 @@ def write_module(model, title: str, *, namer: Namer, note: str, imports: list[st
                 linemap[len(lines)] = node
             if i in dead_after:
                 lines.append("    del " + ", ".join(dead_after[i]))
-        put("    " + unparse(ret))
-    return "\n".join(lines) + "\n", linemap
+        lines.append("    " + unparse(ret))
+
+    head = ['"""' + doc_escape(title), "", note, '"""', *imports, ""]
+    for source in helpers() if callable(helpers) else helpers:
+        head += ["", *unparse(ast.parse(source.strip())).split("\n")]
+    head.append("")
+    for stmt in metadata(model, train or {}):
+        head += unparse(stmt).split("\n")
+    offset = len(head)
+    return "\n".join(head + lines) + "\n", {i + offset: n for i, n in linemap.items()}
