@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import math
 import os
 from pathlib import Path
 
 import numpy as np
 
+from .backend import get_target
 from .errors import GdslError, GdslRuntimeError, GdslShapeError, GdslValueError
 from .files import cache_dir, read_model, write_atomic
 from .ir.shapes import Binding, Dims, label_shape, show_shape
@@ -94,6 +96,8 @@ class CompiledModel:
         self._known = {**self.inputs, **self.params, **self.consts}
         self._unknown = any(model.node(n)["shape"] is None
                             for n in [*model.inputs.values(), *model.params.values()])
+        if getattr(get_target(compilation.options.target), "CALLER_ARRAYS", False):
+            self._take_callers_arrays()         # any library's arrays, kept as they are
 
     def __repr__(self) -> str:
         return (f"<gdsl.CompiledModel {self.filename or '<model>'}: loss {self.loss}, "
@@ -221,6 +225,71 @@ class CompiledModel:
             except GdslError as e:
                 raise e.attach(m.source, m.filename) from None
 
+    # -- the caller's arrays (the array-API target) --------------------------------------------
+    # The module takes its namespace from its arguments: a call's arrays go in as they are
+    # (PyTorch tensors, JAX, Dask, CuPy arrays ...), checked like NumPy's but not converted,
+    # except integers that are not labels, made floats of the call's dtype in their library.
+    # A dimension may be unknown until computed (Dask): it fits any declared size.
+    def _take_callers_arrays(self) -> None:
+        self._specialises = False       # the module runs any rank and shape itself
+        self.forward = self._forward_any
+        self.value_and_grad = self._value_and_grad_any
+
+    def _forward_any(self, /, **arrays) -> dict:
+        """The loss and every output, by name, as arrays of the caller's library. Raises
+        GdslError on bad arrays."""
+        arrays = self._prepare_any(arrays, self.model.forward_order)
+        return self._run(self.module.forward, arrays)
+
+    def _value_and_grad_any(self, /, **arrays) -> tuple:
+        """(loss, {name: gradient}) for the wrt names, as arrays of the caller's library.
+        Raises GdslError on bad arrays."""
+        arrays = self._prepare_any(arrays, self.model.backward_order)
+        return self._run(self.module.value_and_grad, arrays)
+
+    def _prepare_any(self, arrays: dict, order: list[int]) -> dict:
+        from array_api_compat import array_namespace, is_array_api_obj
+        m = self.model
+        for k in arrays:
+            if k not in self._known:
+                raise GdslValueError(f"unknown array `{k}`", help="the model takes: " + ", ".join(
+                    self._known)).attach(m.source, m.filename)
+        for n in order:
+            d = m.node(n)
+            if (d["op"] in ("input", "param") or d["op"] == "const" and d["value"] is None) \
+                    and d["name"] not in arrays:
+                raise GdslValueError(f"missing array `{d['name']}` ({d['op']} at {d['span']})",
+                                     d["span"]).attach(m.source, m.filename)
+        given = [v for v in arrays.values() if is_array_api_obj(v)]
+        xp = array_namespace(*given) if given else array_namespace(np.empty(0))
+        floats = [v.dtype for v in given if xp.isdtype(v.dtype, "real floating")]
+        out, stand_ins = {}, {}
+        for k, v in arrays.items():
+            span = m.node(self._leaf(k))["span"]
+            if k in self.consts and isinstance(v, (int, float)) and not isinstance(v, bool):
+                out[k], stand_ins[k] = v, ((), np.float64)
+                continue
+            try:
+                a = v if is_array_api_obj(v) else xp.asarray(np.asarray(v))   # (as NumPy reads it)
+                kind = _kind(xp, a.dtype)
+            except Exception as e:  # noqa: BLE001 (ragged lists, objects, strings: any error)
+                raise GdslValueError(f"array `{k}` is not an array of real numbers: {e}",
+                                     span).attach(m.source, m.filename) from None
+            if kind not in "biuf":
+                raise GdslValueError(f"array `{k}` has dtype {a.dtype}; gdsl computes with real "
+                                     f"numbers", span).attach(m.source, m.filename)
+            if kind in "biu" and k not in self.labels:
+                a = xp.astype(a, floats[0] if floats else xp.float64)
+                kind = "f"
+            out[k] = a
+            stand_ins[k] = (tuple(_known_dim(d) for d in a.shape),
+                            {"f": np.float64, "b": np.bool_}.get(kind, np.int64))
+        sig = (len(order),) + tuple(sorted(stand_ins.items()))
+        if sig not in self._checked:
+            self._check_shapes(_fill_unknown(m, stand_ins, arrays), order)
+            self._checked[sig] = True
+        return out
+
     # -- conveniences -----------------------------------------------------------------------
     def init_params(self, dims: dict[str, int], seed: int = 0, dtype=np.float64) -> dict:
         """Draw initial params from their `~` initialisers, with symbolic dims bound by ``dims``."""
@@ -260,6 +329,46 @@ class CompiledModel:
     def _repr_svg_(self) -> str:
         from .views.draw import repr_svg
         return repr_svg(self)
+
+
+UNKNOWN = -1        # a dimension unknown until computed (Dask's nan, the standard's None)
+
+
+def _known_dim(d) -> int:
+    return UNKNOWN if d is None or math.isnan(d) else int(d)
+
+
+def _kind(xp, dtype) -> str:
+    """NumPy's dtype kind of any library's dtype: b, i, u, f, c (or NumPy's own)."""
+    kind = getattr(dtype, "kind", None)
+    if isinstance(kind, str):
+        return kind
+    for k, name in (("b", "bool"), ("i", "signed integer"), ("u", "unsigned integer"),
+                    ("f", "real floating"), ("c", "complex floating")):
+        if xp.isdtype(dtype, name):
+            return k
+    return "O"
+
+
+def _fill_unknown(m, stand_ins: dict, arrays: dict) -> dict:
+    """Arrays that stand in for a call's (shape, dtype) in the shape checks (no memory: one
+    number, broadcast), an unknown dimension taking the size the declaration asks for, or that
+    another array gives the same symbol: it fits whatever it will be."""
+    sizes: dict = {}
+    for k, (shape, _) in stand_ins.items():
+        d = m.node(m.names[k])
+        for want, got in zip(d["shape"] or () if d.get("declared") else (), shape):
+            if isinstance(want, str) and got != UNKNOWN:
+                sizes.setdefault(want, got)
+    out = {}
+    for k, (shape, dtype) in stand_ins.items():
+        if UNKNOWN in shape:
+            d = m.node(m.names[k])
+            declared = d["shape"] if d.get("declared") and len(d["shape"]) == len(shape) else ()
+            shape = tuple(got if got != UNKNOWN else want if isinstance(want, int) else
+                          sizes.get(want, 1) for want, got in zip(declared or [1] * len(shape), shape))
+        out[k] = np.broadcast_to(np.zeros((), dtype), shape)
+    return out
 
 
 def _from(who: str) -> str:

@@ -11,13 +11,15 @@ entry in TARGETS, and its entries in the op rows.
 from __future__ import annotations
 
 from ..errors import GdslUsageError
-from . import numpy_target
+from . import array_api_target, numpy_target
 
-TARGETS = {numpy_target.NAME: numpy_target}
+TARGETS = {numpy_target.NAME: numpy_target, array_api_target.NAME: array_api_target}
 
 
 def get_target(name: str):
-    """The target module called ``name``; raises GdslUsageError naming the choices."""
+    """The target module called ``name`` (``array_api`` is ``array-api``); raises
+    GdslUsageError naming the choices."""
+    name = name.replace("_", "-") if isinstance(name, str) else name
     if name not in TARGETS:
         raise GdslUsageError(f"unknown target `{name}`; the targets are: " + ", ".join(TARGETS))
     return TARGETS[name]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 
 from ..ir.ops import HELPER_DEPS, HELPERS, OPS, STORE, const, np_
+from . import pycode
 from .plan import Plan, as_ufunc
 from .pycode import (
     MAX_INLINE_DEPTH,
@@ -25,6 +26,10 @@ from .pycode import (
     write_module,
 )
 from .unparse import statement
+
+# what other targets imported from here before backend/pycode.py held it
+_doc_escape, _metadata, _signature = pycode.doc_escape, pycode.metadata, pycode.signature
+model_leaves = pycode.model_leaves
 
 NAME = "numpy"
 RESERVED = PYTHON_NAMES | MODULE_NAMES | {"np"}

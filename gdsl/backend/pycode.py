@@ -28,8 +28,9 @@ PYTHON_NAMES = set(keyword.kwlist) | set(keyword.softkwlist) | set(dir(builtins)
 class Namer:
     """Gives every value one Python name: the model's own where it can, unique, never reserved."""
 
-    def __init__(self, reserved: set[str]):
-        self.reserved = reserved
+    def __init__(self, reserved: set[str] | None = None):
+        # (by default what the NumPy target's module defines)
+        self.reserved = PYTHON_NAMES | MODULE_NAMES | {"np"} if reserved is None else reserved
         self.used: set[str] = set()
         self.names: dict[int, str] = {}
         self.temps = 0

@@ -151,6 +151,12 @@ def np_(fn: str, *args, **kw) -> ast.expr:
     return ast.Call(ast.Attribute(ast.Name("np", LOAD), fn, LOAD), list(args), _kw(kw))
 
 
+def xp_(fn: str, *args, **kw) -> ast.expr:
+    """A function of the array API standard, from the namespace the array-API target's code
+    takes from its arguments (xp)."""
+    return ast.Call(ast.Attribute(ast.Name("xp", LOAD), fn, LOAD), list(args), _kw(kw))
+
+
 def meth(obj, fn: str, *args, **kw) -> ast.expr:
     return ast.Call(ast.Attribute(obj, fn, LOAD), list(args), _kw(kw))
 
@@ -577,11 +583,22 @@ defop("mm_grad_x", 3, lambda dims, s, at: s[1], lambda a, at, s: helper("_mm_gra
       user=False, helpers=("_mm_grad_x",))
 defop("mm_grad_y", 3, lambda dims, s, at: s[2], lambda a, at, s: helper("_mm_grad_y", *a), None,
       user=False, helpers=("_mm_grad_y",))
+def _transpose_xp(x, shape):
+    # the standard's x.T is for two axes only: a vector or a scalar is its own transpose,
+    # other ranks (or a rank known only at call time) reverse their axes
+    if shape is not None and len(shape) == 2:
+        return attr(x, "T")
+    if shape is not None and len(shape) < 2:
+        return x
+    return helper("_transpose", x)
+
+
 defop("transpose", 1, transposed, lambda a, at, s: attr(a[0], "T"),
       lambda g, ans, x, **at: g.T, kink=None,
       jacobian=("the permutation vec({x}) -> vec({x}ᵀ)",), flops=0, fresh=False,
       fold=_transpose_fold,
       identities=(((0, "transpose"), lambda b, x: _arg(b.m, x)),),   # (xᵀ)ᵀ -> x
+      targets={"array_api": lambda a, at, s: _transpose_xp(a[0], s[0])},
       notation=lambda t: (t.p(0, ATOM) + "ᵀ", ATOM))
 
 # reductions
@@ -625,10 +642,19 @@ def _expand_emit(a, at, s):
     return np_("broadcast_to", g, attr(x, "shape"))
 
 
+def _expand_xp(a, at, s):
+    # x's shape may be unknown until computed (Dask): the target's helpers put the axis back
+    # and broadcast to x's shape then
+    g, x = a
+    if at.get("axis") is not None and not at.get("keepdims"):
+        g = helper("_expand_dims", g, const(at["axis"]), attr(x, "ndim"))
+    return helper("_broadcast_to", g, x)
+
+
 # g of a reduced shape, broadcast back over the reduced axes (a view, nothing copied)
 defop("expand_to", 2, like_second, _expand_emit,
       lambda g, ans, gx, x, **at: call("sum", g, **at), None, user=False, keywords=_RED, flops=0,
-      fresh=False, shape_only=(1,), kink=None)
+      fresh=False, shape_only=(1,), kink=None, targets={"array_api": _expand_xp})
 
 
 def _count_emit(a, at, s):
@@ -798,10 +824,13 @@ defop("svm_hinge", 3, loss_shape, _svm_hinge_emit,
 defop("svm_grad", 3, like_second, lambda a, at, s: helper("_svm_grad", *a), None, None, None,
       user=False, helpers=("_svm_grad",), flops=5, floats=True)
 # only a cache argument (of xent_logits), through which no gradient flows
+# (np.vdot is not in the array API standard: Σ x y there)
 defop("vdot", 2, scalar, lambda a, at, s: np_("vdot", *a), None, None, user=False,
+      targets={"array_api": lambda a, at, s: xp_("sum", bin_(a[0], "*", a[1]))},
       flops=lambda z, o, s: 2 * z[0], doc="Σ x y over every entry (the yᵀs of the fused cross-entropy)")
 defop("sqnorm", 1, scalar, lambda a, at, s: np_("vdot", a[0], a[0]),
       lambda g, ans, x, **at: x * (2 * g), kink=None, jacobian=("2{x}",),
+      targets={"array_api": lambda a, at, s: xp_("sum", bin_(a[0], "*", a[0]))},
       flops=lambda z, o, s: 2 * z[0], zero_able=True,
       notation=lambda t: (f"‖{t.text(0)}‖²", ATOM),
       grad_form=("2{c}{x}",),             # r = ‖W‖²: ∂J/∂W = 2(∂J/∂r)W, ∂J/∂r a scalar
