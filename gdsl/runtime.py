@@ -371,6 +371,78 @@ def _fill_unknown(m, stand_ins: dict, arrays: dict) -> dict:
     return out
 
 
+def model_warnings(compiled: CompiledModel, report=None):
+    """A context manager: within it, a NumPy RuntimeWarning raised inside the code emitted for
+    ``compiled`` (overflow, divide by zero, invalid value) is reported at the model's own
+    line, ``model.gdsl:7:5: warning: overflow encountered in exp while computing `exp(s)```
+    with the line and a caret, once per kind of warning and model line, never as a place in
+    the generated file. ``report(warning)`` gets each one (a GdslError subclass of kind
+    "warning": ``.span``, ``.message``, ``.render()``); by default it is printed to standard
+    error. Other warnings are shown as they would have been.
+
+    One hook (warnings.catch_warnings and showwarning) serves the whole block: a call of the
+    model costs nothing more. A warning is matched to the model's line by walking the frames
+    up from where NumPy raised it to the emitted module's (a helper's line maps to its caller's).
+    """
+    import contextlib
+    import inspect
+    import re
+    import sys
+    import warnings
+
+    from .passes.warn import GdslWarning
+
+    def owners() -> dict:       # the model and its specialisations, by the module each runs
+        found = {compiled.path: compiled}
+        for spec in getattr(compiled, "_specialised", {}).values():
+            found.setdefault(getattr(spec, "path", None), spec)
+        return found
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        models = owners() if issubclass(category, RuntimeWarning) else {}
+        if filename not in models:
+            return previous(message, category, filename, lineno, file, line)
+        owner, node, frame = models[filename], None, inspect.currentframe()
+        while frame is not None and node is None:
+            o = models.get(frame.f_code.co_filename)
+            if o is not None:
+                owner = o
+                node = o.compilation.linemap.get(frame.f_lineno)
+            frame = frame.f_back
+        m = owner.model
+        d = m.node(node) if node is not None and node in m.nodes else None
+        span = d["span"] if d is not None else None
+        key = (str(message), span.line if span else None)
+        if key in seen:
+            return None
+        seen.add(key)
+        text = source_text(m.source, span) if span else ""
+        where = (f" in the backward pass of `{text}`" if d.get("backward") else
+                 f" while computing `{text}`") if text else ""
+        w = GdslWarning(f"{message}{where}", span).attach(m.source, m.filename)
+        if report is None:
+            print(w.render(), file=sys.stderr)
+        else:
+            report(w)
+        return None
+
+    seen: set = set()
+
+    @contextlib.contextmanager
+    def hook():
+        nonlocal previous
+        with warnings.catch_warnings():
+            previous = warnings.showwarning
+            # every time from the emitted modules (the hook keeps one per kind and line)
+            warnings.filterwarnings("always", category=RuntimeWarning,
+                                    module=re.escape(compiled.module.__name__.split(".")[0]))
+            warnings.showwarning = show
+            yield
+
+    previous = warnings.showwarning
+    return hook()
+
+
 def _from(who: str) -> str:
     return who if who == "the model" else f"array `{who}`"
 

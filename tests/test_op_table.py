@@ -18,6 +18,7 @@ from gdsl.ir.ops import OPS, UNSET
 NOT_OPS = {
     ("gdsl/ir/init.py", "mean"): "the parameter `mean` of the initialiser normal(mean, std)",
     ("gdsl/tools/train.py", "step"): "tqdm's unit of progress: a gradient step",
+    ("gdsl/tools/train.py", "mae"): "the metric mean absolute error that gdsl run reports",
 }
 TABLE = ROOT / "gdsl" / "ir" / "ops.py"
 
@@ -67,8 +68,12 @@ def test_each_row_has_the_fields_its_kind_needs(name):
             "an op a model writes gives its teaching Jacobian for each differentiable argument"
         assert row.kink is not UNSET or row.vjp is None
     if row.loss:
-        assert row.labels is not None and row.shape is ops.loss_shape, \
-            "a loss takes labels (the position gdsl run binds the data's labels to) and is a scalar"
+        assert (row.labels is not None and row.shape is ops.loss_shape
+                or row.target is not None and row.shape is ops.target_shape), \
+            "a loss takes labels or targets (the position gdsl run binds the data's labels to) " \
+            "and is a scalar"
+    if row.target is not None:
+        assert 0 <= row.target < arity and row.loss
     if row.cached:
         assert row.caches is not None and row.cached < arity, "cache arguments need their rule"
     if row.zero_unsafe is not None:

@@ -43,6 +43,7 @@ UNARY = {
     "neg": "-a", "exp": "exp(a)", "log": "log(a)", "tanh": "tanh(a)", "sigmoid": "sigmoid(a)",
     "relu": "relu(a)", "abs": "abs(a)", "sqrt": "sqrt(a)", "square": "square(a)",
     "transpose": "a.T", "sqnorm": "sqnorm(a)", "softplus": "softplus(a)",
+    "sin": "sin(a)", "cos": "cos(a)",
 }
 POSITIVE = {"log", "sqrt"}
 KINKED = {"relu", "abs"}
@@ -190,9 +191,39 @@ def test_svm(labels, optimize, rng):
     np.testing.assert_allclose(g["s"], (active - np.eye(C)[k].T * active.sum(0)) / n, rtol=1e-15)
 
 
+# losses of predictions (or logits) p and targets y: the same shape, or p [1, n] with y [n]
+TARGET_LOSSES = {
+    # op -> (expression, reference in NumPy of the residual-free arguments)
+    "bce": ("bce(a, b)", lambda a, b: np.mean(np.logaddexp(0, a) - b * a)),
+    "mse": ("mse(a, b)", lambda a, b: np.mean((a - b) ** 2)),
+    "mae": ("mae(a, b)", lambda a, b: np.mean(np.abs(a - b))),
+    "huber": ("huber(a, b, delta=0.7)", lambda a, b: np.mean(np.where(
+        np.abs(a - b) <= 0.7, 0.5 * (a - b) ** 2, 0.7 * (np.abs(a - b) - 0.35)))),
+}
+TARGET_GROUPS = [[(), ()], [(5,), (5,)], [(1, 5), (5,)], [(5,), (1, 5)], [(3, 5), (3, 5)],
+                 [(1, 5), (1, 5)], [(2, 3, 4), (2, 3, 4)]]
+
+
+@pytest.mark.parametrize("op", sorted(TARGET_LOSSES))
+@pytest.mark.parametrize("shapes", TARGET_GROUPS, ids=str)
+@pytest.mark.parametrize("declared", [True, False], ids=["declared", "free"])
+def test_target_losses(op, shapes, declared, rng):
+    expr, reference = TARGET_LOSSES[op]
+    sa, sb = shapes
+    b = rng.uniform(0, 1, size=sb) if op == "bce" else rng.normal(size=sb)
+    out = np.broadcast_shapes(sa, sb)
+    # residuals a - b away from the kinks: 0 (mae), ±delta (huber)
+    size = rng.choice([0.2, 1.0, 1.5], size=out) + rng.uniform(-0.1, 0.1, size=out)
+    r = rng.choice([-1.0, 1.0], size=out) * size
+    a = (np.broadcast_to(b, out) + r).reshape(sa)
+    decls = [decl("a", sa), decl("b", sb)] if declared else []
+    m = check("\n".join(decls + [f"J = {expr}"]), {"a": a, "b": b}, ["a", "b"])
+    np.testing.assert_allclose(m.forward(a=a, b=b)["J"], reference(a, b), rtol=1e-13)
+
+
 def test_every_differentiable_user_op_is_covered():
     covered = set(BINARY) | set(UNARY) | {"matmul", "sum", "mean", "max", "softmax", "logsoftmax", "logsumexp",
-                                          "xent", "svm"}
+                                          "xent", "svm"} | set(TARGET_LOSSES)
     differentiable = {name for name, op in OPS.items() if op.vjp and any(op.vjp)
                       and (op.user or name in {"add", "sub", "mul", "div", "pow", "neg",
                                                "matmul", "transpose"})}

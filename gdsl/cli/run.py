@@ -7,8 +7,12 @@ import json
 import math
 import sys
 
+import numpy as np
+
 from ..errors import GdslError, GdslUsageError
 from ..files import check_output
+from ..passes.resolve import METRICS
+from ..tools.data import BUILTIN
 from ..tools.train import OPTIMIZERS, load_params, prepare, save_params, train
 
 
@@ -16,22 +20,30 @@ def register(sub):
     p = sub.add_parser(
         "run", help="train a model's params by mini-batch gradient descent",
         description="Train MODEL's params by mini-batch gradient descent (shuffle every epoch, "
-        "batches of --batch-size, step --lr) and report loss, cost and accuracy on the training "
-        "and validation data after every epoch. Settings in the model's `train` line are the "
-        "defaults; flags override them. With no --data: the model's `train data=` or the "
-        "built-in digits set.")
+        "batches of --batch-size, step --lr) and report loss, cost and the metrics that fit "
+        "the task (accuracy for classes; accuracy and AUC for binary targets; RMSE, MAE and R² "
+        "for real-valued ones) on the training and validation data after every epoch. "
+        "Settings in the model's `train` line are the defaults; flags override them. With no "
+        "--data: the model's `train data=` or the built-in digits set.")
     p.add_argument("model", help="the .gdsl model file")
     p.add_argument("--data", metavar="FILE",
                    help="training data: .npz (arrays named like the model's inputs), .npy or .csv "
                    "(one example per row, label in the last column or a column named label), "
-                   "or a built-in set: digits, spiral")
+                   "or a built-in set: " + ", ".join(BUILTIN))
     p.add_argument("--val", metavar="FILE", help="validation data (same formats); "
                    "default: hold out --val-fraction of the training data")
     p.add_argument("--val-fraction", type=float, metavar="F",
                    help="fraction held out for validation when no --val is given (default 0.2)")
-    p.add_argument("--label-column", metavar="COL",
+    p.add_argument("--label-column", metavar="COL", action="append",
                    help="the label column of a .csv/.npy file: a header name or an index "
-                   "(default: a column named label/y/target/class, else the last)")
+                   "(default: a column named label/y/target/class, else the last); repeat it "
+                   "for several targets (multi-output regression)")
+    p.add_argument("--label", metavar="NAME",
+                   help="the model's input that the label column(s) go to, when its loss does "
+                   "not say (default: the input the loss takes as labels or targets)")
+    p.add_argument("--metric", metavar="NAMES",
+                   help="what to report per epoch, comma-separated: " + ", ".join(METRICS)
+                   + " (default: the model's `metric` statement, or what its loss reports)")
     p.add_argument("--epochs", type=int, metavar="N", help="passes over the training data")
     p.add_argument("--batch-size", type=int, metavar="N", help="examples per gradient step")
     p.add_argument("--lr", type=float, metavar="ETA", help="learning rate (step size)")
@@ -79,13 +91,25 @@ def _num(v):
     return "-" if v is None else f"{v:.4f}" if abs(v) < 1e4 else f"{v:.3e}"
 
 
-def format_epoch(r: dict, epochs: int) -> str:
+SHORT = {"accuracy": "acc"}
+
+
+def _metrics(r: dict, which: str, metrics) -> str:
+    """` acc 95.50%` or ` rmse 54.2 mae 43.1 r2 0.4512`: the metrics of one split."""
+    out = ""
+    for k in metrics:
+        v = r.get(f"{which}_{k}")
+        out += f" {SHORT.get(k, k)} " + (_pct(v) if k == "accuracy" else _num(v))
+    return out
+
+
+def format_epoch(r: dict, epochs: int, metrics=("accuracy",)) -> str:
     w = len(str(epochs))
     line = (f"epoch {r['epoch']:>{w}}/{epochs}  train loss {_num(r['train_loss'])} "
-            f"cost {_num(r['train_cost'])} acc {_pct(r['train_accuracy'])}")
+            f"cost {_num(r['train_cost'])}{_metrics(r, 'train', metrics)}")
     if r["val_cost"] is not None:
-        line += (f"  |  val loss {_num(r['val_loss'])} cost {_num(r['val_cost'])} "
-                 f"acc {_pct(r['val_accuracy'])}")
+        line += (f"  |  val loss {_num(r['val_loss'])} cost {_num(r['val_cost'])}"
+                 f"{_metrics(r, 'val', metrics)}")
     return line
 
 
@@ -95,15 +119,19 @@ def _json_value(v):
     return v
 
 
-def plot_curves(path: str, history: list[dict], title: str) -> None:
-    """Loss and accuracy per epoch, training and validation, written atomically."""
+def plot_curves(path: str, history: list[dict], title: str, metrics=("accuracy",)) -> None:
+    """Loss and cost per epoch, and each metric in a panel of its own, training and
+    validation, written atomically."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from ..files import write_atomic
     ep = [r["epoch"] for r in history]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    metrics = tuple(metrics)
+    fig, grid = plt.subplots(1, 1 + len(metrics), figsize=(5 * (1 + len(metrics)), 4),
+                             squeeze=False)
+    ax1, *axes = grid[0]
     ax1.plot(ep, [r["train_loss"] for r in history], label="train loss")
     ax1.plot(ep, [r["train_cost"] for r in history], "--", label="train cost")
     if history and history[0]["val_loss"] is not None:
@@ -112,13 +140,15 @@ def plot_curves(path: str, history: list[dict], title: str) -> None:
     ax1.set_xlabel("epoch")
     ax1.set_ylabel("loss / cost")
     ax1.legend()
-    if history and history[0]["train_accuracy"] is not None:
-        ax2.plot(ep, [r["train_accuracy"] for r in history], label="train accuracy")
-        if history[0]["val_accuracy"] is not None:
-            ax2.plot(ep, [r["val_accuracy"] for r in history], label="val accuracy")
-        ax2.legend()
-    ax2.set_xlabel("epoch")
-    ax2.set_ylabel("accuracy")
+    for k, ax in zip(metrics, axes):
+        for which in ("train", "val"):
+            values = [r.get(f"{which}_{k}") for r in history]
+            if history and values[0] is not None:
+                ax.plot(ep, [np.nan if v is None else v for v in values], label=f"{which} {k}")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(k)
     fig.suptitle(title)
     fig.tight_layout()
     buf = io.BytesIO()
@@ -163,7 +193,7 @@ def check_outputs(args) -> None:
 def _main(args) -> int:
     check_outputs(args)
     sets = parse_sets(args.set)
-    tm = prepare(args.model)
+    tm = prepare(args.model, label=args.label)
     for w in tm.compiled.model.warnings:
         print(w.attach(tm.compiled.model.source, args.model).render(), file=sys.stderr)
     params = load_params(args.load) if args.load else None
@@ -173,26 +203,36 @@ def _main(args) -> int:
         if args.json:
             print(json.dumps({k: _json_value(v) for k, v in r.items()}), flush=True)
         elif not args.quiet:
-            line = format_epoch(r, s_epochs[0])
+            line = format_epoch(r, settings.epochs, metrics)
             if progress:
                 from tqdm import tqdm
                 tqdm.write(line)
             else:
                 print(line, flush=True)
 
+    def on_warning(w):      # a NumPy warning in the model's code, at the model's line
+        w.attach(tm.compiled.model.source, args.model)
+        if progress:
+            from tqdm import tqdm
+            tqdm.write(w.render(), file=sys.stderr)
+        else:
+            print(w.render(), file=sys.stderr, flush=True)
+
     from ..tools.train import settings_for
-    s_epochs = [settings_for(tm, epochs=args.epochs).epochs]
+    settings = settings_for(tm, epochs=args.epochs, metric=args.metric)
+    metrics = tm.metric_names(settings.metric)
     result = train(tm, args.data, val=args.val, params=params, consts=sets, on_epoch=on_epoch,
                    progress=progress, params_file=f"the params in {args.load}", params_path=args.load,
                    lr=args.lr, epochs=args.epochs, batch_size=args.batch_size,
                    optimizer=args.optimizer, seed=args.seed, momentum=args.momentum,
                    decay=args.decay, val_fraction=args.val_fraction, classes=args.classes,
-                   standardize=args.standardize,
-                   label_column=args.label_column)
+                   standardize=args.standardize, label_column=args.label_column,
+                   label=args.label, metric=args.metric, on_warning=on_warning)
     if args.save:
         save_params(args.save, result.params, result.standardization)
     if args.plot:
-        plot_curves(args.plot, result.history, f"{args.model} on {result.data_source}")
+        plot_curves(args.plot, result.history, f"{args.model} on {result.data_source}",
+                    result.metrics)
     f = result.final
     if not args.json:
         s = result.settings
@@ -201,8 +241,8 @@ def _main(args) -> int:
                                                   f"lr {s.lr:g}, batch {s.batch_size}, seed {s.seed})")
         print(f"{args.model}: {what} on {result.data_source or 'data'}: {result.n_train} "
               f"training / {result.n_val} validation examples", file=out)
-        print(f"final: train acc {_pct(f['train_accuracy'])} cost {_num(f['train_cost'])}"
-              + (f"; val acc {_pct(f['val_accuracy'])} loss {_num(f['val_loss'])} "
+        print(f"final: train{_metrics(f, 'train', metrics)} cost {_num(f['train_cost'])}"
+              + (f"; val{_metrics(f, 'val', metrics)} loss {_num(f['val_loss'])} "
                  f"cost {_num(f['val_cost'])}" if f["val_cost"] is not None else ""), file=out)
         if args.save:
             print(f"saved params to {args.save}", file=out)

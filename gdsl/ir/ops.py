@@ -22,6 +22,12 @@ reads them all to be sure). A row gives:
     labels       the position of the argument that takes class labels (xent, svm), and scores:
                  that of the scores they go with
     loss         a data loss averaged over the examples (gdsl run reports it)
+    target       the position of the argument that takes real-valued targets (mse, bce): the
+                 input gdsl run binds a table's label column to, as it does for `labels`
+    target_range the values those targets may take (bce: 0..1); gdsl run checks the data
+    metrics      what gdsl run reports for a model whose data loss this is (accuracy; rmse ...)
+    probability  its values are probabilities: a binary decision thresholds them at 1/2 (logits
+                 and scores at 0)
     caches       for an op whose last `cached` arguments are values it could compute from the
                  others (the fused cross-entropy takes max and Σexp of s so that one exp serves
                  p and the loss): the rule that builds them. No gradient flows through them.
@@ -31,6 +37,8 @@ reads them all to be sure). A row gives:
     fuse         the stable fusion of this op with its argument (xent of a softmax), or None
     zero_unsafe  (argument, "log of"): compile-time warning when that argument can be exactly 0;
     zero_able    the result can be exactly 0 (relu, exp underflowing); zero_help: what to do
+    zero_from    the arguments whose zeros the result keeps (a product is 0 where a factor is):
+                 what can be 0 is followed through them
     flops        the cost model of `gdsl stats`: FLOPs per output element, or a rule
     fresh        the result is a new float array the emitted code may update in place
     shape_only   the arguments the emission reads only for their shape (n = s.shape[1])
@@ -82,6 +90,10 @@ class Op:
     labels: int | None = None
     scores: int = 0
     loss: bool = False
+    target: int | None = None
+    target_range: tuple[float, float] | None = None
+    metrics: tuple[str, ...] = ()
+    probability: bool = False
     caches: Callable | None = None
     cached: int = 0
     fold: Callable | None = None
@@ -90,6 +102,7 @@ class Op:
     zero_unsafe: tuple | None = None
     zero_able: bool = False
     zero_help: str | None = None
+    zero_from: tuple[int, ...] = ()
     flops: Callable | int = 1
     fresh: bool = True
     shape_only: tuple[int, ...] = ()
@@ -219,6 +232,22 @@ def loss_shape(dims, s, at):
     return ()
 
 
+def target_shape(dims, s, at):
+    """A loss of predictions p and targets y: the same shape, or one of them with a leading 1
+    (p [1, n] with y [n]); the loss is a scalar."""
+    p, y = s[0], s[1]
+    if p is not None and y is not None:
+        a, b = (p, y) if len(p) >= len(y) else (y, p)
+        if len(a) == len(b) + 1 and dims.resolve(a[0]) == 1:
+            a = a[1:]
+        if len(a) != len(b):
+            raise Mismatch(f"targets of shape {sh.show_shape(y)} do not fit predictions of "
+                           f"shape {sh.show_shape(p)}")
+        for u, v in zip(a, b):
+            dims.equal(u, v, "predictions and targets")
+    return ()
+
+
 def like_second(dims, s, at):
     return s[1]
 
@@ -235,6 +264,12 @@ def _kink_at_zero(args, at):
 
 def _kink_at_ties(args, at):
     return float(np.min(np.abs(np.subtract(args[0], args[1])), initial=np.inf))
+
+
+def _kink_huber(args, at):
+    # the residual's magnitude meets delta (the second derivative jumps there)
+    r = np.abs(np.subtract(args[0], args[1]))
+    return float(np.min(np.abs(r - at["delta"]), initial=np.inf))
 
 
 def _kink_top_two(args, at):
@@ -380,6 +415,22 @@ def _fuse_log(b, model, n):
         d["attrs"] = dict(src["attrs"])
         model.set_args(n, (src["args"][0],))
         model.rewrites.append(f"{d['span']}: log(softmax(s)) -> logsoftmax(s)")
+    elif src["op"] == "sigmoid":    # log(sigmoid(s)) -> -softplus(-s): σ(s) underflows to 0
+        _become_neg(model, n, b.op("softplus", -b.value(src["args"][0])))
+        model.rewrites.append(f"{d['span']}: log(sigmoid(s)) -> -softplus(-s)")
+    elif src["op"] == "sub" and _value(model.node(src["args"][0])) == 1 and \
+            model.node(src["args"][1])["op"] == "sigmoid":
+        # log(1 - sigmoid(s)) -> -softplus(s): 1 - σ(s) is 0 once s > 37
+        s = model.node(src["args"][1])["args"][0]
+        _become_neg(model, n, b.op("softplus", b.value(s)))
+        model.rewrites.append(f"{d['span']}: log(1 - sigmoid(s)) -> -softplus(s)")
+
+
+def _become_neg(model, n, x):
+    """Node n becomes -x (it keeps its name, span and users)."""
+    d = model.node(n)
+    d["op"], d["attrs"] = "neg", {}
+    model.set_args(n, (x.id,))
 
 
 def _loss_inputs(b, model, n, scores_id):
@@ -455,6 +506,9 @@ defop("sub", 2, bcast, lambda a, at, s: bin_(a[0], "-", a[1]),
       lambda g, ans, x, y, **at: g,
       lambda g, ans, x, y, **at: -g,
       broadcasts=True, user=False, kink=None, jacobian=("I", "−I"),
+      zero_able=True,       # (a difference is 0 where its terms meet: 1 − σ(s) once s > 37)
+      zero_help="for log(1 − sigmoid(s)) write −softplus(s) (gdsl rewrites it so), or use "
+                "bce(s, y); else keep it away from 0, e.g. add a small constant (+ 1e-12)",
       fold=_binary_fold(lambda a, b: a - b,
                         (lambda lx, ly: ly == 0, "x")),             # x-0 -> x
       identities=(((1, 0), lambda b, x, y: x),                      # x - 0 -> x
@@ -466,7 +520,7 @@ defop("mul", 2, bcast, lambda a, at, s: bin_(a[0], "*", a[1]),
       lambda g, ans, x, y, **at: g * y,
       lambda g, ans, x, y, **at: g * x,
       broadcasts=True, user=False, kink=None, jacobian=("diag({y})", "diag({x})"),
-      keeps_mask=True, fold=_mul_fold,
+      keeps_mask=True, fold=_mul_fold, zero_from=(0, 1),
       identities=(((1, 1), lambda b, x, y: x),                      # x * 1 -> x
                   ((0, 1), lambda b, x, y: y),                      # 1 * x -> x
                   ((1, -1), lambda b, x, y: _neg_of(b, x)),         # x * -1 -> -x
@@ -476,7 +530,7 @@ defop("div", 2, bcast, lambda a, at, s: bin_(a[0], "/", a[1]),
       lambda g, ans, x, y, **at: g / y,
       lambda g, ans, x, y, **at: -(g * ans) / y,          # d(x/y)/dy = -x/y² = -ans/y
       broadcasts=True, user=False, kink=None, jacobian=("diag(1/{y})", "−diag({x}/{y}²)"),
-      floats=True, keeps_mask=True, zero_unsafe=(1, "division by"),
+      floats=True, keeps_mask=True, zero_unsafe=(1, "division by"), zero_from=(0,),
       fold=_binary_fold(lambda a, b: a / b,
                         (lambda lx, ly: ly == 1, "x")),             # x/1 -> x
       identities=(((1, 1), lambda b, x, y: x),),                    # x / 1 -> x
@@ -484,7 +538,7 @@ defop("div", 2, bcast, lambda a, at, s: bin_(a[0], "/", a[1]),
 defop("pow", 2, bcast, lambda a, at, s: bin_(a[0], "**", a[1]),
       lambda g, ans, x, y, **at: g * y * x ** (y - 1),
       lambda g, ans, x, y, **at: g * ans * call("log", x),
-      broadcasts=True, user=False, kink=None,
+      broadcasts=True, user=False, kink=None, zero_from=(0,),
       jacobian=("diag({y} {x}^({y}−1))", "diag(log({x}) {ans})"),
       fold=_binary_fold(lambda a, b: a ** b,
                         (lambda lx, ly: ly == 1, "x")),             # x**1 -> x
@@ -500,6 +554,7 @@ defop("minimum", 2, bcast, lambda a, at, s: np_("minimum", *a),
       lambda g, ans, x, y, **at: g * call("le", x, y),
       lambda g, ans, x, y, **at: g * call("gt", x, y),
       broadcasts=True, kink=_kink_at_ties, jacobian=("diag([{x} <= {y}])", "diag([{x} > {y}])"),
+      zero_from=(0, 1),
       doc="elementwise minimum (at ties the gradient goes to the first argument)")
 
 # comparisons: masks for the backward pass, no derivative of their own
@@ -513,6 +568,7 @@ defop("step", 1, same, lambda a, at, s: bin_(a[0], ">", const(0)), None, user=Fa
 
 defop("neg", 1, same, lambda a, at, s: ast.UnaryOp(ast.USub(), a[0]),
       lambda g, ans, x, **at: -g, user=False, kink=None, jacobian=("−I",), fold=_neg_fold,
+      zero_from=(0,),
       identities=(((0, "neg"), lambda b, x: _arg(b.m, x)),),       # --x -> x
       notation=lambda t: (f"−{t.p(0, PRODUCT)}", SUM), linear=lambda pos: -1)
 defop("exp", 1, same, lambda a, at, s: np_("exp", a[0]),
@@ -529,7 +585,8 @@ defop("tanh", 1, same, lambda a, at, s: np_("tanh", a[0]),
 defop("sigmoid", 1, same,
       lambda a, at, s: bin_(const(0.5), "+", bin_(const(0.5), "*", np_("tanh", bin_(const(0.5), "*", a[0])))),
       lambda g, ans, x, **at: g * ans * (1 - ans), kink=None,
-      jacobian=("diag(σ({x})(1 − σ({x})))",), floats=True, zero_able=True)
+      jacobian=("diag(σ({x})(1 − σ({x})))",), floats=True, zero_able=True, probability=True,
+      zero_help="for log(sigmoid(s)) write −softplus(−s) (gdsl rewrites it so), or use bce(s, y)")
 defop("relu", 1, same, lambda a, at, s: np_("maximum", a[0], const(0)),
       # subgradient at 0 is 0
       # relu(x) > 0 exactly where x > 0: the mask reads the result, so x can die (in place)
@@ -595,7 +652,7 @@ def _transpose_xp(x, shape):
 
 defop("transpose", 1, transposed, lambda a, at, s: attr(a[0], "T"),
       lambda g, ans, x, **at: g.T, kink=None,
-      jacobian=("the permutation vec({x}) -> vec({x}ᵀ)",), flops=0, fresh=False,
+      jacobian=("the permutation vec({x}) -> vec({x}ᵀ)",), flops=0, fresh=False, zero_from=(0,),
       fold=_transpose_fold,
       identities=(((0, "transpose"), lambda b, x: _arg(b.m, x)),),   # (xᵀ)ᵀ -> x
       targets={"array_api": lambda a, at, s: _transpose_xp(a[0], s[0])},
@@ -752,7 +809,7 @@ def _xent_logits_emit(a, at, s):
 
 
 defop("xent", 2, loss_shape, lambda a, at, s: helper("_xent", *a), _xent_vjp, None,
-      flops=lambda z, o, s: 3 * z[0], loss=True, labels=1, kink=None,
+      flops=lambda z, o, s: 3 * z[0], loss=True, labels=1, kink=None, metrics=("accuracy",),
       helpers=("_xent", "_onehot"), jacobian=("−{y}ᵀ/({y}ᵀ{x})",),
       zero_unsafe=(0, "cross-entropy −log(yᵀp) of"), fuse=_fuse_xent,
       notation=lambda t: (f"−log({t.p(1, ATOM)}ᵀ{t.p(0, ATOM)})", SUM),
@@ -809,7 +866,7 @@ def margins_shape(dims, s, at):
 
 SVM_JACOBIAN = "Σⱼ≠y [{x}ⱼ − {x}_y + 1 > 0](eⱼ − e_y)ᵀ"
 defop("svm", 2, loss_shape, lambda a, at, s: helper("_svm", *a), _svm_vjp, None, loss=True,
-      labels=1, kink=_kink_hinge, fuse=_fuse_svm,
+      labels=1, kink=_kink_hinge, fuse=_fuse_svm, metrics=("accuracy",),
       helpers=("_svm",), flops=lambda z, o, s: 5 * z[0], jacobian=(SVM_JACOBIAN,),
       doc="multi-class hinge loss Σ_{j≠y} max(0, s_j - s_y + 1), averaged over examples "
           "(subgradient 0 exactly at the hinge)", floats=True)
@@ -823,6 +880,85 @@ defop("svm_hinge", 3, loss_shape, _svm_hinge_emit,
           "(the cache): Σ M / n", floats=True)
 defop("svm_grad", 3, like_second, lambda a, at, s: helper("_svm_grad", *a), None, None, None,
       user=False, helpers=("_svm_grad",), flops=5, floats=True)
+# Binary and regression losses: predictions (or logits) p and targets y of the same shape (or
+# p [1, n] with y [n]), averaged over every entry, as scikit-learn's metrics and Keras average
+# them. Their gradients divide by N, the entries of p - y.
+
+def _entries(r):
+    return call("count", r)
+
+
+def _bce_vjp_s(g, ans, s, y, **at):
+    # d/ds mean(softplus(s) - y s) = (σ(s) - y) / N
+    r = call("sigmoid", s) - y
+    return r * (g / _entries(r))
+
+
+def _bce_vjp_y(g, ans, s, y, **at):
+    # d/dy = -s / N, in the shape s and y broadcast to (then summed back to y's)
+    r = call("sigmoid", s) - y
+    return call("expand_to", -(s * (g / _entries(r))), r)
+
+
+def _bce_emit(a, at, s):
+    # -[y log σ(s) + (1 - y) log(1 - σ(s))] = softplus(s) - y s, with softplus(s) as
+    # log(exp(0) + exp(s)): finite for every s
+    s_, y = a
+    return meth(bin_(np_("logaddexp", const(0.0), s_), "-", bin_(y, "*", s_)), "mean")
+
+
+def _mse_vjp_p(g, ans, p, y, **at):
+    r = p - y               # d/dp mean((p - y)²) = 2 (p - y) / N
+    return r * (2 * g / _entries(r))
+
+
+def _mae_vjp_p(g, ans, p, y, **at):
+    r = p - y               # d/dp mean(|p - y|) = sign(p - y) / N (0 where p = y)
+    return call("sign", r) * (g / _entries(r))
+
+
+def _huber_vjp_p(g, ans, p, y, **at):
+    r = p - y               # the residual clipped to [-δ, δ], / N
+    delta = at["delta"]
+    return call("minimum", call("maximum", r, -delta), delta) * (g / _entries(r))
+
+
+def _negated(rule):
+    """The rule for y of a loss of p - y: the rule for p, negated."""
+    return lambda g, ans, p, y, **at: -rule(g, ans, p, y, **at)
+
+
+_TARGET_LOSS = {"loss": True, "target": 1, "broadcasts": True, "floats": True,
+                "flops": lambda z, o, s: 3 * max(z[0], z[1])}
+_REGRESSION = ("rmse", "mae", "r2")
+
+defop("bce", 2, target_shape, _bce_emit, _bce_vjp_s, _bce_vjp_y, kink=None,
+      metrics=("accuracy", "auc"), target_range=(0.0, 1.0),
+      jacobian=("(σ({x}) − {y})ᵀ/n", "−{x}ᵀ/n"),
+      doc="binary cross-entropy of logits s and targets y in 0..1, averaged: "
+          "−[y log σ(s) + (1 − y) log(1 − σ(s))] = softplus(s) − y s, stable for any s",
+      **_TARGET_LOSS)
+defop("mse", 2, target_shape,
+      lambda a, at, s: meth(np_("square", bin_(a[0], "-", a[1])), "mean"),
+      _mse_vjp_p, _negated(_mse_vjp_p), kink=None, metrics=_REGRESSION,
+      jacobian=("2({x} − {y})ᵀ/n", "−2({x} − {y})ᵀ/n"),
+      doc="mean squared error of predictions p and targets y, averaged over every entry",
+      **_TARGET_LOSS)
+defop("mae", 2, target_shape,
+      lambda a, at, s: meth(np_("abs", bin_(a[0], "-", a[1])), "mean"),
+      _mae_vjp_p, _negated(_mae_vjp_p), kink=_kink_at_ties, metrics=_REGRESSION,
+      jacobian=("sign({x} − {y})ᵀ/n", "−sign({x} − {y})ᵀ/n"),
+      doc="mean absolute error of predictions p and targets y (its gradient at p = y is 0)",
+      **_TARGET_LOSS)
+defop("huber", 2, target_shape,
+      lambda a, at, s: helper("_huber", bin_(a[0], "-", a[1]), const(float(at["delta"]))),
+      _huber_vjp_p, _negated(_huber_vjp_p), kink=_kink_huber, metrics=_REGRESSION,
+      keywords={"delta": 1.0}, helpers=("_huber",),
+      jacobian=("clip({x} − {y}, −δ, δ)ᵀ/n", "−clip({x} − {y}, −δ, δ)ᵀ/n"),
+      doc="Huber loss of p − y, averaged: r²/2 where |r| ≤ delta, delta (|r| − delta/2) beyond "
+          "(delta=1 by default): squared near the target, absolute far from it",
+      **_TARGET_LOSS)
+
 # only a cache argument (of xent_logits), through which no gradient flows
 # (np.vdot is not in the array API standard: Σ x y there)
 defop("vdot", 2, scalar, lambda a, at, s: np_("vdot", *a), None, None, user=False,
@@ -877,6 +1013,12 @@ def _xent(p, y):
     """Cross-entropy -log(yᵀp), averaged over the examples."""
     Y = _onehot(y, p)
     return -np.log((Y * p).sum(axis=0)).sum() / p[0].size
+''',
+    "_huber": '''
+def _huber(r, delta):
+    """Huber loss of residuals r, averaged: r²/2 within delta, delta (|r| - delta/2) beyond."""
+    a = np.abs(r)
+    return np.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta)).mean()
 ''',
     "_svm": '''
 def _svm(s, y):

@@ -137,7 +137,7 @@ def _join(tokens: list[Token]) -> str:
     prev = tokens[0]
     for tok in tokens[1:]:
         kind, before = tok.type, prev.type
-        if before in KEYWORD_TERMINALS:
+        if before in KEYWORD_TERMINALS and not depth:     # (in a call, `dim` is a keyword name)
             space = " "
         elif (kind in ("COMMA", "RPAR", "RSQB") or before in ("LPAR", "LSQB")
               or (kind in ("LPAR", "LSQB") and before == "NAME")):      # f(x), x[d, n]

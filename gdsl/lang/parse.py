@@ -53,8 +53,10 @@ TERMINAL_NAMES = {
     "LOSS": "`loss`",
     "OUTPUT": "`output`",
     "TRAIN": "`train`",
+    "DIM": "`dim`",
+    "METRIC": "`metric`",
 }
-KEYWORDS = {"input", "param", "const", "loss", "output", "train"}
+KEYWORDS = {"input", "param", "const", "loss", "output", "train", "dim", "metric"}
 KEYWORD_TERMINALS = {kw.upper() for kw in KEYWORDS}
 
 # `input = 3`: the parser has just shifted a keyword when the `=` comes. match_examples finds
@@ -141,6 +143,16 @@ class ToAst(Transformer):
     def train_stmt(self, c):
         kw, *options = c
         return S.Train(tuple(options), Span.cover(_span(kw), options[-1].span))
+
+    def dim_decl(self, c):
+        kw, name, value = c
+        number, vspan = self.signed_value(value)
+        return S.DimDecl(name.value, number, Span.cover(_span(kw), vspan), _span(name), vspan)
+
+    def metric_stmt(self, c):
+        kw, *names = c
+        names = tuple(S.Name(n.value, _span(n)) for n in names)
+        return S.Metric(names, Span.cover(_span(kw), names[-1].span))
 
     def option(self, c):
         name, value = c

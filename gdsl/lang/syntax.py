@@ -144,7 +144,26 @@ class Train:
     span: Span
 
 
-Stmt = Assign | Input | Param | Const | Loss | Output | Train
+@dataclass(frozen=True, eq=False)
+class DimDecl:
+    """A named size with a default: ``dim m = 100`` (data, params or --set m=64 override it)."""
+
+    name: str
+    value: float
+    span: Span
+    name_span: Span
+    value_span: Span
+
+
+@dataclass(frozen=True, eq=False)
+class Metric:
+    """What gdsl run reports: ``metric rmse, r2``."""
+
+    names: tuple[Name, ...]
+    span: Span
+
+
+Stmt = Assign | Input | Param | Const | Loss | Output | Train | DimDecl | Metric
 
 
 @dataclass(eq=False)

@@ -20,8 +20,17 @@ from ..lang import syntax as S
 TRAIN_OPTIONS = {
     "lr": float, "epochs": int, "batch_size": int, "optimizer": str, "seed": int,
     "momentum": float, "decay": float, "data": str, "val_fraction": float,
-    "hidden": int, "classes": int, "standardize": bool,
+    "hidden": int,      # deprecated: `dim m = 100` names the size it gave every open dim
+    "classes": int, "standardize": bool, "label": str,
 }
+# what `metric NAME` (and gdsl run --metric) can ask for: the metrics the losses report
+METRICS = tuple(sorted({name for op in OPS.values() for name in op.metrics}))
+DIM_PREFIX = "dim "     # `dim m = 100` is kept in the train settings as "dim m": 100
+
+
+def metric_names(text: str) -> list[str]:
+    """The metric names of `metric rmse, r2` or --metric rmse,r2, in order, once each."""
+    return list(dict.fromkeys(w.strip() for w in text.split(",") if w.strip()))
 
 
 def _did_you_mean(name: str, choices) -> str | None:
@@ -37,6 +46,9 @@ class _Resolver:
         self.literals: dict[float, int] = {}
         self.label_use: dict[str, str] = {}    # label input -> the loss that takes it, for messages
         self.train: dict[str, object] = {}     # the `train` line's settings
+        self.dims: dict[str, S.DimDecl] = {}   # `dim m = 100`
+        self.metric_stmt: S.Metric | None = None
+        self.label_option: S.Option | None = None
         self.m.declared = any(isinstance(s, (S.Input, S.Param, S.Const)) for s in program.statements)
 
     def run(self) -> Model:
@@ -63,8 +75,10 @@ class _Resolver:
                 last_assign = st
             elif isinstance(st, (S.Input, S.Param)):
                 self._define_check(st.name, st.name_span)
-                shape = None if st.shape is None else tuple(ds.value for ds in st.shape)
                 kind = "input" if isinstance(st, S.Input) else "param"
+                # `param b`: a scalar (an input without brackets takes its shape at call time)
+                shape = (None if kind == "input" else ()) if st.shape is None else \
+                    tuple(ds.value for ds in st.shape)
                 extra = {"init": self._init(st.init)} if kind == "param" and st.init else {}
                 n = m.add(kind, name=st.name, span=st.name_span, line=st.span, shape=shape,
                           declared=True, **extra)
@@ -87,6 +101,10 @@ class _Resolver:
                 outputs.extend(st.names)
             elif isinstance(st, S.Train):
                 self._train(st)
+            elif isinstance(st, S.DimDecl):
+                self._dim(st)
+            elif isinstance(st, S.Metric):
+                self._metric(st)
         if loss_stmt is not None:
             m.loss = self._lookup_final(loss_stmt.name, loss_stmt.name_span)
             m.loss_name = loss_stmt.name
@@ -108,6 +126,7 @@ class _Resolver:
                 raise GdslNameError(f"`{o.id}` is listed as an output twice", o.span)
             m.outputs[o.id] = self._lookup_final(o.id, o.span)
         self._choose_wrt()
+        self._check_dims_and_label()
         return m
 
     # -- names ------------------------------------------------------------------------------
@@ -227,6 +246,11 @@ class _Resolver:
         sign = 1
         if isinstance(v, S.Unary) and v.op == "-" and isinstance(v.operand, S.Num):
             sign, v = -1, v.operand
+        if kw.name not in ("axis", "keepdims"):     # a number: huber(p, y, delta=0.5)
+            if not isinstance(v, S.Num) or sign * v.value <= 0:
+                raise GdslTypeError(f"`{kw.name}=` of `{func}` takes a positive number",
+                                    kw.value.span, help=f"e.g. {kw.name}=1")
+            return float(v.value)
         if kw.name == "keepdims":
             if isinstance(v, S.Name) and v.id in ("True", "False"):
                 return v.id == "True"
@@ -275,7 +299,54 @@ class _Resolver:
                 if value != int(value):
                     raise GdslTypeError(f"training option `{opt.name}` takes an integer", opt.span)
                 value = int(value)
+            if opt.name == "label":
+                self.label_option = opt
             self.train[opt.name] = value
+
+    def _dim(self, st: S.DimDecl) -> None:
+        if st.name in self.dims:
+            raise GdslNameError(f"dimension `{st.name}` is already declared", st.name_span,
+                                notes=[f"first declared at {self.dims[st.name].span}"])
+        v = st.value
+        if v != int(v) or v < 1 or v >= 2**63:
+            raise GdslTypeError(f"the size of dimension `{st.name}` must be a positive whole "
+                                f"number, not {v:g}", st.value_span, help=f"e.g. `dim {st.name} = 100`")
+        self.dims[st.name] = st
+        self.train[DIM_PREFIX + st.name] = int(v)
+
+    def _metric(self, st: S.Metric) -> None:
+        if self.metric_stmt is not None:
+            raise GdslNameError("the metrics are named twice", st.span,
+                                notes=[f"first named at {self.metric_stmt.span}"],
+                                help="name them all in one statement: `metric rmse, r2`")
+        self._check_metrics(st.names)
+        self.metric_stmt = st
+        self.train["metric"] = ",".join(dict.fromkeys(n.id for n in st.names))
+
+    @staticmethod
+    def _check_metrics(names) -> None:
+        for n in names:
+            if n.id not in METRICS:
+                raise GdslNameError(f"unknown metric `{n.id}`", n.span,
+                                    help=_did_you_mean(n.id, METRICS)
+                                    or "metrics: " + ", ".join(METRICS))
+
+    def _check_dims_and_label(self) -> None:
+        """A `dim` sizes a dimension some declaration uses; `train label=` names an input."""
+        m = self.m
+        used = {d for n in [*m.inputs.values(), *m.params.values()]
+                for d in m.node(n)["shape"] or () if isinstance(d, str)}
+        for name, st in self.dims.items():
+            if name not in used:
+                raise GdslNameError(f"dimension `{name}` is declared, but no input or param has it",
+                                    st.name_span, help=_did_you_mean(name, used)
+                                    or f"use it in a shape, e.g. `param W[{name}, d]`")
+        opt = self.label_option
+        if opt is not None and opt.value not in m.inputs:
+            raise GdslNameError(f"`train label={opt.value}`: the model has no input "
+                                f"`{opt.value}`", opt.span,
+                                help=_did_you_mean(str(opt.value), m.inputs)
+                                or "inputs: " + (", ".join(m.inputs) or "none"))
 
     def _choose_wrt(self) -> None:
         m = self.m

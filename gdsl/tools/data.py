@@ -1,15 +1,20 @@
 """Data for `gdsl run`: files (.npz, .npy, .csv) and built-in data sets.
 
-A data set here is a ``Table``: features as rows ``X [n, d]`` and class labels
-``y [n]`` (integers), or, for .npz files, arrays keyed by the model's input
-names. ``to_model`` turns either into the arrays the model declares, one
-example per column (x [d, n]), integer labels [n] for the inputs the model
-uses as class labels.
+A data set here is a ``Table``: features as rows ``X [n, d]`` and labels ``y [n]``
+(class numbers, 0/1, or real-valued targets; ``[n, k]`` for k target columns), or, for .npz
+files, arrays keyed by the model's input names. ``to_model`` turns either into the arrays the
+model declares, one example per column (x [d, n]): integer labels [n] for the inputs the
+model uses as class labels, float targets laid out as declared ([n], [1, n] or [k, n]) for
+the input it uses as its target.
 
-Built-in sets (no download):
-    digits   the 8x8 handwritten digits (UCI, as scikit-learn ships them; the copy in
-             gdsl/datasets), 1797 x 64, each pixel standardised
-    spiral   three interleaved 2-D spirals (the classic non-linear toy set), 900 x 2
+Built-in sets (no download; gdsl/datasets/README.md says where each comes from):
+    digits         the 8x8 handwritten digits (UCI, as scikit-learn ships them; the copy in
+                   gdsl/datasets), 1797 x 64, each pixel standardised
+    spiral         three interleaved 2-D spirals (the classic non-linear toy set), 900 x 2
+    diabetes       disease progression after one year (a real number, 25..346) of 442
+                   patients from 10 measurements (Efron et al. 2004), raw values: regression
+    breast_cancer  malignant (0) or benign (1) from 30 features of a cell-nucleus image, 569
+                   tumours (UCI, Wolberg et al.), raw values: binary classification
 """
 
 from __future__ import annotations
@@ -65,13 +70,41 @@ def spiral(n_per_class: int = 300, classes: int = 3, noise: float = 0.2, seed: i
     return Table(X=X, y=y, source=f"spiral ({classes} classes, {n_per_class} points each)")
 
 
-BUILTIN = {"digits": digits, "spiral": spiral}
+def _shipped(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """X [n, d] and y [n] of gdsl/datasets/NAME.npz (package data: read with NumPy alone)."""
+    from importlib import resources
+    with resources.files("gdsl.datasets").joinpath(f"{name}.npz").open("rb") as f, \
+            np.load(f, allow_pickle=False) as z:
+        return z["X"].astype(np.float64), z["y"]
+
+
+def diabetes() -> Table:
+    """Regression: a measure of disease progression one year after baseline (25..346) from
+    age, sex, body-mass index, blood pressure and six blood serum measurements (442 x 10,
+    raw values, as scikit-learn's ``load_diabetes(scaled=False)`` gives them)."""
+    X, y = _shipped("diabetes")
+    return Table(X=X, y=y.astype(np.float64), source="diabetes (442 patients, 10 measurements: "
+                 "regression)")
+
+
+def breast_cancer() -> Table:
+    """Binary classification: malignant (0) or benign (1) from 30 features of a digitised
+    image of a breast mass (569 x 30, raw values, as scikit-learn's ``load_breast_cancer()``)."""
+    X, y = _shipped("breast_cancer")
+    return Table(X=X, y=y.astype(np.int64), source="breast_cancer (569 tumours, 30 features: "
+                 "malignant 0 / benign 1)", classes=["malignant", "benign"])
+
+
+BUILTIN = {"digits": digits, "spiral": spiral, "diabetes": diabetes,
+           "breast_cancer": breast_cancer}
 
 
 # -- files ------------------------------------------------------------------------------------
 
-def load(spec: str, label_column: str | None = None) -> Table:
-    """A built-in set by name, or a .npz / .npy / .csv file. Raises GdslDataError."""
+def load(spec: str, label_column: str | list[str] | None = None) -> Table:
+    """A built-in set by name, or a .npz / .npy / .csv file. ``label_column``: the label
+    column of a .npy/.csv file (a header name or an index), or several for several targets.
+    Raises GdslDataError."""
     path = Path(spec)
     if spec in BUILTIN and not path.exists():
         return BUILTIN[spec]()
@@ -137,7 +170,15 @@ def _load_npz(path: Path) -> Table:
     return Table(arrays=arrays, source=str(path))
 
 
-def _load_npy(path: Path, label_column: str | None) -> Table:
+def _label_columns(label_column) -> list:
+    if label_column is None:
+        return [None]
+    if isinstance(label_column, (str, int)):
+        return [label_column]
+    return list(label_column) or [None]
+
+
+def _load_npy(path: Path, label_column) -> Table:
     with open(path, "rb") as f:
         if f.read(6) != b"\x93NUMPY":
             raise GdslDataError(f"cannot read data file {path}: not a .npy file (corrupt or "
@@ -149,9 +190,20 @@ def _load_npy(path: Path, label_column: str | None) -> Table:
         raise GdslDataError(f"data file {path} holds an array of shape {a.shape}; a .npy data file "
                             f"holds one example per row with the label in the last column",
                             filename=str(path))
-    col = _column_index(label_column, None, a.shape[1], path)
-    X = np.delete(a, col, axis=1).astype(np.float64)
-    return Table(X=X, y=a[:, col], source=str(path))
+    cols = _indices(label_column, None, a.shape[1], path)
+    X = np.delete(a, cols, axis=1).astype(np.float64)
+    return Table(X=X, y=a[:, cols[0]] if len(cols) == 1 else a[:, cols], source=str(path))
+
+
+def _indices(label_column, header, ncols, path) -> list[int]:
+    """The label columns' indices, each once, leaving at least one feature column."""
+    cols = [_column_index(c, header, ncols, path) for c in _label_columns(label_column)]
+    if len(set(cols)) != len(cols):
+        raise GdslDataError(f"a label column of {path} is named twice", filename=str(path))
+    if len(cols) >= ncols:
+        raise GdslDataError(f"{path} has {ncols} columns: no feature column is left beside the "
+                            f"{len(cols)} label columns", filename=str(path))
+    return cols
 
 
 def _column_index(label_column, header, ncols, path) -> int:
@@ -183,7 +235,7 @@ def _is_number(s: str) -> bool:
         return False
 
 
-def _load_csv(path: Path, label_column: str | None) -> Table:
+def _load_csv(path: Path, label_column) -> Table:
     text = path.read_text(encoding="utf-8")
     dialect = "excel-tab" if path.suffix.lower() == ".tsv" else "excel"
     rows = [r for r in csv.reader(io.StringIO(text), dialect) if r and any(c.strip() for c in r)]
@@ -199,30 +251,35 @@ def _load_csv(path: Path, label_column: str | None) -> Table:
     if ncols < 2:
         raise GdslDataError(f"data file {path} needs feature columns and a label column",
                             filename=str(path))
-    col = _column_index(label_column, header, ncols, path)
-    X = np.empty((len(rows), ncols - 1))
+    cols = _indices(label_column, header, ncols, path)
+    keep = [j for j in range(ncols) if j not in cols]
+    X = np.empty((len(rows), len(keep)))
     labels = []
     for i, r in enumerate(rows):
         line = i + 2 if header else i + 1
         if len(r) != ncols:
             raise GdslDataError(f"{path}:{line}: expected {ncols} columns, found {len(r)}",
                                 filename=str(path))
-        feats = r[:col] + r[col + 1:]
+        feats = [r[j] for j in keep]
         try:
             X[i] = [float(c) for c in feats]
         except ValueError:
             bad = next(c for c in feats if not _is_number(c))
             raise GdslDataError(f"{path}:{line}: feature `{bad.strip()}` is not a number",
                                 filename=str(path)) from None
-        labels.append(r[col].strip())
+        labels.append([r[j].strip() for j in cols])
     classes = None
-    if all(_is_number(c) for c in labels):
-        y = np.array([float(c) for c in labels])
-    else:    # class names: numbered in sorted order
-        classes = sorted(set(labels))
+    if all(_is_number(c) for row in labels for c in row):
+        y = np.array([[float(c) for c in row] for row in labels])
+    elif len(cols) == 1:    # class names: numbered in sorted order
+        classes = sorted({row[0] for row in labels})
         index = {c: k for k, c in enumerate(classes)}
-        y = np.array([index[c] for c in labels], dtype=np.int64)
-    return Table(X=X, y=y, source=str(path), classes=classes)
+        y = np.array([[index[row[0]]] for row in labels], dtype=np.int64)
+    else:
+        bad = next(c for row in labels for c in row if not _is_number(c))
+        raise GdslDataError(f"{path}: label `{bad}` is not a number; several label columns "
+                            f"hold targets, which are numbers", filename=str(path))
+    return Table(X=X, y=y[:, 0] if len(cols) == 1 else y, source=str(path), classes=classes)
 
 
 # -- labels -----------------------------------------------------------------------------------
@@ -270,17 +327,21 @@ def check_labels(y: np.ndarray, C: int, what: str) -> None:
 
 # -- into the model's arrays ------------------------------------------------------------------
 
-def to_model(table: Table, inputs: dict, labels: list[str], what: str) -> dict[str, np.ndarray]:
-    """The arrays a model takes, one example per column; label inputs as integers [n].
+def to_model(table: Table, inputs: dict, labels: list[str], what: str,
+             targets: list[str] = ()) -> dict[str, np.ndarray]:
+    """The arrays a model takes, one example per column; label inputs as integers [n],
+    target inputs as floats laid out as declared ([n], [1, n], [k, n]).
 
     ``inputs`` maps input names to declared shapes (symbolic, or None); ``labels``
-    names the inputs used as class labels. Examples given as rows are transposed.
-    Raises GdslDataError naming the file and the array.
+    names the inputs used as class labels, ``targets`` the one that takes real-valued
+    targets (a table's label columns go to one or the other). Examples given as rows are
+    transposed. Raises GdslDataError naming the file and the array.
     """
     if table.arrays:
-        return _npz_to_model(table, inputs, labels, what)
-    features = [k for k in inputs if k not in labels]
-    if len(features) != 1 or len(labels) > 1:
+        return _npz_to_model(table, inputs, labels, what, targets)
+    supervised = [k for k in inputs if k in labels or k in targets]
+    features = [k for k in inputs if k not in supervised]
+    if len(features) != 1 or len(supervised) > 1:
         raise GdslDataError(
             f"{_p(what)}a table of features and labels fits a model with one feature input and "
             f"one label input, but this model takes {', '.join(inputs) or 'no inputs'}; "
@@ -289,9 +350,49 @@ def to_model(table: Table, inputs: dict, labels: list[str], what: str) -> dict[s
     if not np.isfinite(X).all():
         raise GdslDataError(f"{_p(what)}the features contain NaN or infinite values")
     out = {features[0]: _columns(X, inputs[features[0]], features[0], what)}
-    if labels:
-        out[labels[0]] = as_int_labels(table.y, what)
+    if supervised and supervised[0] in labels:
+        y = np.asarray(table.y)
+        if y.ndim == 2 and y.shape[1] > 1:
+            raise GdslDataError(f"{_p(what)}{y.shape[1]} label columns, but `{supervised[0]}` "
+                                f"takes class labels: one column of class numbers")
+        out[supervised[0]] = as_int_labels(y, what)
+    elif supervised:
+        name = supervised[0]
+        out[name] = as_targets(table.y, inputs[name], name, what)
     return out
+
+
+def as_targets(y: np.ndarray, declared, name: str, what: str) -> np.ndarray:
+    """Real-valued targets from label columns (rows [n] or [n, k]), laid out as the model
+    declares the input: [n], [1, n] or [k, n] (undeclared: [n], or [k, n] for k columns)."""
+    y = np.asarray(y)
+    if y.dtype.kind == "b":
+        y = y.astype(np.float64)
+    if y.dtype.kind not in "iuf":
+        raise GdslDataError(f"{_p(what)}targets must be numbers, got {y.dtype}")
+    y = y.astype(np.float64)
+    if not np.isfinite(y).all():
+        raise GdslDataError(f"{_p(what)}the targets contain NaN or infinite values")
+    k = 1 if y.ndim == 1 else y.shape[1]
+    rows = y.reshape(len(y), k).T                          # [k, n]
+    rank = None if declared is None else len(declared)
+    if rank == 2:
+        want = declared[0]
+        if isinstance(want, int) and want != k:
+            raise GdslDataError(f"{_p(what)}input `{name}` is declared with {want} target "
+                                f"row{'s' if want != 1 else ''}, but the data have {k} label "
+                                f"column{'s' if k != 1 else ''}",
+                                help="choose the target columns with --label-column (repeat it "
+                                "for several)")
+        return np.ascontiguousarray(rows)
+    if rank in (None, 1) and k == 1:
+        return np.ascontiguousarray(rows[0])
+    if rank is None:
+        return np.ascontiguousarray(rows)
+    raise GdslDataError(f"{_p(what)}input `{name}` is declared "
+                        + (f"with one target per example, but the data have {k} label columns"
+                           if rank == 1 else f"with {rank} axes; a table fills [n], [1, n] or "
+                           f"[k, n]"))
 
 
 def _columns(X: np.ndarray, declared, name: str, what: str) -> np.ndarray:
@@ -310,7 +411,8 @@ def _columns(X: np.ndarray, declared, name: str, what: str) -> np.ndarray:
     return np.ascontiguousarray(X.T)
 
 
-def _npz_to_model(table: Table, inputs: dict, labels: list[str], what: str) -> dict:
+def _npz_to_model(table: Table, inputs: dict, labels: list[str], what: str,
+                  targets=()) -> dict:
     arrays = table.arrays
     missing = [k for k in inputs if k not in arrays]
     if missing:
@@ -347,6 +449,11 @@ def _npz_to_model(table: Table, inputs: dict, labels: list[str], what: str) -> d
         a = a.astype(np.float64)
         if not np.isfinite(a).all():
             raise GdslDataError(f"{_p(what)}array `{k}` contains NaN or infinite values")
+        if k in targets and declared is not None:       # [n] and [1, n] are the same targets
+            if a.ndim == len(declared) - 1 == 1:
+                a = a[None]
+            elif a.ndim == len(declared) + 1 == 2 and 1 in a.shape:
+                a = a.reshape(-1)
         if a.ndim >= 2 and a.shape[-1] not in cands and a.shape[0] in cands:
             a = np.ascontiguousarray(np.moveaxis(a, 0, -1))    # examples as rows -> columns
         elif (a.ndim == 2 and declared is not None and len(declared) == 2

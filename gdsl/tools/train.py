@@ -7,10 +7,21 @@
 training and validation sets:
 
     cost      the model's objective J (the `loss` statement): data term + regulariser
-    loss      the data term alone: the value of the xent/svm node(s) in the graph
-              (equal to the cost for a model with no such node)
-    accuracy  argmax over the class axis (axis 0) of the scores or probabilities fed to
-              the first xent/svm node, against the labels (None for a model without one)
+    loss      the data term alone: the value of the loss node(s) in the graph (xent, svm,
+              bce, mse, ...; equal to the cost for a model with no such node)
+    accuracy  class labels: argmax over the class axis (axis 0) of the scores or
+              probabilities fed to the first xent/svm node, against the labels; binary
+              targets: the prediction thresholded (logits at 0, probabilities at 1/2)
+    auc       binary targets: the area under the ROC curve of the prediction
+    rmse, mae, r2   real-valued targets: root mean squared error, mean absolute error and
+              the coefficient of determination, per target row and averaged over the rows
+              (scikit-learn's metrics with multioutput="uniform_average")
+
+Which are reported follows from the loss (each loss's row of the op table names its
+metrics: xent/svm accuracy; bce accuracy, auc; mse, mae, huber rmse, mae, r2); a model's
+`metric NAME, ...` statement or `metrics=` here overrides them. The prediction is what the
+first loss is given; for a loss written by hand, the first `output` that fits the target, or
+a named value the target is subtracted from (p in mean(square(p - y))).
 """
 
 from __future__ import annotations
@@ -28,13 +39,19 @@ import numpy as np
 
 from ..errors import GdslDataError, GdslDataWarning, GdslDivergedError, GdslError, GdslValueError
 from ..files import write_atomic
+from ..ir.ops import BINARY_OPERATORS, OPS
 from ..ir.shapes import Binding
+from ..passes.resolve import DIM_PREFIX, METRICS, metric_names
 from ..pipeline import run_pipeline
-from ..runtime import CompiledModel
+from ..runtime import CompiledModel, model_warnings
 from . import data as D
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
 EVAL_CHUNK = 4096
+# the metrics of a real-valued target (what mse/mae/huber report), and those of a binary one
+REGRESSION, BINARY = ("rmse", "mae", "r2"), ("accuracy", "auc")
+# names a target input often has: a table's labels go to it when shapes do not tell
+TARGET_NAMES = ("y", "t", "target", "targets", "label", "labels")
 
 
 @dataclass
@@ -53,6 +70,9 @@ class Settings:
     hidden: int | None = 100        # size of any param dim that the data do not bind
     classes: int | None = None      # the class count, when neither the model nor one-hot labels fix it
     standardize: bool = False       # features to mean 0, std 1 (statistics of the training split)
+    label: str | None = None        # the input a table's label column(s) go to
+    metric: str | None = None       # what to report, e.g. "rmse,r2" (default: what the loss says)
+    dims: dict = field(default_factory=dict)    # `dim m = 100`: default sizes of named dims
 
     def check(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -76,6 +96,14 @@ class Settings:
                                  f"got {self.seed}")
         if not 0 < self.decay <= 1:
             raise GdslValueError(f"decay must lie in (0, 1], got {self.decay}")
+        if self.metric is not None:
+            for name in metric_names(self.metric):
+                if name not in METRICS:
+                    import difflib
+                    close = difflib.get_close_matches(name, METRICS, n=1)
+                    raise GdslValueError(f"unknown metric `{name}`; choose among "
+                                         f"{', '.join(METRICS)}"
+                                         + (f" (did you mean `{close[0]}`?)" if close else ""))
 
 
 def settings_for(model: Trainable, **overrides) -> Settings:
@@ -85,22 +113,40 @@ def settings_for(model: Trainable, **overrides) -> Settings:
     for k, v in {**model.compiled.train_options, **given}.items():
         if k in names:
             setattr(s, k, v)
+        elif k.startswith(DIM_PREFIX):
+            s.dims[k[len(DIM_PREFIX):]] = v
     s.check()
     return s
 
 
 # -- the model, compiled with its loss terms and scores as outputs ------------------------------
 
+@dataclass
+class Task:
+    """What a model learns, read from its graph: the input its targets go to, the value that
+    predicts them, and the metrics that fit."""
+
+    target: str | None = None       # the input a table's label column(s) go to
+    candidates: list[str] = field(default_factory=list)   # when the model does not say which
+    prediction: str | None = None   # compared with the target by the metrics
+    threshold: float = 0.0          # a binary decision: logits at 0, probabilities at 1/2
+    metrics: tuple[str, ...] = ()   # the loss's (or the `metric` statement's)
+    loss_op: str | None = None      # the op of the first data-loss term
+    target_range: tuple | None = None   # the values the targets may take (bce: 0..1)
+
+
 class Trainable:
-    """A compiled model plus what training reports: data-loss terms, class scores, labels."""
+    """A compiled model plus what training reports: data-loss terms, class scores, labels,
+    the target input, the prediction and the metrics."""
 
     def __init__(self, compiled: CompiledModel, loss_terms: list[str], scores: str | None,
-                 label: str | None, class_dim=None):
+                 label: str | None, class_dim=None, task: Task | None = None):
         self.compiled = compiled
         self.loss_terms = loss_terms
         self.scores = scores
         self.label = label
         self.class_dim = class_dim      # axis 0 of the scores: an int, a symbol, or None
+        self.task = task or Task(target=label, prediction=scores)
         m = compiled.model
         self.filename = compiled.filename or "<model>"
         self.inputs = compiled.inputs
@@ -113,15 +159,50 @@ class Trainable:
                                  if s for d in s if isinstance(d, str)} - example)
         self.model = m
 
+    @property
+    def target(self) -> str | None:
+        return self.task.target
 
-def prepare(model, *, filename: str | None = None) -> Trainable:
+    @property
+    def classes(self) -> bool:
+        """The target takes class labels (integers or one-hot), not real values."""
+        return self.task.target is not None and self.task.target in self.labels
+
+    def metric_names(self, metric: str | None = None) -> tuple[str, ...]:
+        """The metrics to report: ``metric`` ("rmse,r2") or the task's. Raises GdslValueError
+        when the model cannot give one of them."""
+        names = tuple(metric_names(metric)) if metric is not None else self.task.metrics
+        t = self.task
+        for name in names:
+            if t.target is None:
+                raise GdslValueError(f"metric `{name}` compares a prediction with targets, but "
+                                     f"the model has no target input", filename=self.filename,
+                                     help="the model's loss takes the targets (xent(p, y), "
+                                     "mse(p, y)), or name the input with --label")
+            if t.prediction is None:
+                raise GdslValueError(f"metric `{name}` needs the model's prediction of "
+                                     f"`{t.target}`", filename=self.filename,
+                                     help=f"name it with `output p` (p the value compared with "
+                                     f"{t.target}), or use a loss such as mse(p, {t.target})")
+            if self.classes and name != "accuracy":
+                raise GdslValueError(f"metric `{name}` is for real-valued or binary targets, but "
+                                     f"`{t.target}` takes class labels (of xent or svm): "
+                                     f"report accuracy", filename=self.filename)
+        return names
+
+
+def prepare(model, *, filename: str | None = None, label: str | None = None) -> Trainable:
     """Compile for training: a path, model text, a CompiledModel or a Trainable.
 
-    The xent/svm nodes (the data loss) and the scores fed to the first of them are
-    added to the forward outputs, naming them when the model did not.
+    The loss nodes (xent, svm, bce, mse, ...: the data loss) and the scores fed to the first
+    of them are added to the forward outputs, naming them when the model did not; so is a
+    hand-written loss's prediction. ``label`` names the input a table's labels go to (by
+    default the model's loss, its `train label=`, or its declared shapes say which).
     """
     if isinstance(model, Trainable):
-        return model
+        if label is None or label == model.target:
+            return model
+        model = model.compiled
     if isinstance(model, CompiledModel):
         text, filename, wrt = model.model.source, model.filename, list(model.wrt)
     else:
@@ -134,34 +215,154 @@ def prepare(model, *, filename: str | None = None) -> Trainable:
             text = str(model)
         wrt = None
     c = run_pipeline(text, filename=filename, wrt=wrt, losses=True)
+    task = find_task(c, label if label is not None else c.train.get("label"))
+    if task.prediction is not None and task.prediction not in c.model.outputs and \
+            task.prediction not in c.model.inputs and task.prediction not in c.model.params:
+        c = run_pipeline(text, filename=filename, wrt=wrt, losses=True,
+                         outputs=[task.prediction])
     losses = c.losses
     class_dim = None
-    if losses.scores is not None:       # the class axis of the scores, as the model writes it
+    if losses.scores is not None and losses.label in c.model.labels:
+        # the class axis of the scores, as the model writes it
         shape = c.written.nodes[c.model.names[losses.scores]]["shape"]
         class_dim = shape[0] if shape else None
-    return Trainable(CompiledModel(c), losses.terms, losses.scores, losses.label, class_dim)
+    return Trainable(CompiledModel(c), losses.terms, losses.scores, losses.label, class_dim,
+                     task)
+
+
+def find_task(c, label: str | None = None) -> Task:
+    """The target input, the prediction and the metrics of a compiled model (a Compilation
+    made with losses=True), from its graph as written. Raises GdslValueError for a ``label``
+    that is no input, or not the one the loss takes."""
+    m, G = c.model, c.written
+    names = {d["name"]: n for n, d in G.nodes(data=True) if d.get("name")}
+    t = Task()
+    losses = c.losses
+    if losses.terms:
+        t.loss_op = G.nodes[names[losses.terms[0]]]["op"]
+        row = OPS[t.loss_op]
+        t.metrics, t.target_range = row.metrics, row.target_range
+    t.target = losses.label
+    if label is not None:
+        if label not in m.inputs:
+            raise GdslValueError(f"--label {label}: the model has no input `{label}`",
+                                 filename=m.filename, help="inputs: " + (", ".join(m.inputs)
+                                                                         or "none"))
+        if t.target is not None and label != t.target:
+            raise GdslValueError(f"--label {label}, but the model's loss `{t.loss_op}` takes "
+                                 f"`{t.target}` as its labels", filename=m.filename)
+        t.target = label
+    if t.target is None:
+        t.target, t.candidates = _guess_target(m, G, names)
+    if losses.scores is not None:
+        t.prediction = losses.scores
+    elif t.target is not None:
+        t.prediction = _hand_written_prediction(m, G, names, t.target)
+        if t.prediction is not None:
+            probability = OPS.get(G.nodes[names[t.prediction]]["op"])
+            binary = probability is not None and probability.probability
+            t.metrics = BINARY if binary else REGRESSION
+    if t.prediction is not None:
+        row = OPS.get(G.nodes[names[t.prediction]]["op"])
+        t.threshold = 0.5 if row is not None and row.probability else 0.0
+    metric = c.train.get("metric")
+    if metric is not None:
+        t.metrics = tuple(metric_names(metric))
+    return t
+
+
+def _one_row(shape) -> bool:
+    """Declared as one value per example: [n] or [1, n]."""
+    return shape is not None and (len(shape) == 1 or len(shape) == 2 and shape[0] == 1)
+
+
+def _guess_target(m, G, names) -> tuple[str | None, list[str]]:
+    """A model whose loss is written by hand, with two inputs: the target is the one declared
+    one value per example ([n], [1, n]) while the other is not, else the one named like a
+    target (y, t, target, label). Returns (target, []) or (None, the candidates)."""
+    inputs = list(m.inputs)
+    if len(inputs) != 2:
+        return None, []
+    shapes = {k: G.nodes[names[k]]["shape"] if G.nodes[names[k]].get("declared") else None
+              for k in inputs}
+    for test in (lambda k: _one_row(shapes[k]), lambda k: k in TARGET_NAMES):
+        hits = [k for k in inputs if test(k)]
+        if len(hits) == 1:
+            return hits[0], []
+    return None, inputs
+
+
+def _fits(a, b) -> bool:
+    if a is None or b is None:
+        return True
+    a, b = tuple(a), tuple(b)
+    if len(a) == len(b) + 1 and a[0] == 1:
+        a = a[1:]
+    elif len(b) == len(a) + 1 and b[0] == 1:
+        b = b[1:]
+    return a == b
+
+
+def _hand_written_prediction(m, G, names, target: str) -> str | None:
+    """The first output whose shape fits the target's; else a named value the target is
+    subtracted from, or subtracts (p in mean(square(p - y)))."""
+    want = G.nodes[names[target]]["shape"]
+    for name in m.outputs:
+        if name in names and _fits(G.nodes[names[name]]["shape"], want):
+            return name
+    y = names[target]
+    for u in G.successors(y):
+        d = G.nodes[u]
+        if d["op"] == BINARY_OPERATORS["-"]:
+            other = G.nodes[d["args"][0] if d["args"][1] == y else d["args"][1]]
+            if other.get("name") and other["name"] != target and \
+                    _fits(other["shape"], want):
+                return other["name"]
+    return None
 
 
 # -- data into arrays ---------------------------------------------------------------------------
 
 def arrays_for(tm: Trainable, data, what: str = "data",
-               label_column: str | None = None) -> dict[str, np.ndarray]:
-    """Model arrays from a data-set name, file path, Table, or a dict of arrays."""
+               label_column: str | list[str] | None = None) -> dict[str, np.ndarray]:
+    """Model arrays from a data-set name, file path, Table, or a dict of arrays. A table's
+    label column(s) go to the model's target input (class labels or real-valued targets)."""
     if isinstance(data, (str, os.PathLike)):
         path = str(data)
         data = D.load(path, label_column)
         try:
-            return D.to_model(data, tm.inputs, tm.labels,
-                              "" if path not in D.BUILTIN else data.source)
+            return _to_model(tm, data, "" if path not in D.BUILTIN else data.source)
         except GdslDataError as e:
             e.filename = e.filename or path
             raise
     if isinstance(data, D.Table):
-        return D.to_model(data, tm.inputs, tm.labels, what)
+        return _to_model(tm, data, what)
     if isinstance(data, dict):
-        return D.to_model(D.Table(arrays={k: np.asarray(v) for k, v in data.items()}),
-                          tm.inputs, tm.labels, what)
+        return _to_model(tm, D.Table(arrays={k: np.asarray(v) for k, v in data.items()}), what)
     raise TypeError(f"data must be a name, path, Table or dict of arrays, not {type(data).__name__}")
+
+
+def _to_model(tm: Trainable, table: D.Table, what: str) -> dict[str, np.ndarray]:
+    t = tm.task
+    if not table.arrays and t.candidates:
+        a, b = t.candidates
+        raise GdslValueError(
+            f"{what + ': ' if what else ''}a table's label column goes to one input of the "
+            f"model, but which: `{a}` or `{b}`? Its loss does not take labels (as xent, bce or "
+            f"mse(p, y) would), and their shapes do not tell", filename=tm.filename,
+            help=f"name it: --label {a} or --label {b} (in Python train(..., label=...)), or "
+                 f"`train label=NAME` in the model")
+    targets = [t.target] if t.target is not None and not tm.classes else []
+    arrays = D.to_model(table, tm.inputs, tm.labels, what, targets)
+    if targets and t.target_range is not None and targets[0] in arrays:
+        y, (lo, hi) = arrays[targets[0]], t.target_range
+        if y.size and (y.min() < lo or y.max() > hi):
+            raise GdslDataError(
+                f"{what + ': ' if what else ''}targets `{targets[0]}` range over "
+                f"{y.min():g}..{y.max():g}, but `{t.loss_op}` takes targets in {lo:g}..{hi:g}",
+                help="number the two classes 0 and 1; for more classes use "
+                     "xent(softmax(s), y)")
+    return arrays
 
 
 def split_consts(tm: Trainable, values: dict | None) -> tuple[dict, dict]:
@@ -207,8 +408,10 @@ def _bind(binding: Binding, declared: tuple, shape: tuple, who: str, err) -> Non
 
 def bind_dims(tm: Trainable, arrays_list: list[dict], params: dict | None, set_dims: dict,
               hidden: int | None, params_file: str = "the params",
-              params_path: str | None = None, classes: int | None = None) -> dict:
-    """Sizes of the symbolic dims: from the data, loaded params, --set, labels, then `hidden`."""
+              params_path: str | None = None, classes: int | None = None,
+              defaults: dict | None = None) -> dict:
+    """Sizes of the symbolic dims: from the data, loaded params, --set, --classes, the
+    model's `dim m = 100` (``defaults``), the largest label, then `hidden` (deprecated)."""
     binding = Binding()
 
     def data_err(msg):
@@ -254,23 +457,26 @@ def bind_dims(tm: Trainable, arrays_list: list[dict], params: dict | None, set_d
     for k, size in set_dims.items():
         _bind(binding, (k,), (size,), f"--set {k}", GdslValueError)
     dims, bound_by = binding.sizes, binding.by
-    # the class count: declared, --classes, or the largest label of all the data (training
-    # and validation: a rare class may land in either) + 1
+    # the class count: declared, --classes, `dim C = 10`, or the largest label of all the data
+    # (training and validation: a rare class may land in either) + 1
     csym = tm.class_dim
+    if isinstance(csym, str) and csym not in dims and tm.label is not None and classes is not None:
+        _bind(binding, (csym,), (classes,), "--classes", GdslValueError)
+    for sym, size in (defaults or {}).items():      # what nothing above has set
+        if sym not in dims:
+            dims[sym] = size
+            bound_by[sym] = f"`dim {sym} = {size}`"
     if isinstance(csym, str) and csym not in dims and tm.label is not None:
-        if classes is not None:
-            _bind(binding, (csym,), (classes,), "--classes", GdslValueError)
-        else:
-            ys = [a[tm.label] for a in arrays_list if tm.label in a and a[tm.label].ndim == 1]
-            if ys:
-                dims[csym] = max(int(y.max()) for y in ys if y.size) + 1
-                bound_by[csym] = "the largest label"
-                seen = len(np.unique(np.concatenate(ys)))
-                if dims[csym] > max(100, 10 * seen):
-                    warnings.warn(GdslDataWarning(
-                        f"{dims[csym]} classes ({csym}) from the largest label {dims[csym] - 1}, "
-                        f"but the data hold only {seen} distinct labels; number the classes "
-                        f"0..C-1, or give --classes"), stacklevel=2)
+        ys = [a[tm.label] for a in arrays_list if tm.label in a and a[tm.label].ndim == 1]
+        if ys:
+            dims[csym] = max(int(y.max()) for y in ys if y.size) + 1
+            bound_by[csym] = "the largest label"
+            seen = len(np.unique(np.concatenate(ys)))
+            if dims[csym] > max(100, 10 * seen):
+                warnings.warn(GdslDataWarning(
+                    f"{dims[csym]} classes ({csym}) from the largest label {dims[csym] - 1}, "
+                    f"but the data hold only {seen} distinct labels; number the classes "
+                    f"0..C-1, or give --classes"), stacklevel=2)
     elif classes is not None and csym != classes and dims.get(csym, classes) != classes:
         raise GdslValueError(f"--classes {classes}, but the model has "
                              f"{dims.get(csym, csym)} classes ({bound_by.get(csym, 'declared')})")
@@ -285,7 +491,7 @@ def bind_dims(tm: Trainable, arrays_list: list[dict], params: dict | None, set_d
                 if hidden is None:
                     raise GdslValueError(
                         f"the size of dimension `{sym}` is not set by the data; give it with "
-                        f"--set {sym}=100 or in the model's train line (train hidden=100)")
+                        f"--set {sym}=100 or declare it in the model (dim {sym} = 100)")
                 dims[sym] = hidden
     return dims
 
@@ -350,7 +556,7 @@ def standardization(tm: Trainable, arrays: dict, params: dict | None, wanted: bo
     (x.mean, x.std: a model trained on standardised features is evaluated on the same scale),
     else from the training split when ``wanted``. Without either, a warning when the features
     look raw (a standard deviation beyond 10: gradient descent converges slowly on them)."""
-    features = [k for k in arrays if k not in tm.labels and arrays[k].ndim >= 1]
+    features = [k for k in arrays if k not in tm.labels and k != tm.target and arrays[k].ndim >= 1]
     if params is not None and all(f"{k}.mean" in params for k in features) and features:
         return {k: (params[f"{k}.mean"], params[f"{k}.std"]) for k in features}
     if not wanted:
@@ -376,27 +582,111 @@ def standardized(arrays: dict, stats: dict) -> dict:
 
 # -- evaluation ---------------------------------------------------------------------------------
 
-def evaluate(tm: Trainable, params: dict, arrays: dict, consts: dict | None = None) -> dict:
-    """{'loss', 'cost', 'accuracy'} over all the examples in ``arrays`` (in chunks)."""
+def evaluate(tm: Trainable, params: dict, arrays: dict, consts: dict | None = None,
+             metrics: tuple[str, ...] | None = None) -> dict:
+    """{'loss', 'cost', 'accuracy', and each of ``metrics``} over all the examples in
+    ``arrays`` (in chunks); ``metrics`` defaults to the task's, accuracy is None when it is
+    not one of them."""
     consts = consts or {}
+    metrics = tm.task.metrics if metrics is None else metrics
     n = D.n_examples(arrays, tm.labels)
     cost = loss = 0.0
     correct = 0
+    task = tm.task
+    compare = bool(metrics) and task.prediction is not None and task.target in arrays
+    by_class = compare and tm.classes       # argmax against class labels, counted per chunk
+    preds, targets = [], []
     for i in range(0, n, EVAL_CHUNK):
         idx = np.arange(i, min(n, i + EVAL_CHUNK))
-        out = tm.compiled.forward(**D.take(arrays, idx, tm.labels), **params, **consts)
+        batch = D.take(arrays, idx, tm.labels)
+        out = tm.compiled.forward(**batch, **params, **consts)
         w = len(idx) / n
         J = float(np.sum(out[tm.compiled.loss]))
         cost += w * J
         loss += w * (sum(float(out[t]) for t in tm.loss_terms) if tm.loss_terms else J)
-        if tm.scores is not None and tm.label in arrays:
-            pred = np.argmax(out[tm.scores], axis=0)
-            y = arrays[tm.label][idx]
-            if y.ndim > 1:
-                y = np.argmax(y, axis=0)
-            correct += int(np.sum(pred.reshape(-1) == y.reshape(-1)))
-    acc = correct / n if (tm.scores is not None and tm.label in arrays) else None
-    return {"loss": loss, "cost": cost, "accuracy": acc}
+        if compare:
+            p = out[task.prediction] if task.prediction in out else \
+                batch.get(task.prediction, params.get(task.prediction))
+            if by_class:
+                y = batch[task.target]
+                if y.ndim > 1:
+                    y = np.argmax(y, axis=0)
+                correct += int(np.sum(np.argmax(p, axis=0).reshape(-1) == y.reshape(-1)))
+            else:
+                preds.append(np.asarray(p, dtype=np.float64))
+                targets.append(batch[task.target])
+    result = {"loss": loss, "cost": cost, "accuracy": None}
+    if by_class and "accuracy" in metrics:
+        result["accuracy"] = correct / n
+    elif compare and not by_class:
+        result.update(metric_values(metrics, np.concatenate(preds, axis=-1),
+                                    np.concatenate(targets, axis=-1), task.threshold))
+    return result
+
+
+# -- metrics, as scikit-learn's `metrics` computes them ----------------------------------------
+
+def _rows(p: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Predictions and targets as [k, n] (one row per target), broadcast to each other."""
+    p, y = np.asarray(p, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    p, y = (a.reshape(1, -1) if a.ndim < 2 else a.reshape(-1, a.shape[-1]) for a in (p, y))
+    return np.broadcast_arrays(p, y)
+
+
+def accuracy(p, y, threshold: float = 0.0) -> float:
+    """Binary accuracy: the prediction above ``threshold`` against targets 0/1 (above 1/2)."""
+    p, y = _rows(p, y)
+    return float(np.mean((p > threshold) == (y > 0.5)))
+
+
+def auc(p, y) -> float | None:
+    """The area under the ROC curve of scores p for binary targets y (ties count half: the
+    Mann-Whitney statistic); None when the targets hold one class only. Several target rows
+    are pooled (scikit-learn's average="micro")."""
+    p, y = (a.reshape(-1) for a in _rows(p, y))
+    positive = y > 0.5
+    n_pos = int(positive.sum())
+    n_neg = positive.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return None
+    _, inverse, counts = np.unique(p, return_inverse=True, return_counts=True)
+    first = np.cumsum(counts) - counts            # ranks (from 1) of tied values, averaged
+    ranks = (first + (counts + 1) / 2.0)[inverse]
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def rmse(p, y) -> float:
+    p, y = _rows(p, y)
+    return float(np.mean(np.sqrt(np.mean((p - y) ** 2, axis=1))))
+
+
+def mae(p, y) -> float:
+    p, y = _rows(p, y)
+    return float(np.mean(np.abs(p - y)))
+
+
+def r2(p, y) -> float:
+    """1 - Σ(y - p)² / Σ(y - ȳ)² per target row, averaged; a constant row scores 1 if
+    predicted exactly, else 0 (as scikit-learn's r2_score does)."""
+    p, y = _rows(p, y)
+    residual = np.sum((y - p) ** 2, axis=1)
+    total = np.sum((y - y.mean(axis=1, keepdims=True)) ** 2, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        score = np.where(total > 0, 1 - residual / total, np.where(residual == 0, 1.0, 0.0))
+    return float(np.mean(score))
+
+
+METRIC_FUNCTIONS = {"accuracy": lambda p, y, thr: accuracy(p, y, thr),
+                    "auc": lambda p, y, thr: auc(p, y),
+                    "rmse": lambda p, y, thr: rmse(p, y),
+                    "mae": lambda p, y, thr: mae(p, y),
+                    "r2": lambda p, y, thr: r2(p, y)}
+
+
+def metric_values(names, p: np.ndarray, y: np.ndarray, threshold: float = 0.0) -> dict:
+    """{name: value} of each metric of predictions p against targets y."""
+    with np.errstate(all="ignore"):     # (predictions of a diverging run: inf and NaN)
+        return {name: METRIC_FUNCTIONS[name](p, y, threshold) for name in names}
 
 
 # -- optimisers ---------------------------------------------------------------------------------
@@ -445,6 +735,7 @@ class TrainResult:
     n_val: int = 0
     data_source: str = ""
     standardization: dict = field(default_factory=dict)   # feature input -> (mean, std)
+    metrics: tuple[str, ...] = ()       # reported per epoch, besides loss and cost
 
     @property
     def final(self) -> dict:
@@ -453,7 +744,9 @@ class TrainResult:
 
 def train(model, data=None, *, val=None, params: dict | None = None, consts: dict | None = None,
           on_epoch: Callable[[dict], None] | None = None, progress: bool = False,
-          params_file: str = "the params", params_path: str | None = None, label_column: str | None = None,
+          params_file: str = "the params", params_path: str | None = None,
+          label_column: str | list[str] | None = None, label: str | None = None,
+          metric: str | None = None, on_warning: Callable | None = None,
           **settings) -> TrainResult:
     """Train a model's params by mini-batch gradient descent.
 
@@ -465,15 +758,22 @@ def train(model, data=None, *, val=None, params: dict | None = None, consts: dic
     symbolic dims. ``settings``: lr, epochs, batch_size, optimizer, seed, momentum, decay,
     val_fraction, hidden; None values keep the model's `train` line or the defaults.
     ``on_epoch(record)`` is called after every epoch. ``label_column``: the label column
-    of a .csv/.npy file (a header name or an index).
+    of a .csv/.npy file (a header name or an index), or a list of them for several targets.
+    ``label``: the input the label column(s) go to, when the model's loss does not say.
+    ``metric``: what to report, e.g. "rmse,r2" (default: the model's `metric` statement, or
+    what its loss reports). ``on_warning(w)`` gets each NumPy warning raised in the model's
+    code (overflow, divide by zero, invalid value), once per kind and model line, as a
+    GdslError of kind "warning" at that line (default: printed to standard error).
 
     Returns a TrainResult (params, history of {'epoch', 'train_loss', 'train_cost',
-    'train_accuracy', 'val_loss', 'val_cost', 'val_accuracy', 'lr', 'seconds'}).
+    'train_accuracy', ['train_auc', 'train_rmse', ...: the other metrics], 'val_loss',
+    'val_cost', 'val_accuracy', [the same for validation], 'lr', 'seconds'}).
     Raises GdslError subclasses: GdslDataError for unusable data or params,
     GdslValueError for bad settings, GdslDivergedError when the loss becomes NaN or inf.
     """
-    tm = prepare(model)
-    s = settings_for(tm, **settings)
+    tm = prepare(model, label=label)
+    s = settings_for(tm, **settings, metric=metric)
+    metrics = tm.metric_names(s.metric)
     if not tm.params and s.epochs > 0:
         raise GdslValueError("the model has no params to train", filename=tm.filename,
                              help="declare what is learned, e.g. `param W[C, d] ~ normal(0, 0.01)`"
@@ -500,7 +800,7 @@ def train(model, data=None, *, val=None, params: dict | None = None, consts: dic
         train_arrays = standardized(train_arrays, stats)
         val_arrays = standardized(val_arrays, stats) if val_arrays else val_arrays
     dims = bind_dims(tm, [train_arrays] + ([val_arrays] if val_arrays else []), params, set_dims,
-                     s.hidden, params_file, params_path, s.classes)
+                     s.hidden, params_file, params_path, s.classes, s.dims)
     check_label_range(tm, train_arrays, dims, "training data")
     if val_arrays:
         check_label_range(tm, val_arrays, dims, "validation data")
@@ -510,27 +810,39 @@ def train(model, data=None, *, val=None, params: dict | None = None, consts: dic
         params = tm.compiled.init_params(dims, s.seed)
     result = TrainResult(params, [], s, dims, const_values, n,
                          D.n_examples(val_arrays, tm.labels) if val_arrays else 0, str(source),
-                         stats)
+                         stats, metrics)
+    others = [k for k in metrics if k != "accuracy"]
 
     def record(epoch, lr, seconds):
-        tr = evaluate(tm, params, train_arrays, const_values)
-        va = evaluate(tm, params, val_arrays, const_values) if val_arrays else {}
+        tr = evaluate(tm, params, train_arrays, const_values, metrics)
+        va = evaluate(tm, params, val_arrays, const_values, metrics) if val_arrays else {}
         if not math.isfinite(tr["cost"]):
             raise GdslDivergedError(
                 f"training diverged: the training cost is {tr['cost']} after epoch {epoch} "
                 f"(lr {lr:g}); try a smaller --lr", filename=tm.filename)
         rec = {"epoch": epoch, "train_loss": tr["loss"], "train_cost": tr["cost"],
-               "train_accuracy": tr["accuracy"], "val_loss": va.get("loss"),
-               "val_cost": va.get("cost"), "val_accuracy": va.get("accuracy"),
-               "lr": lr, "seconds": round(seconds, 4)}
+               "train_accuracy": tr["accuracy"]}
+        rec.update((f"train_{k}", tr.get(k)) for k in others)
+        rec.update({"val_loss": va.get("loss"), "val_cost": va.get("cost"),
+                    "val_accuracy": va.get("accuracy")})
+        rec.update((f"val_{k}", va.get(k)) for k in others)
+        rec.update(lr=lr, seconds=round(seconds, 4))
         result.history.append(rec)
         if on_epoch is not None:
             on_epoch(rec)
 
-    if s.epochs == 0:
-        record(0, s.lr, 0.0)
-        return result
+    # NumPy's warnings in the model's code, at the model's line: one hook for the whole run
+    with model_warnings(tm.compiled, on_warning):
+        if s.epochs == 0:
+            record(0, s.lr, 0.0)
+        else:
+            _descend(tm, s, params, train_arrays, const_values, n, record, progress)
+    return result
 
+
+def _descend(tm: Trainable, s: Settings, params: dict, train_arrays: dict, const_values: dict,
+             n: int, record: Callable, progress: bool) -> None:
+    """The epochs of mini-batch gradient descent, each followed by ``record``."""
     shuffle = np.random.default_rng([s.seed, 1])
     opt = Optimizer(s.optimizer, params, s.momentum)
     steps = math.ceil(n / s.batch_size)
@@ -560,7 +872,6 @@ def train(model, data=None, *, val=None, params: dict | None = None, consts: dic
     finally:
         if bar is not None:
             bar.close()
-    return result
 
 
 # -- params files -------------------------------------------------------------------------------
