@@ -42,8 +42,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gdsl.tools import data as D  # noqa: E402
-from gdsl.tools.train import prepare, settings_for  # noqa: E402
+from gdsl.tools import data as D
+from gdsl.tools.train import prepare, settings_for
 
 HAND_BCE = """input x[d, n]
 input y[n]
@@ -128,7 +128,7 @@ def hand_written_bce(reference: float) -> dict:
         Path(path).write_text(HAND_BCE)
         rewrites = subprocess.run([sys.executable, "-m", "gdsl", "compile", path, "--rewrites",
                                    "-o", os.devnull], capture_output=True, text=True, check=False)
-        records, seconds, stderr = gdsl_run(path, "--data", "breast_cancer", "--standardize",
+        records, seconds, _ = gdsl_run(path, "--data", "breast_cancer", "--standardize",
                                             "--lr", "0.5", "--epochs", "50")
     costs = [r["train_cost"] for r in records]
     finite = all(c is not None and np.isfinite(c) for c in costs)
@@ -150,8 +150,8 @@ def fmt(v) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    out = ["| task | metric | gdsl run | scikit-learn | difference | criterion | met | "
-           "gdsl s | sklearn fit s |", "|---|---|---|---|---|---|---|---|---|"]
+    out = [("| task | metric | gdsl run | scikit-learn | difference | criterion | met | "
+            "gdsl s | sklearn fit s |"), "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         out.append(f"| {r['task']} | {r['metric']} | {fmt(r['gdsl'])} | {fmt(r['sklearn'])} | "
                    f"{r['difference']} | {r['criterion']} | {'yes' if r['ok'] else 'NO'} | "
