@@ -45,13 +45,25 @@ reads them all to be sure). A row gives:
     floats       True: the result is float whatever the arguments (/, exp); False: never
                  (masks, indices, counts); None: float when a value argument is
     jacobian     for teaching: the local Jacobian per argument in the lecture's notation
-                 ({x}, {y}, {ans}: the argument and result names)
+                 ({x}, {y}, {ans}: the argument and result names), or a rule (t) -> text for
+                 one that depends on them: t.x, t.y, t.ans are their texts, t.literal(key) a
+                 number's value, t.rows/t.cols/t.vector/t.scalar(key) their shapes for one
+                 example, t.diag(text) diag(text) but for scalars (d x²/dx = 2x, not 2 x^(2−1))
     notation     how the slides write the op: (args) -> (text, precedence)
     linear       for teaching: the sign (+1, -1) with which the op passes a gradient on, or
                  SCALED when it scales it by its other argument (x * λ); grad_form: the
                  gradient of each argument written in its own shape (∂J/∂W = gᵀxᵀ)
     scalar_factor the argument positions a scalar multiple can sit in, folded into the label
                  of its user when drawn (J = l + λr)
+    teach_name   the lecture's name for an unnamed value of this op (z = Wx, p, r = ‖W‖²),
+                 or a rule (a) -> name or None reading a.kind(i) (input, param, const, op; seen
+                 through a transpose) and a.base(i) (the lecture's name of an argument)
+    written      how the slides write this op with others: patterns (op, arg, ...) whose leaves
+                 are this op's argument positions (xent: −log(yᵀp) is neg(log(yᵀ @ p)))
+    units        the neuron-level figure (gdsl graph --neurons): "dense" (one edge per weight,
+                 w_{j,i}) or "one" (unit j to unit j); elementwise ops are "one"
+    curve        the loss-function slide's plot of a loss: title, axes, range and its
+                 arguments as a function of t (gdsl graph --loss-curve)
     hint         a name for the emitted value from its arguments' names (the lecture's Y for y)
     doc          what it computes, for `help` and error messages; user: callable by name
 
@@ -108,11 +120,15 @@ class Op:
     shape_only: tuple[int, ...] = ()
     floats: bool | None = None
     helpers: tuple[str, ...] = ()
-    jacobian: tuple[str, ...] = ()
+    jacobian: tuple[str | Callable, ...] = ()
     notation: Callable | None = None
     linear: Callable | None = None
     grad_form: tuple[str, ...] = ()
     scalar_factor: tuple[int, ...] = ()
+    teach_name: Callable | str | None = None
+    written: tuple = ()
+    units: str | None = None
+    curve: dict | None = None
     hint: Callable | None = None
     user: bool = True
     doc: str = ""
@@ -302,9 +318,46 @@ def _kink_hinge(args, at):
 ATOM, PRODUCT, SUM = 3, 2, 1        # precedence of a written expression
 
 
+def _word(text: str, last: bool) -> str:
+    """The name a factor of a product ends (or starts) with: W1 of 2W1, λ of 2λ, x of xᵀ."""
+    t = text.rstrip("ᵀ²³") if last else text
+    word = ""
+    for ch in (reversed(t) if last else t):
+        if not (ch.isalnum() or ch == "_") or ch in "ᵀ²³":
+            break
+        word += ch
+    word = word[::-1] if last else word
+    return word.lstrip("0123456789.")          # a number before a name: 2λ
+
+
 def juxt(a: str, b: str) -> str:
-    """a b written side by side (Wx), with a dot between two numbers (2·3)."""
-    return a + ("·" if a[-1:].isdigit() and b[:1].isdigit() else "") + b
+    """a b written side by side (Wx, λr, 2λW, gᵀxᵀ), with a dot where that would be ambiguous:
+    before a number (g · 2x), after or before a name of several characters (W1 · x, g_s · h)."""
+    if not a or not b or b[0] in "ᵀ²³":
+        return a + b
+    first, last = _word(b, False), _word(a, True)
+    indexed = first[:1].isalpha() and first[1:].isdigit()          # 2λW1, but W1 · x
+    if b[0].isdigit() or (len(last) > 1 and not last.isdigit()) or \
+            a.rstrip("ᵀ²³").endswith("}") or \
+            (len(first) > 1 and not indexed):
+        return f"{a} · {b}"
+    return a + b
+
+
+def _power(k) -> str:
+    k = int(k) if float(k).is_integer() else k
+    return {2: "²", 3: "³"}.get(k, f"^{k}" if isinstance(k, int) and k >= 0 else f"^({k})")
+
+
+def _pow_jacobian(t):
+    # d xᵏ/dx = k xᵏ⁻¹, the exponent worked out when it is a number: d x²/dx = 2x
+    k = t.literal("y")
+    if k is None:
+        return t.diag(f"{t.y} {t.x}^({t.y}−1)")
+    k = int(k) if float(k).is_integer() else k
+    if k == 1:
+        return t.diag("1")
+    return t.diag(juxt(str(k), t.x + ("" if k == 2 else _power(k - 1))))
 
 
 def _mul_notation(t):
@@ -496,6 +549,9 @@ defop("add", 2, bcast, lambda a, at, s: bin_(a[0], "+", a[1]),
       fold=_binary_fold(lambda a, b: a + b,
                         (lambda lx, ly: lx == 0, "y"),              # 0+x -> x
                         (lambda lx, ly: ly == 0, "x")),             # x+0 -> x
+      teach_name=lambda a: ("s" if {a.base(0), a.kind(1)} == {"z", "param"}   # s = z + b
+                            or {a.kind(0), a.base(1)} == {"param", "z"} else
+                            "r" if a.base(0) == a.base(1) == "r" else None),     # r = r1 + r2
       identities=(((1, 0), lambda b, x, y: x),                      # x + 0 -> x
                   ((0, 0), lambda b, x, y: y),                      # 0 + x -> x
                   ((1, "neg"), lambda b, x, y: _op_of("sub")(b, x, _arg(b.m, y))),   # x + -y -> x - y
@@ -539,7 +595,7 @@ defop("pow", 2, bcast, lambda a, at, s: bin_(a[0], "**", a[1]),
       lambda g, ans, x, y, **at: g * y * x ** (y - 1),
       lambda g, ans, x, y, **at: g * ans * call("log", x),
       broadcasts=True, user=False, kink=None, zero_from=(0,),
-      jacobian=("diag({y} {x}^({y}−1))", "diag(log({x}) {ans})"),
+      jacobian=(_pow_jacobian, "diag(log({x}) {ans})"),
       fold=_binary_fold(lambda a, b: a ** b,
                         (lambda lx, ly: ly == 1, "x")),             # x**1 -> x
       identities=(((1, 1), lambda b, x, y: x),),                    # x ** 1 -> x
@@ -580,18 +636,18 @@ defop("log", 1, same, lambda a, at, s: np_("log", a[0]),
       zero_unsafe=(0, "log of"), fuse=_fuse_log)
 defop("tanh", 1, same, lambda a, at, s: np_("tanh", a[0]),
       lambda g, ans, x, **at: g * (1 - ans * ans), kink=None, jacobian=("diag(1 − tanh²({x}))",),
-      floats=True)
+      floats=True, teach_name="h")
 # sigmoid(x) = (1 + tanh(x/2)) / 2: stable for large |x|, one ufunc pass
 defop("sigmoid", 1, same,
       lambda a, at, s: bin_(const(0.5), "+", bin_(const(0.5), "*", np_("tanh", bin_(const(0.5), "*", a[0])))),
       lambda g, ans, x, **at: g * ans * (1 - ans), kink=None,
-      jacobian=("diag(σ({x})(1 − σ({x})))",), floats=True, zero_able=True, probability=True,
+      jacobian=("diag(σ({x})(1 − σ({x})))",), teach_name="h", floats=True, zero_able=True, probability=True,
       zero_help="for log(sigmoid(s)) write −softplus(−s) (gdsl rewrites it so), or use bce(s, y)")
 defop("relu", 1, same, lambda a, at, s: np_("maximum", a[0], const(0)),
       # subgradient at 0 is 0
       # relu(x) > 0 exactly where x > 0: the mask reads the result, so x can die (in place)
       lambda g, ans, x, **at: g * call("step", ans), kink=_kink_at_zero,
-      jacobian=("diag([{x} > 0])",), zero_able=True,
+      jacobian=("diag([{x} > 0])",), zero_able=True, teach_name="h",
       doc="max(x, 0); its gradient at 0 is taken as 0")
 defop("abs", 1, same, lambda a, at, s: np_("abs", a[0]),
       lambda g, ans, x, **at: g * call("sign", x), kink=_kink_at_zero,
@@ -610,6 +666,14 @@ defop("sign", 1, same, lambda a, at, s: np_("sign", a[0]), None, kink=_kink_at_z
 defop("softplus", 1, same, lambda a, at, s: np_("logaddexp", const(0.0), a[0]),
       lambda g, ans, x, **at: g * call("sigmoid", x), kink=None, jacobian=("diag(σ({x}))",),
       floats=True, zero_able=True, doc="log(1 + exp(x)), computed without overflow")
+
+# the chain-rule slides' sin(x²): d sin(y)/dy = cos(y)
+defop("sin", 1, same, lambda a, at, s: np_("sin", a[0]),
+      lambda g, ans, x, **at: g * call("cos", x), kink=None, jacobian=("diag(cos({x}))",),
+      floats=True, zero_able=True, doc="elementwise sine (of radians)")
+defop("cos", 1, same, lambda a, at, s: np_("cos", a[0]),
+      lambda g, ans, x, **at: -(g * call("sin", x)), kink=None, jacobian=("−diag(sin({x}))",),
+      floats=True, zero_able=True, doc="elementwise cosine (of radians)")
 
 # linear algebra
 
@@ -633,7 +697,11 @@ def _matmul_flops(sizes, out, shapes):
 
 
 defop("matmul", 2, lambda dims, s, at: sh.matmul(dims, *s), lambda a, at, s: bin_(a[0], "@", a[1]),
-      _mm_vjp_x, _mm_vjp_y, user=False, kink=None, jacobian=("I ⊗ {y}ᵀ", "{x} ⊗ I"),
+      _mm_vjp_x, _mm_vjp_y, user=False, kink=None,
+      # z = Wx = (I ⊗ xᵀ) vec(W); one output (s = wᵀx): I₁ ⊗ xᵀ = xᵀ; one example: W ⊗ I₁ = W
+      jacobian=(lambda t: f"{t.y}ᵀ" if t.rows("ans") == 1 else f"I ⊗ {t.y}ᵀ",
+                lambda t: t.x if t.cols("ans") == 1 else f"{t.x} ⊗ I"),
+      teach_name=lambda a: "z" if a.kind(0) == "param" else None, units="dense",
       flops=_matmul_flops, notation=lambda t: (juxt(t.p(0, ATOM), t.p(1, ATOM)), PRODUCT),
       grad_form=("{g}ᵀ{y}ᵀ", "{g}{x}"))       # z = Wx: ∂J/∂W = gᵀxᵀ, ∂J/∂x = gW
 defop("mm_grad_x", 3, lambda dims, s, at: s[1], lambda a, at, s: helper("_mm_grad_x", *a), None,
@@ -652,7 +720,9 @@ def _transpose_xp(x, shape):
 
 defop("transpose", 1, transposed, lambda a, at, s: attr(a[0], "T"),
       lambda g, ans, x, **at: g.T, kink=None,
-      jacobian=("the permutation vec({x}) -> vec({x}ᵀ)",), flops=0, fresh=False, zero_from=(0,),
+      # vec(wᵀ) = vec(w) for a vector: its Jacobian is I
+      jacobian=(lambda t: "I" if t.vector("x") else f"the permutation vec({t.x}) → vec({t.x}ᵀ)",),
+      units="one", flops=0, fresh=False, zero_from=(0,),
       fold=_transpose_fold,
       identities=(((0, "transpose"), lambda b, x: _arg(b.m, x)),),   # (xᵀ)ᵀ -> x
       targets={"array_api": lambda a, at, s: _transpose_xp(a[0], s[0])},
@@ -761,12 +831,14 @@ def _logsoftmax_vjp(g, ans, x, **at):
 
 defop("softmax", 1, along_axis, lambda a, at, s: helper("_softmax", a[0], axis=at["axis"]),
       _softmax_vjp, keywords={"axis": 0}, helpers=("_softmax",), flops=4, kink=None,
-      jacobian=("diag({ans}) − {ans}{ans}ᵀ",), doc="exp(s) / 1ᵀexp(s) along an axis (stable)",
+      jacobian=("diag({ans}) − {ans}{ans}ᵀ",), teach_name="p", units="one",
+      doc="exp(s) / 1ᵀexp(s) along an axis (stable)",
       floats=True, zero_able=True,
       zero_help="use xent(softmax(s), y) or logsoftmax(s): gdsl computes those stably")
 defop("logsoftmax", 1, along_axis, lambda a, at, s: helper("_logsoftmax", a[0], axis=at["axis"]),
       _logsoftmax_vjp, keywords={"axis": 0}, helpers=("_logsoftmax",), flops=4, kink=None,
-      jacobian=("I − 1softmax({x})ᵀ",), doc="log(softmax(s)) along an axis (stable)", floats=True)
+      jacobian=("I − 1softmax({x})ᵀ",), units="one",
+      doc="log(softmax(s)) along an axis (stable)", floats=True)
 
 
 
@@ -813,6 +885,11 @@ defop("xent", 2, loss_shape, lambda a, at, s: helper("_xent", *a), _xent_vjp, No
       helpers=("_xent", "_onehot"), jacobian=("−{y}ᵀ/({y}ᵀ{x})",),
       zero_unsafe=(0, "cross-entropy −log(yᵀp) of"), fuse=_fuse_xent,
       notation=lambda t: (f"−log({t.p(1, ATOM)}ᵀ{t.p(0, ATOM)})", SUM),
+      # the slide's l = −log(yᵀp) typed literally (and as the sum of that one number)
+      written=(("neg", ("log", ("matmul", ("transpose", 1), 0))),
+               ("sum", ("neg", ("log", ("matmul", ("transpose", 1), 0))))),
+      curve={"title": "Cross-entropy loss", "x": "p_{y}", "y": "−log(p_{y})", "range": (0.02, 1.0),
+             "args": lambda t: ([[t], [1 - t]], [[1.0], [0.0]])},     # p = (p_y, 1 − p_y), y = 0
       doc="cross-entropy -log(yᵀp) of probabilities p [C, n] and labels (one-hot [C, n] or "
           "integers [n]), averaged over examples", floats=True)
 defop("xent_logits", 5, loss_shape, _xent_logits_emit,
@@ -864,10 +941,12 @@ def margins_shape(dims, s, at):
     return s[0]
 
 
-SVM_JACOBIAN = "Σⱼ≠y [{x}ⱼ − {x}_y + 1 > 0](eⱼ − e_y)ᵀ"
+SVM_JACOBIAN = "Σ_{j≠y} [{x}_{j} − {x}_{y} + 1 > 0](e_{j} − e_{y})ᵀ"    # _{...}: a subscript
 defop("svm", 2, loss_shape, lambda a, at, s: helper("_svm", *a), _svm_vjp, None, loss=True,
       labels=1, kink=_kink_hinge, fuse=_fuse_svm, metrics=("accuracy",),
       helpers=("_svm",), flops=lambda z, o, s: 5 * z[0], jacobian=(SVM_JACOBIAN,),
+      curve={"title": "Multi-class SVM loss", "x": "s_{j} − s_{y}", "y": "max(0, s_{j} − s_{y} + 1)",
+             "range": (-3.0, 2.0), "args": lambda t: ([[0.0], [t]], [[1.0], [0.0]])},
       doc="multi-class hinge loss Σ_{j≠y} max(0, s_j - s_y + 1), averaged over examples "
           "(subgradient 0 exactly at the hinge)", floats=True)
 defop("svm_margins", 2, margins_shape, lambda a, at, s: helper("_svm_margins", *a), None, None,
@@ -968,7 +1047,7 @@ defop("sqnorm", 1, scalar, lambda a, at, s: np_("vdot", a[0], a[0]),
       lambda g, ans, x, **at: x * (2 * g), kink=None, jacobian=("2{x}",),
       targets={"array_api": lambda a, at, s: xp_("sum", bin_(a[0], "*", a[0]))},
       flops=lambda z, o, s: 2 * z[0], zero_able=True,
-      notation=lambda t: (f"‖{t.text(0)}‖²", ATOM),
+      notation=lambda t: (f"‖{t.text(0)}‖²", ATOM), teach_name="r",
       grad_form=("2{c}{x}",),             # r = ‖W‖²: ∂J/∂W = 2(∂J/∂r)W, ∂J/∂r a scalar
       doc="squared Frobenius norm ‖W‖² = Σ W²")
 

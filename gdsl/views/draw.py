@@ -1,50 +1,43 @@
-"""Draw a model's computational graph as on the lecture's slides.
+"""Draw a model's computational graph as on the lecture's slides, with Graphviz or matplotlib.
 
-The drawing shows the graph a student reads, not every node of the IR:
+The drawing shows the graph a student reads, not every node of the IR (gdsl.views.view):
 
-- inputs, params and consts (x, W, b, y, λ) are set apart from the computed
-  values (z, s, p, l, r, J) by colour and outline;
-- each computed value carries its op in the lecture's notation (Wx, z + b,
-  softmax(s), −log(yᵀp), ‖W‖², l + λr), and an edge runs from every value
-  to the op that uses it;
-- an unnamed scalar multiple such as `lam * r` is folded into the label of
-  the value that uses it (J = l + λr), as the slides write it; literals
-  never become nodes.
+- inputs, params and consts (x, W, b, y, λ) are set apart from the computed values (z, s, p,
+  l, r, J) by colour and outline;
+- each computed value's op in the lecture's notation (Wx, z + b, softmax(s), −log(yᵀp),
+  ‖W‖², l + λr) is written on the arrow into it;
+- ``backward=True`` adds one box ∂J/∂n per value on the way from the params to the loss,
+  arranged as the values are, below them, joined along BackOp's edges, each labelled with
+  its local Jacobian.
 
-`View` computes that picture once; `to_dot` writes it as Graphviz DOT and
-`render` turns it into .dot, .svg or .png: through Graphviz's `dot` program
-when it is installed, otherwise through a layered layout drawn with
-matplotlib. `--backward` adds one gradient node ∂J/∂n per value on the way
-from the params to the loss, joined along the lecture's BackOp edges, each
-edge labelled with its local Jacobian.
+Where everything goes is decided once (gdsl.views.layout), so the two renderers draw the
+same picture: Graphviz gets every node pinned (`layout=neato`, `pos="x,y!"`, straight
+edges), and matplotlib draws the same boxes, circles, texts and lines. `gdsl graph
+--neurons` draws the neuron-level figure (one node per unit, one edge per weight), and
+`--loss-curve` the loss-function slide's curves (matplotlib).
 """
 
 from __future__ import annotations
 
+import html
 import importlib.util
 import io
+import itertools
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from ..errors import GdslError
-from ..ir.graph import Model
-from .explain import Lesson
+import numpy as np
+
+from ..errors import GdslError, GdslUsageError
+from ..ir.evaluate import evaluate_node
+from ..ir.ops import OPS
+from .layout import BLUE, FONT, GREY, RED, Layout, graph_layout, neuron_layout, runs
+from .lesson import Lesson, example_dims
 from .view import View, teaching_model
 
 FORMATS = ("dot", "svg", "png")
-
-
-# -- gradient nodes (--backward) ---------------------------------------------------------------
-
-def backward_view(view: View):
-    """The lecture's backward graph: [(node, completed-after)], [(child, node, jacobian text)]."""
-    lesson = Lesson(view)
-    return lesson
-
-
-# -- DOT ---------------------------------------------------------------------------------------
 
 STYLE = {
     "input": 'shape=circle, style=filled, fillcolor="#e6e6e6", color="#555555"',
@@ -53,51 +46,88 @@ STYLE = {
     "op": 'shape=circle, color="#000000"',
     "grad": 'shape=box, style="rounded,dashed", color="#b22222", fontcolor="#b22222"',
 }
+LEGEND = "inputs grey, params blue, consts dashed"
 
+
+# -- the layout of a view ------------------------------------------------------------------------
+
+def _title(view: View, extra: str = "") -> str:
+    name = Path(view.m.filename).name if view.m.filename else "model"
+    return f"{name}: {LEGEND}{extra}"
+
+
+def layout_of(view: View, *, backward: bool = False, shapes: bool = False) -> Layout:
+    """The slide-like layout of a view (and of its backward pass)."""
+    lesson = None
+    if backward:
+        if not view.has_loss:
+            raise GdslUsageError("--backward needs a loss: this model computes no scalar to "
+                                 "differentiate")
+        lesson = Lesson(view)
+    extra = "; gradients red, each arrow's local Jacobian on it" if backward else ""
+    return graph_layout(view, lesson, shapes=shapes, title=_title(view, extra))
+
+
+# -- DOT -------------------------------------------------------------------------------------------
 
 def _q(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
-def _shape_text(model: Model, n: int) -> str:
-    from ..ir.shapes import show_shape
-    return show_shape(model.G.nodes[n]["shape"])
+def _label(text: str) -> str:
+    """A DOT label: a quoted string, or an HTML-like label for subscripts (s_y, w_{2,1})."""
+    pieces = runs(text)
+    if not any(sub for _, sub in pieces):
+        return f"label={_q(text)}"
+    body = "".join(f"<SUB>{html.escape(p)}</SUB>" if sub else html.escape(p) for p, sub in pieces)
+    return f"label=<{body}>"
+
+
+def layout_dot(lay: Layout) -> str:
+    """A layout as Graphviz DOT with every node pinned (`dot -Tsvg` draws it as gdsl does)."""
+    lines = ["digraph \"gdsl\" {",
+             ('  graph [layout=neato, splines=line, outputorder=edgesfirst, pad=0.1, '
+             'bgcolor="white"];'),
+             f'  node [fontname={_q(FONT)}, fixedsize=true];',
+             "  edge [arrowsize=0.7, penwidth=1.0];"]
+    for it in lay.items.values():
+        pos = f'pos="{it.x:.4f},{it.y:.4f}!"'
+        common = f"{_label(it.text)}, {pos}, fontsize={it.size:g}, class={_q(it.kind)}"
+        if it.shape == "circle" and it.kind in STYLE:
+            lines.append(f"  {it.id} [{common}, {STYLE[it.kind]}, width={it.w:.3f}, "
+                         f"height={it.h:.3f}];")
+        elif it.shape == "circle":          # a unit of the neuron-level figure
+            fill = '"#e6e6e6"' if it.kind == "input" else "white"
+            lines.append(f"  {it.id} [{common}, shape=circle, style=filled, fillcolor={fill}, "
+                         f"color={_q(it.colour)}, width={it.w:.3f}, height={it.h:.3f}];")
+        elif it.kind == "grad":
+            lines.append(f"  {it.id} [{common}, {STYLE['grad']}, width={it.w:.3f}, "
+                         f"height={it.h:.3f}];")
+        else:                               # a label: text on its own, white behind it
+            lines.append(f"  {it.id} [{common}, shape=plaintext, margin=0, width={it.w:.3f}, "
+                         f"height={it.h:.3f}, fontcolor={_q(it.colour)}, style=filled, "
+                         f'fillcolor="white", color="white"];')
+    bends = 0
+    for e in lay.edges:
+        colour = f'color={_q(e.colour)}'
+        points = e.points[1:-1]
+        src = e.src
+        for p in points:
+            bends += 1
+            bid = f"bend{bends}"
+            lines.append(f'  {bid} [label="", shape=point, width=0.01, height=0.01, '
+                         f'style=invis, class="bend", pos="{p[0]:.4f},{p[1]:.4f}!"];')
+            lines.append(f"  {src} -> {bid} [{colour}, arrowhead=none];")
+            src = bid
+        owns = f", comment={_q('label ' + e.label)}" if e.label else ""   # (its label's node)
+        lines.append(f"  {src} -> {e.dst} [{colour}{owns}];")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
 
 
 def to_dot(view: View, *, backward: bool = False, shapes: bool = False) -> str:
     """The graph as Graphviz DOT text (parses with pydot and networkx)."""
-    m = view.m
-    title = Path(m.filename).name if m.filename else "model"
-    lines = [f"digraph {_q('gdsl')} {{",
-             "  rankdir=LR; forcelabels=true; nodesep=0.35; ranksep=0.5;",
-             (f'  label={_q(title + ": inputs grey, params blue, consts dashed")}; '
-              'labelloc=b; fontsize=10; fontname="Helvetica";'),
-             '  node [fontname="Helvetica", fontsize=14, width=0.45, fixedsize=false];',
-             '  edge [arrowsize=0.7];']
-    for n in view.nodes:
-        kind = view.kind[n]
-        label = view.name[n]
-        if shapes:
-            label += "\n" + _shape_text(m, n)
-        attrs = [f"label={_q(label)}", STYLE[kind], f"class={_q(kind)}"]
-        if kind == "op":
-            attrs.append(f"xlabel={_q(view.label[n])}")
-            attrs.append(f"tooltip={_q(view.statement(n))}")
-        lines.append(f"  n{n} [{', '.join(attrs)}];")
-    for a, c in view.edges:
-        lines.append(f"  n{a} -> n{c};")
-    if backward:
-        lesson = backward_view(view)
-        for n in lesson.backward_order:
-            label = f"∂{lesson.J}/∂{view.name[n]}"
-            lines.append(f"  g{n} [label={_q(label)}, {STYLE['grad']}, class={_q('grad')}];")
-            lines.append(f'  n{n} -> g{n} [style=dotted, arrowhead=none, color="#b22222", '
-                         f"constraint=false];")
-        for c, n, jac in lesson.grad_edges():
-            lines.append(f'  g{c} -> g{n} [label={_q(jac)}, color="#b22222", '
-                         f'fontcolor="#b22222", fontsize=10];')
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+    return layout_dot(layout_of(view, backward=backward, shapes=shapes))
 
 
 # -- rendering ---------------------------------------------------------------------------------
@@ -116,22 +146,18 @@ def check_renderer(fmt: str) -> None:
                     "packages), or write the graph as .dot")
 
 
-def render(view: View, fmt: str, *, backward: bool = False, shapes: bool = False,
-           note=None) -> bytes:
-    """The drawing as bytes in ``fmt`` ('dot', 'svg' or 'png').
-
-    SVG and PNG go through Graphviz when its `dot` program is installed and
-    through matplotlib otherwise; ``note(text)`` is told which.
-    """
+def render_layout(lay: Layout, fmt: str, *, note=None, renderer: str | None = None) -> bytes:
+    """A layout drawn as ``fmt`` ('dot', 'svg' or 'png'): by Graphviz's `dot` when it is
+    installed (or ``renderer="graphviz"``), by matplotlib otherwise (or
+    ``renderer="matplotlib"``); ``note(text)`` is told when matplotlib stands in."""
     if fmt not in FORMATS:
         raise GdslError(f"cannot draw to .{fmt}: the formats are " + ", ".join(FORMATS))
-    check_renderer(fmt)
-    dot = to_dot(view, backward=backward, shapes=shapes)
+    dot = layout_dot(lay)
     if fmt == "dot":
         return dot.encode("utf-8")
     exe = graphviz()
     why = "Graphviz `dot` is not installed"
-    if exe:
+    if renderer != "matplotlib" and exe:
         proc = subprocess.run([exe, f"-T{fmt}"], input=dot.encode("utf-8"), capture_output=True,
                               check=False)
         if proc.returncode == 0:
@@ -139,133 +165,281 @@ def render(view: View, fmt: str, *, backward: bool = False, shapes: bool = False
         why = f"Graphviz failed ({proc.stderr.decode(errors='replace').strip()[:200]})"
         if importlib.util.find_spec("matplotlib") is None:
             raise GdslError(f"cannot draw .{fmt}: {why}, and matplotlib is not installed")
-    data = render_matplotlib(view, fmt, backward=backward, shapes=shapes)
-    if note:
+    elif renderer == "graphviz":
+        raise GdslError("Graphviz's `dot` is not installed")
+    data = render_matplotlib(lay, fmt)
+    if note and renderer != "matplotlib":
         note(f"note: {why}; drew the graph with matplotlib"
-             + (" (install Graphviz for its layout)" if not exe else ""))
+             + (" (install Graphviz for its renderer)" if not exe else ""))
     return data
 
 
-def layout(view: View, backward: bool = False):
-    """Layered positions: columns by depth, the main chain on top, leaves below, as on the slides."""
-    m = view.m
-    nodes = view.nodes
-    args = {n: view.visible_args(n) for n in nodes}
-    users = {n: [] for n in nodes}
-    for a, c in view.edges:
-        users[a].append(c)
-    depth = {}
-    for n in nodes:                       # forward order: args come first
-        depth[n] = 0 if view.kind[n] != "op" else 1 + max((depth[a] for a in args[n]), default=-1)
-    rank = {"input": 0, "op": 1, "param": 2, "const": 3}
-    # the main chain: the longest path into the loss (inputs preferred, as x on the slides)
-    end = m.loss if m.loss in depth else nodes[-1]
-    chain = [end]
-    while args.get(chain[-1]):
-        chain.append(max(args[chain[-1]], key=lambda a: (depth[a], -rank[view.kind[a]], -a)))
-    on_chain = set(chain)
-    col = {}
-    for n in nodes:
-        if n in on_chain:
-            col[n] = depth[n]
-    for n in reversed(nodes):             # off the chain: as late as their users allow
-        if n in on_chain:
-            continue
-        later = [col[u] for u in users[n] if u in col]
-        if view.kind[n] == "op":
-            col[n] = (min(later) - 1) if later else depth[n]
-            col[n] = max(col[n], depth[n])
-        else:
-            col[n] = max(min(later) - 1, 0) if later else 0
-    taken = {}
-    pos = {}
-    for n in nodes:
-        if n in on_chain:
-            pos[n] = (col[n], 0.0)
-            continue
-        band = -1.0 if view.kind[n] == "op" else -2.0
-        k = taken.get((col[n], band), 0)
-        taken[(col[n], band)] = k + 1
-        pos[n] = (col[n] + 0.35 * (k % 2) * (1 if band == -2 else 0), band - 0.9 * k)
-    if backward:
-        low = min(y for _, y in pos.values())
-        for n in nodes:    # gradients mirror their values: chain, then other ops, then leaves
-            x = pos[n][0]
-            row = 0.0 if n in on_chain else (-1.1 if view.kind[n] == "op" else -2.2)
-            pos[("g", n)] = (x, low - 1.6 + row)
-    return pos
+def render(view: View, fmt: str, *, backward: bool = False, shapes: bool = False,
+           note=None, renderer: str | None = None) -> bytes:
+    """The drawing of a view as bytes in ``fmt`` ('dot', 'svg' or 'png')."""
+    if fmt not in FORMATS:
+        raise GdslError(f"cannot draw to .{fmt}: the formats are " + ", ".join(FORMATS))
+    check_renderer(fmt)
+    return render_layout(layout_of(view, backward=backward, shapes=shapes), fmt, note=note,
+                         renderer=renderer)
 
 
-def render_matplotlib(view: View, fmt: str, *, backward: bool = False,
-                      shapes: bool = False) -> bytes:
-    import matplotlib
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+# -- matplotlib ---------------------------------------------------------------------------------
+
+FILL = {"input": ("#e6e6e6", GREY, "-", 1.0), "param": ("#cfe3ff", BLUE, "-", 1.8),
+        "const": ("white", GREY, "--", 1.0), "op": ("white", "black", "-", 1.0),
+        "grad": ("white", RED, "--", 1.0)}
+
+
+def _mathtext(text: str) -> str:
+    """Text with subscripts as matplotlib mathtext ($\\mathregular{s_{y}}$); else as it is."""
+    pieces = runs(text)
+    if not any(sub for _, sub in pieces):
+        return text.replace("$", r"\$")
+
+    def esc(s):
+        for a, b in (("\\", r"\backslash "), ("{", r"\{"), ("}", r"\}"), ("$", r"\$"),
+                     ("_", r"\_"), ("^", r"\^"), ("%", r"\%"), ("#", r"\#"), ("&", r"\&"),
+                     ("~", r"\~"), (" ", r"\ ")):
+            s = s.replace(a, b)
+        return s
+    body = "".join("_{" + esc(p) + "}" if sub else esc(p) for p, sub in pieces)
+    return r"$\mathregular{" + body + "}$"
+
+
+def _edge_ends(lay: Layout, pts):
+    """The first and last points moved from the centres to the outlines of the two nodes."""
+    pts = [tuple(p) for p in pts]
+
+    def clip(item, inside, toward):
+        dx, dy = toward[0] - inside[0], toward[1] - inside[1]
+        d = max((dx * dx + dy * dy) ** 0.5, 1e-9)
+        if item.shape == "circle":
+            r = item.w / 2
+        elif item.shape == "point":
+            r = 0.0
+        else:           # the ray leaves the box at the nearer of its sides
+            tx = (item.w / 2) / abs(dx) if dx else np.inf
+            ty = (item.h / 2) / abs(dy) if dy else np.inf
+            r = min(tx, ty) * d
+        return (inside[0] + dx / d * r, inside[1] + dy / d * r)
+    return pts, clip
+
+
+def figure(lay: Layout):
+    """The matplotlib figure of a layout, and {item id: artist} and [(edge, [points])]."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
     from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch
 
-    pos = layout(view, backward)
-    lesson = backward_view(view) if backward else None
-    if lesson is not None:
-        keep = set(lesson.backward_order)
-        pos = {k: v for k, v in pos.items() if not (isinstance(k, tuple) and k[1] not in keep)}
-    xs = [x for x, _ in pos.values()]
-    ys = [y for _, y in pos.values()]
-    width = max(xs) - min(xs) + 1.6
-    height = max(ys) - min(ys) + 1.6
-    fig = plt.figure(figsize=(max(4.0, 1.5 * width), max(2.2, 1.3 * height)))
+    x0, y0, x1, y1 = lay.bounds()
+    fig = Figure(figsize=(x1 - x0, y1 - y0), dpi=100)
+    FigureCanvasAgg(fig)            # (no pyplot: nothing global changes)
     ax = fig.add_axes([0, 0, 1, 1])
-    ax.set_xlim(min(xs) - 0.8, max(xs) + 0.8)
-    ax.set_ylim(min(ys) - 0.8, max(ys) + 0.8)
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
     ax.set_aspect("equal")
     ax.axis("off")
-    R = 0.24
-    colours = {"input": ("#e6e6e6", "#555555", "-"), "param": ("#cfe3ff", "#1f4e9c", "-"),
-               "const": ("white", "#555555", "--"), "op": ("white", "black", "-")}
+    artists, lines = {}, []
+    items = lay.items
+    for e in lay.edges:
+        a, b = items[e.src], items[e.dst]
+        pts, clip = _edge_ends(lay, e.points)
+        start = clip(a, pts[0], pts[1])
+        end = clip(b, pts[-1], pts[-2])
+        path = [start, *pts[1:-1], end]
+        for p, q in itertools.pairwise(path):
+            ax.plot([p[0], q[0]], [p[1], q[1]], color=e.colour, linewidth=1.0,
+                    solid_capstyle="butt", zorder=1)
+        ax.add_patch(FancyArrowPatch(path[-2], path[-1], arrowstyle="-|>", mutation_scale=10,
+                                     color=e.colour, linewidth=1.0, shrinkA=0, shrinkB=0,
+                                     zorder=1))
+        lines.append((e, path))
+    for it in items.values():
+        if it.shape == "point":
+            continue
+        if it.shape == "circle":
+            fill, edge, ls, lw = FILL.get(it.kind, ("white", it.colour, "-", 1.0))
+            if it.kind == "input" or it.kind == "op":
+                fill = "#e6e6e6" if it.kind == "input" else "white"
+            patch = Circle((it.x, it.y), it.w / 2, facecolor=fill, edgecolor=edge, linestyle=ls,
+                           linewidth=lw, zorder=2)
+            ax.add_patch(patch)
+            artists[it.id] = patch
+            text = ax.text(it.x, it.y, _mathtext(it.text), ha="center", va="center",
+                           fontsize=it.size, family=FONT, zorder=3)
+            artists[it.id + ":text"] = text
+        elif it.kind == "grad":
+            patch = FancyBboxPatch((it.x - it.w / 2, it.y - it.h / 2), it.w, it.h,
+                                   boxstyle="round,pad=0,rounding_size=0.06", facecolor="white",
+                                   edgecolor=RED, linestyle="--", linewidth=1.0, zorder=2)
+            ax.add_patch(patch)
+            artists[it.id] = patch
+            artists[it.id + ":text"] = ax.text(it.x, it.y, _mathtext(it.text), ha="center",
+                                               va="center", fontsize=it.size, family=FONT,
+                                               color=RED, zorder=3)
+        else:
+            artists[it.id] = ax.text(
+                it.x, it.y, _mathtext(it.text), ha="center", va="center", fontsize=it.size,
+                family=FONT, color=it.colour, zorder=4,
+                bbox={"boxstyle": "square,pad=0.05", "facecolor": "white", "edgecolor": "none"}
+                if it.kind == "label" else None)
+    return fig, artists, lines
 
-    def arrow(p, q, colour="black", label=None, style="-|>", ls="-", rp=R, rq=R):
-        (x0, y0), (x1, y1) = p, q
-        dx, dy = x1 - x0, y1 - y0
-        dist = max((dx * dx + dy * dy) ** 0.5, 1e-9)
-        a = (x0 + dx * rp / dist, y0 + dy * rp / dist)
-        b = (x1 - dx * rq / dist, y1 - dy * rq / dist)
-        ax.add_patch(FancyArrowPatch(a, b, arrowstyle=style, mutation_scale=11, color=colour,
-                                     linestyle=ls, linewidth=1.0))
-        if label:
-            ax.text((a[0] + b[0]) / 2, (a[1] + b[1]) / 2 + 0.08, label, fontsize=7,
-                    color=colour, ha="center", va="bottom")
 
-    for a, c in view.edges:
-        arrow(pos[a], pos[c])
-    for n in view.nodes:
-        x, y = pos[n]
-        fill, edge, ls = colours[view.kind[n]]
-        ax.add_patch(Circle((x, y), R, facecolor=fill, edgecolor=edge, linestyle=ls,
-                            linewidth=1.8 if view.kind[n] == "param" else 1.0))
-        ax.text(x, y, view.name[n], ha="center", va="center", fontsize=12)
-        if view.kind[n] == "op":   # on the chain over the arrow into the node, as on the slides
-            dx = -0.5 if y == 0.0 and x > 0 else 0.0
-            ax.text(x + dx, y + R + 0.04, view.label[n], ha="center", va="bottom", fontsize=9)
-        if shapes:
-            ax.text(x, y - R - 0.04, _shape_text(view.m, n), ha="center", va="top",
-                    fontsize=7, color="#555555")
-    if lesson is not None:
-        red = "#b22222"
-        for n in lesson.backward_order:
-            x, y = pos[("g", n)]
-            ax.add_patch(FancyBboxPatch((x - 0.3, y - 0.16), 0.6, 0.32,
-                                        boxstyle="round,pad=0.02", facecolor="white",
-                                        edgecolor=red, linestyle="--"))
-            ax.text(x, y, f"∂{lesson.J}/∂{view.name[n]}", ha="center", va="center",
-                    fontsize=9, color=red)
-        for c, n, jac in lesson.grad_edges():
-            arrow(pos[("g", c)], pos[("g", n)], colour=red, label=jac, rp=0.22, rq=0.22)
-    title = Path(view.m.filename).name if view.m.filename else "model"
-    ax.text(min(xs) - 0.7, min(ys) - 0.7, f"{title}: inputs grey, params blue, consts dashed",
-            fontsize=7, color="#555555", ha="left", va="bottom")
+def render_matplotlib(lay: Layout, fmt: str) -> bytes:
+    fig, _, _ = figure(lay)
     buf = io.BytesIO()
     meta = {"svg": {"Date": None}, "png": {"Software": "gdsl"}}[fmt]
     fig.savefig(buf, format=fmt, dpi=150, metadata=meta)
-    plt.close(fig)
+    return buf.getvalue()
+
+
+# -- the neuron-level figure ----------------------------------------------------------------------
+
+def neuron_layers(view: View, dims: dict | None = None):
+    """The layers of the slides' neuron-level figure along the main chain: the input's units,
+    then each value with units of its own (a product of weights and its bias are one layer,
+    s = Wx + b); [(name, size, caption, link)] for neuron_layout."""
+    from .layout import main_chain
+    m = view.m
+    args = {n: view.visible_args(n) for n in view.nodes}
+    chain = main_chain(view, args)
+    sizes = example_dims(m, dims)
+    nd = None
+    for n in m.inputs.values():
+        s = m.node(n)["shape"]
+        if s and len(s) == 2 and isinstance(s[-1], str):
+            nd = s[-1]
+
+    def units(n):
+        s = m.node(n)["shape"]
+        if s is None or len(s) == 0:
+            return None
+        first = s[0]
+        if len(s) == 2 and s[1] not in (1, nd) and not (isinstance(s[1], str) and s[1] == nd):
+            return None
+        if isinstance(first, str):
+            return sizes.get(first, first) if dims and first in dims else first
+        return first
+    layers = []
+    start = next((k for k, n in enumerate(chain) if view.kind[n] == "input"), None)
+    if start is None:
+        raise GdslError("the neuron-level figure starts at an input: this model's main chain "
+                        "has none", filename=m.filename)
+    x = chain[start]
+    size = units(x)
+    if size is None:
+        raise GdslError(f"cannot draw the units of `{view.name[x]}`: give it a shape such as "
+                        f"[d, 1] or [d, n]", filename=m.filename)
+    layers.append((view.name[x], size, f"Input: {view.name[x]}", None))
+    pending_weight = None
+    pending_caption = []
+    for n in chain[start + 1:]:
+        op, op_args = view.op_of(n)
+        row = OPS[op]
+        size = units(n)
+        if size is None or row.loss:
+            break
+        link = row.units or ("one" if row.elementwise else None)
+        if link is None:
+            break
+        if link == "dense":
+            weights = [a for a in op_args if view.m.node(a)["op"] != "literal"]
+            w = _weight_name(view, weights[0])
+            single = units(n) in (1,)
+            pending_weight = ("dense", w, single)
+            pending_caption.append(f"{view.name[n]} = {view.label[n]}")
+            feeds = [u for u in view.consumers.get(n, []) if u in view.kind]
+            if len(feeds) == 1 and feeds[0] in chain and units(feeds[0]) == size and \
+                    _adds_bias(view, feeds[0], n):
+                continue        # z = Wx and s = z + b: one layer, s = Wx + b
+        label = _layer_caption(view, n, pending_caption)
+        layers.append((view.name[n], size, label, pending_weight or "one"))
+        pending_weight, pending_caption = None, []
+    if len(layers) < 2:
+        raise GdslError("the neuron-level figure needs a layer of units after the input "
+                        "(s = Wx + b)", filename=m.filename)
+    return layers
+
+
+def _adds_bias(view: View, n: int, z: int) -> bool:
+    """Whether n is z plus a param (s = z + b): the slides draw the two as one layer."""
+    op, args = view.op_of(n)
+    others = [a for a in view.visible_args(n) if a != z]
+    return OPS[op].elementwise and len(args) == 2 and len(others) == 1 and \
+        view.kind.get(others[0]) == "param"
+
+
+def _weight_name(view: View, n: int) -> str:
+    nodes = view.m.nodes
+    while nodes[n]["op"] not in ("param", "input", "const") and nodes[n]["args"]:
+        n = nodes[n]["args"][0]
+    name = view.m.nodes[n]["name"] or "w"
+    return name.lower() if len(name) == 1 else name
+
+
+def _layer_caption(view: View, n: int, pending: list[str]) -> str:
+    if pending:             # s = Wx + b, with z written out
+        inline = view.expanded({a: view.expr(a) for a in view.visible_args(n)
+                                if view.kind[a] == "op"})
+        return f"{view.name[n]} = {inline[n][0]}"
+    return f"{view.name[n]} = {view.label[n]}"
+
+
+def neurons(view: View, dims: dict | None = None) -> Layout:
+    name = Path(view.m.filename).name if view.m.filename else "model"
+    decisions = [f"{view.name[n]}(x) = {view.label[n]}" for n in view.nodes
+                 if view.kind[n] == "op" and OPS[view.op_of(n)[0]].vjp is None]
+    extra = f"; final decision: {', '.join(decisions)}" if decisions else ""
+    return neuron_layout(neuron_layers(view, dims), title=f"{name}: one node per unit, one "
+                         f"edge per weight{extra}")
+
+
+# -- the loss-function slide --------------------------------------------------------------------
+
+def loss_curves(view: View, fmt: str) -> bytes:
+    """The loss-function slide: each loss of the model plotted for one example (the op table's
+    `curve`: the hinge max(0, s_j − s_y + 1) against s_j − s_y, −log(p_y) against p_y)."""
+    if fmt not in ("svg", "png"):
+        raise GdslUsageError("--loss-curve draws .svg or .png")
+    if importlib.util.find_spec("matplotlib") is None:
+        raise GdslError("--loss-curve needs matplotlib", help="pip install 'gdsl[plot]'")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    rows = []
+    for n in view.nodes:
+        if view.kind[n] == "op":
+            op = view.op_of(n)[0]
+            if OPS[op].loss and op not in [r[0] for r in rows]:
+                rows.append((op, OPS[op]))
+    curves = [(op, row.curve) for op, row in rows if row.curve]
+    if not curves:
+        raise GdslError("this model has no loss with a curve to draw (the loss-function slide "
+                        "plots xent and svm)", filename=view.m.filename)
+    fig = Figure(figsize=(4.2 * len(curves), 3.2), dpi=100)
+    FigureCanvasAgg(fig)
+    for k, (op, curve) in enumerate(curves):
+        ax = fig.add_subplot(1, len(curves), k + 1)
+        lo, hi = curve["range"]
+        t = np.linspace(lo, hi, 400)
+        values = []
+        for v in t:
+            a, b = curve["args"](float(v))
+            values.append(float(evaluate_node(op, {}, [np.asarray(a, dtype=np.float64),
+                                                       np.asarray(b, dtype=np.float64)])))
+        ax.plot(t, values, color=BLUE, linewidth=2)
+        ax.set_title(curve["title"], fontsize=11, family=FONT)
+        ax.set_xlabel(_mathtext(curve["x"]), family=FONT)
+        ax.set_ylabel(_mathtext(curve["y"]), family=FONT)
+        ax.axhline(0, color=GREY, linewidth=0.6)
+        ax.axvline(0, color=GREY, linewidth=0.6)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    meta = {"svg": {"Date": None}, "png": {"Software": "gdsl"}}[fmt]
+    fig.savefig(buf, format=fmt, dpi=150, metadata=meta)
     return buf.getvalue()
 
 
