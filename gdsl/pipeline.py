@@ -37,6 +37,12 @@ class Options:
     outputs: list[str] | None = None    # extra values to return from forward, by model name
     losses: bool = False                # also return the data-loss terms and their scores
     target: str = "numpy"               # what the IR is emitted as (gdsl.backend.TARGETS)
+    # specialisation (CompiledModel.specialised): the shapes of a call's arrays, by leaf name,
+    # given to the leaves that declare none before shapes are inferred, as if declared
+    shapes: dict[str, tuple] | None = None
+    # the caller binds shapes left open at call time (CompiledModel): a target that needs every
+    # shape (numba) emits the generic NumPy module of such a model until then
+    at_call: bool = False
 
 
 @dataclass
@@ -45,6 +51,7 @@ class Compilation:
 
     model: Model                               # the IR (gdsl.ir.graph)
     options: Options = field(default_factory=Options)
+    start: str = "parse"                       # the first stage run ("shapes": an IR built by hand)
     program: Program | None = None             # the syntax tree, from parse to resolve
     train: dict = field(default_factory=dict)  # the `train` line: gdsl run's defaults
     losses: Losses | None = None               # the data-loss terms (Options.losses)
@@ -70,7 +77,12 @@ def _resolve(c: Compilation):
 
 
 def _shapes(c: Compilation):
-    infer(c.model)
+    m = c.model
+    for name, shape in (c.options.shapes or {}).items():
+        d = m.node(m.names[name])
+        if d["shape"] is None:
+            d["shape"], d["declared"] = tuple(shape), True
+    infer(m)
     c.written = c.model.copy_graph()    # the model as written, with shapes: CompiledModel.graph
 
 
@@ -97,6 +109,9 @@ def _emit(c: Compilation):
     m = c.model
     title = f"{m.filename or 'model'}: forward and backward pass"
     target = get_target(c.options.target)
+    if c.options.at_call and getattr(target, "NEEDS_SHAPES", False) and any(
+            m.node(n)["shape"] is None for n in [*m.inputs.values(), *m.params.values()]):
+        target = get_target("numpy")
     c.code, c.linemap = target.emit_module(m, title, in_place=c.options.optimize, train=c.train)
 
 
@@ -121,17 +136,20 @@ def run_pipeline(text: str, *, filename: str | None = None, wrt: list[str] | Non
                  optimize: bool = True, after: Callable[[str, Compilation], None] | None = None,
                  outputs: list[str] | None = None, losses: bool = False,
                  target: str = "numpy", model: Model | None = None,
-                 start: str = "parse") -> Compilation:
+                 start: str = "parse", shapes: dict[str, tuple] | None = None,
+                 at_call: bool = False) -> Compilation:
     """Run every stage from ``start``; ``after(stage, compilation)`` is called after each
     (--dump-after). Returns the Compilation: ``.model`` is the IR, ``.code`` the module.
 
     A caller that builds the IR itself (gdsl check does, for one op at a time) passes
-    ``model=`` and ``start="shapes"``.
+    ``model=`` and ``start="shapes"``. ``shapes`` gives leaves that declare no shape the
+    shapes of a call's arrays (CompiledModel's specialisation): compiled as if declared;
+    ``at_call``: the caller does that (see Options).
     """
     m = model if model is not None else Model(source=text, filename=filename)
     get_target(target)          # an unknown target is an error before any work
     c = Compilation(m, Options(wrt=wrt, optimize=optimize, outputs=outputs, losses=losses,
-                               target=target))
+                               target=target, shapes=shapes, at_call=at_call), start=start)
     with _no_gc():
         return _run_stages(c, text, filename, start, after)
 

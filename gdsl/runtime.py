@@ -6,13 +6,18 @@ CompiledModel, which checks the arrays of each call against the model's declarat
 
 from __future__ import annotations
 
+import ast
+import builtins
 import hashlib
 import importlib.util
+import keyword
 import math
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
+from numpy import ndarray
 
 from .backend import get_target
 from .errors import GdslError, GdslRuntimeError, GdslShapeError, GdslValueError
@@ -36,7 +41,7 @@ def compile(text: str, wrt: list[str] | None = None, *, filename: str | None = N
     says what the code is emitted as (gdsl.backend.TARGETS; NumPy by default).
     """
     return CompiledModel(run_pipeline(text, filename=filename, wrt=wrt, optimize=optimize,
-                                      outputs=outputs, target=target))
+                                      outputs=outputs, target=target, at_call=True))
 
 
 def compile_file(path: str | os.PathLike, wrt: list[str] | None = None, *,
@@ -48,8 +53,9 @@ def compile_file(path: str | os.PathLike, wrt: list[str] | None = None, *,
                    target=target)
 
 
-def load_module(code: str, stem: str = "model"):
-    """Write emitted code to a real file (so tracebacks and pdb show it) and import it."""
+def load_module(code: str, stem: str = "model", register: bool = False):
+    """Write emitted code to a real file (so tracebacks and pdb show it) and import it;
+    ``register``: also under its name in sys.modules (numba's cache finds functions so)."""
     digest = hashlib.sha256(code.encode("utf-8")).hexdigest()[:16]
     safe = "".join(c if c.isascii() and (c.isalnum() or c == "_") else "_" for c in stem)[:40] or "model"
     path = cache_dir() / f"{safe}_{digest}.py"
@@ -57,9 +63,15 @@ def load_module(code: str, stem: str = "model"):
         write_atomic(path, code, durable=False)     # checked against the code when read
     spec = importlib.util.spec_from_file_location(f"gdsl_generated.{safe}_{digest}", path)
     module = importlib.util.module_from_spec(spec)
+    if register:
+        sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module, str(path)
 
+
+_ABSENT = type("Absent", (), {"__repr__": lambda self: "<absent>"})()   # (the gate's default)
+MAX_SIGNATURES = 256      # call signatures remembered per pass (then forgotten, all at once)
+MAX_SPECIALISED = 32      # specialisations kept per model (then the oldest goes)
 
 BAD_KINDS = {"O": "object", "U": "string", "S": "bytes", "V": "structured", "c": "complex",
              "M": "datetime", "m": "timedelta"}
@@ -80,7 +92,8 @@ class CompiledModel:
         self.graph = compilation.written if compilation.written is not None else model.G
         stem = Path(model.filename).stem if model.filename else "model"
         with _no_gc():
-            self.module, self.path = load_module(self.source, stem)
+            self.module, self.path = load_module(
+                self.source, stem, getattr(get_target(compilation.options.target), "IMPORTED", False))
         self.inputs = dict(self.module.INPUTS)
         self.params = dict(self.module.PARAMS)
         self.consts = dict(self.module.CONSTS)
@@ -96,6 +109,24 @@ class CompiledModel:
         self._known = {**self.inputs, **self.params, **self.consts}
         self._unknown = any(model.node(n)["shape"] is None
                             for n in [*model.inputs.values(), *model.params.values()])
+        # the calls seen, per pass (forward, value_and_grad): call signature -> (the model
+        # whose module runs it, the function's name, the arrays converted first)
+        self._calls: tuple[dict, dict] = ({}, {})
+        # shapes bound at call time: compiled again, as if declared, for each array signature
+        self._specialised: dict = {}
+        self._specialises = self._unknown and compilation.start == "parse"
+        self._one_dtype = getattr(get_target(compilation.options.target), "ONE_DTYPE", False)
+        # the call gates: the model's names as keyword arguments (a const's default its own)
+        self._hot: list = [(None, None) + (None,) * 2 * len(self._known)] * 2
+        self._gate_names = None
+        if all(k.isidentifier() and not keyword.iskeyword(k) and not k.startswith("_")
+               for k in self._known):
+            self._gate_names = [(k, _ABSENT if k not in self.consts or self.consts[k] is None
+                                 else float(self.consts[k])) for k in self._known]
+            self._hot = [(None, None) + tuple(None for k, _ in self._gate_names
+                                              for _ in range(1 if k in self.consts else 2))] * 2
+            self.forward = self._gate(0)
+            self.value_and_grad = self._gate(1)
         if getattr(get_target(compilation.options.target), "CALLER_ARRAYS", False):
             self._take_callers_arrays()         # any library's arrays, kept as they are
 
@@ -104,15 +135,184 @@ class CompiledModel:
                 f"params {', '.join(self.wrt) or '-'}>")
 
     # -- calling ------------------------------------------------------------------------------
+    # A call's signature is each array's name, shape and dtype (a number's type). The first
+    # call with a signature checks everything (_prepare) and, for a model with shapes left to
+    # call time, specialises it (_specialised_for); a later call with that signature only
+    # converts what needs converting. The call gate (_gate), installed as the instance's own
+    # forward and value_and_grad, runs a call with the signature of the last one straight
+    # away, at the cost of comparing each array's type, shape and dtype.
     def forward(self, /, **arrays) -> dict:
         """The loss and every output, by name. Raises GdslError on bad arrays."""
-        arrays = self._prepare(arrays, self.model.forward_order)
-        return self._run(self.module.forward, arrays)
+        return self._call(0, arrays)
 
     def value_and_grad(self, /, **arrays) -> tuple:
         """(loss, {name: gradient}) for the wrt names. Raises GdslError on bad arrays."""
-        arrays = self._prepare(arrays, self.model.backward_order)
-        return self._run(self.module.value_and_grad, arrays)
+        return self._call(1, arrays)
+
+    def specialised(self, /, **arrays) -> CompiledModel:
+        """The model as it runs for arrays of these shapes and dtypes: compiled again with the
+        shapes its declarations leave open bound to the arrays' (as if declared), once per
+        signature, as ``jax.jit`` does. Its ``source`` is the code those calls run. A model
+        whose shapes are all declared is its own specialisation. Raises GdslError on bad
+        arrays, as a call would."""
+        m = self.model
+        order = m.backward_order if m.loss is not None and m.grads else m.forward_order
+        out = self._prepare(arrays, order)
+        return self._specialised_for(out) if self._specialises else self
+
+    def _call(self, which: int, arrays: dict):
+        """Pass `which` (0 forward, 1 value_and_grad) of the arrays of one call."""
+        key = tuple([(k, v.shape, v.dtype) if type(v) is ndarray else (k, type(v))
+                     for k, v in arrays.items()])
+        call = self._calls[which].get(key)
+        if call is None:
+            call, arrays = self._first_call(which, key, arrays)
+        else:
+            for k, cast in call[2]:     # (a number for an input, integers as float64 ...)
+                arrays[k] = self._convert(k, arrays[k], cast=cast)
+        owner, name, _, hot = call
+        fn = getattr(owner.module, name)
+        if hot is not None:
+            self._hot[which] = (fn, owner, *hot)
+        return owner._run(fn, arrays)
+
+    def _first_call(self, which: int, key: tuple, arrays: dict) -> tuple:
+        """Check a call with a new signature and specialise for it; remember it when its
+        signature says all a later call's checks would (exact arrays and floats, not lists
+        or Python ints). Returns the call and the arrays as checked."""
+        m = self.model
+        out = self._prepare(arrays, (m.forward_order, m.backward_order)[which])
+        cast = self._one_float(out) if self._one_dtype else {}
+        owner = self._specialised_for(out) if self._specialises else self
+        convert = tuple((k, cast.get(k)) for k, v in arrays.items() if out[k] is not v)
+        call = (owner, ("forward", "value_and_grad")[which], convert,
+                self._hot_signature(arrays) if not convert else None)
+        if all(type(v) is ndarray or type(v) is float or isinstance(v, np.generic)
+               for v in arrays.values()):
+            calls = self._calls[which]
+            if len(calls) >= MAX_SIGNATURES:
+                calls.clear()
+            calls[key] = call
+        return call, out
+
+    def _one_float(self, arrays: dict) -> dict:
+        """For a target whose code takes one float dtype per call (numba): the float arrays
+        cast to their common dtype (in place); returns {name: that dtype} of those cast."""
+        floats = {k: a for k, a in arrays.items() if type(a) is ndarray and a.dtype.kind == "f"
+                  and k not in self.labels and k not in self.consts}
+        if len({a.dtype for a in floats.values()}) < 2:
+            return {}
+        common = np.result_type(*floats.values())
+        cast = {}
+        for k, a in floats.items():
+            if a.dtype != common:
+                arrays[k], cast[k] = a.astype(common), common
+        return cast
+
+    def _hot_signature(self, arrays: dict) -> tuple | None:
+        """What the call gate compares a call with to run it at once: each input's and
+        param's shape and dtype and each const's type, in the gate's order; None when the
+        gate cannot take this signature (a number or list for an input, a missing value)."""
+        if self._gate_names is None:
+            return None
+        hot = []
+        for name, default in self._gate_names:
+            v = arrays.get(name, default)
+            if name in self.consts:
+                if type(v) is not float:
+                    return None
+                hot.append(float)
+            elif type(v) is ndarray:
+                hot += (v.shape, v.dtype)
+            else:
+                return None
+        return tuple(hot)
+
+    def _gate(self, which: int):
+        """The call gate of one pass: a function with the model's own keyword arguments that
+        runs a call whose arrays have the types, shapes and dtypes of the last call that was
+        checked (self._hot) straight away, and passes any other to _call. Built through
+        Python's ast module from the model's names (plain identifiers only, else None)."""
+        names = self._gate_names
+        if names is None:
+            return None
+        L = ast.Load()
+
+        def name(k):
+            return ast.Name(k, L)
+
+        fn = ("forward", "value_and_grad")[which]
+        hot = [ast.Name("_fn", ast.Store()), ast.Name("_owner", ast.Store())]
+        test = [ast.UnaryOp(ast.Not(), name("_others"))]
+        for k, _ in names:
+            if k in self.consts:
+                hot.append(ast.Name(f"_{k}_type", ast.Store()))
+                test.append(ast.Compare(ast.Call(name("_type"), [name(k)], []), [ast.Is()],
+                                        [name(f"_{k}_type")]))
+            else:
+                hot += [ast.Name(f"_{k}_shape", ast.Store()), ast.Name(f"_{k}_dtype", ast.Store())]
+                test += [ast.Compare(ast.Call(name("_type"), [name(k)], []), [ast.Is()],
+                                     [name("_ndarray")]),
+                         ast.Compare(ast.Attribute(name(k), "shape", L), [ast.Eq()],
+                                     [name(f"_{k}_shape")]),
+                         ast.Compare(ast.Attribute(name(k), "dtype", L), [ast.Is()],
+                                     [name(f"_{k}_dtype")])]
+        given = [ast.keyword(k, name(k)) for k, _ in names]
+        run = ast.Try(
+            [ast.Return(ast.Call(name("_fn"), [], given))],
+            [ast.ExceptHandler(name("_Exception"), "_e", [ast.Raise(
+                ast.Call(ast.Attribute(name("_owner"), "_runtime_error", L), [name("_e")], []),
+                name("_e"))])], [], [])
+        body = [
+            ast.Expr(ast.Constant(getattr(CompiledModel, fn).__doc__)),
+            ast.Assign([ast.Tuple(hot, ast.Store())],
+                       ast.Subscript(name("_hot"), ast.Constant(which), L)),
+            ast.If(ast.BoolOp(ast.And(), test), [run], []),
+            ast.Return(ast.Call(name("_miss"), [
+                ast.Constant(which),
+                ast.Dict([ast.Constant(k) for k, _ in names], [name(k) for k, _ in names]),
+                name("_others")], [])),
+        ]
+        args = ast.arguments(posonlyargs=[], args=[], vararg=None,
+                             kwonlyargs=[ast.arg(k) for k, _ in names],
+                             kw_defaults=[name("_absent") if d is _ABSENT else ast.Constant(d)
+                                          for _, d in names],
+                             kwarg=ast.arg("_others"), defaults=[])
+        tree = ast.Module([ast.FunctionDef(fn, args, body, [], None, None, type_params=[])], [])
+        space = {"_hot": self._hot, "_miss": self._miss, "_absent": _ABSENT, "_type": type,
+                 "_ndarray": ndarray, "_Exception": Exception}
+        code = builtins.compile(ast.fix_missing_locations(tree), f"<gdsl call gate: {fn}>", "exec")
+        exec(code, space)  # noqa: S102 (an ast of the model's names, checked plain identifiers)
+        return space[fn]
+
+    def _miss(self, which: int, given: dict, others: dict):
+        """A call the gate does not run at once: checked, converted, specialised (_call)."""
+        arrays = {k: v for k, v in given.items() if v is not _ABSENT}
+        arrays.update(others)
+        return self._call(which, arrays)
+
+    def _specialised_for(self, arrays: dict) -> CompiledModel:
+        """The model compiled with its undeclared shapes bound to those of these (checked)
+        arrays; one compilation per signature of shapes and dtypes."""
+        m = self.model
+        leaves = {**m.inputs, **m.params}
+        sig = tuple(sorted((k, a.shape, a.dtype.str) for k, a in arrays.items() if k in leaves))
+        spec = self._specialised.get(sig)
+        if spec is None:
+            o = self.compilation.options
+            shapes = {k: a.shape for k, a in arrays.items()
+                      if k in leaves and m.node(leaves[k])["shape"] is None}
+            spec = CompiledModel(run_pipeline(m.source, filename=m.filename, wrt=o.wrt,
+                                              optimize=o.optimize, outputs=o.outputs,
+                                              losses=o.losses, target=o.target, shapes=shapes,
+                                              at_call=True))
+            spec._specialises = False
+            if len(self._specialised) >= MAX_SPECIALISED:   # the oldest goes, and the calls
+                del self._specialised[next(iter(self._specialised))]    # that ran it
+                for calls in self._calls:
+                    calls.clear()
+            self._specialised[sig] = spec
+        return spec
 
     def _run(self, fn, arrays):
         try:
@@ -140,6 +340,8 @@ class CompiledModel:
         return self.model.names[name]
 
     def _prepare(self, arrays: dict, order: list[int]) -> dict:
+        """Every check of a call: names known and none missing, arrays of real numbers, shapes
+        that fit the declarations (once per signature). Returns the arrays converted."""
         m = self.model
         needed = self._needed.get(id(order))
         if needed is None:      # the leaves this pass reads, found once per pass
@@ -158,29 +360,38 @@ class CompiledModel:
                 kind = m.node(n)["op"]
                 raise GdslValueError(f"missing array `{name}` ({kind} at {m.node(n)['span']})",
                                      m.node(n)["span"]).attach(m.source, m.filename)
-        out = {}
-        for k, v in arrays.items():
-            try:
-                a = np.asarray(v)
-            except Exception as e:  # noqa: BLE001 (ragged lists, objects whose __array__ fails: any error)
-                raise GdslValueError(f"array `{k}` is not an array of numbers: {e}",
-                                     m.node(self._leaf(k))["span"]).attach(m.source, m.filename) from None
-            kind = a.dtype.kind
-            if kind in BAD_KINDS:
-                raise GdslValueError(f"array `{k}` has {BAD_KINDS[kind]} dtype {a.dtype}; "
-                                     f"gdsl computes with real numbers",
-                                     m.node(self._leaf(k))["span"]).attach(m.source, m.filename)
-            if kind in "biu" and k not in self.labels:
-                a = a.astype(np.float64)
-            out[k] = a
-        sig = (len(order),) + tuple((k, a.shape, a.dtype.kind) for k, a in sorted(out.items()))
+        out = {k: self._convert(k, v, check=True) for k, v in arrays.items()}
+        sig = (len(order),) + tuple((k, np.shape(a), np.asarray(a).dtype.kind)
+                                    for k, a in sorted(out.items()))
         if sig not in self._checked:
-            self._check_shapes(out, order)
+            self._check_shapes({k: np.asarray(a) for k, a in out.items()}, order)
             self._checked[sig] = True
-        for k in self.consts:       # a const as a Python number: NumPy's weak scalar, so that
-            if k in out:            # lam does not turn float32 arrays into float64
-                out[k] = out[k].item()
         return out
+
+    def _convert(self, k: str, v, check: bool = False, cast=None):
+        """An array as the emitted code takes it: a NumPy array, integers as float64 (labels
+        stay integers), a const as a Python number: NumPy's weak scalar, so that lam does not
+        turn float32 arrays into float64. What it does depends only on the value's type and
+        dtype (a call's signature); ``check``: raise GdslError for what is not real numbers."""
+        if type(v) is float and k in self.consts:
+            return v
+        try:
+            a = np.asarray(v)
+        except Exception as e:  # noqa: BLE001 (ragged lists, objects whose __array__ fails: any error)
+            m = self.model
+            raise GdslValueError(f"array `{k}` is not an array of numbers: {e}",
+                                 m.node(self._leaf(k))["span"]).attach(m.source, m.filename) from None
+        kind = a.dtype.kind
+        if check and kind in BAD_KINDS:
+            m = self.model
+            raise GdslValueError(f"array `{k}` has {BAD_KINDS[kind]} dtype {a.dtype}; "
+                                 f"gdsl computes with real numbers",
+                                 m.node(self._leaf(k))["span"]).attach(m.source, m.filename)
+        if kind in "biu" and k not in self.labels:
+            a = a.astype(np.float64)
+        if k in self.consts and a.ndim == 0:
+            return a.item()
+        return a if cast is None or a.dtype == cast else a.astype(cast)
 
     def _check_shapes(self, arrays: dict, order: list[int]) -> None:
         """Bind the symbolic dims from the arrays; name the array and both shapes on a mismatch."""
@@ -248,7 +459,7 @@ class CompiledModel:
         return self._run(self.module.value_and_grad, arrays)
 
     def _prepare_any(self, arrays: dict, order: list[int]) -> dict:
-        from array_api_compat import array_namespace, is_array_api_obj
+        from array_api_compat import array_namespace, device, is_array_api_obj, is_numpy_array
         m = self.model
         for k in arrays:
             if k not in self._known:
@@ -260,9 +471,22 @@ class CompiledModel:
                     and d["name"] not in arrays:
                 raise GdslValueError(f"missing array `{d['name']}` ({d['op']} at {d['span']})",
                                      d["span"]).attach(m.source, m.filename)
-        given = [v for v in arrays.values() if is_array_api_obj(v)]
-        xp = array_namespace(*given) if given else array_namespace(np.empty(0))
-        floats = [v.dtype for v in given if xp.isdtype(v.dtype, "real floating")]
+        # NumPy arrays (and lists, numbers) among another library's arrays become its arrays,
+        # on the device of the first; two libraries other than NumPy are a mistake
+        foreign = {k: v for k, v in arrays.items() if is_array_api_obj(v) and not is_numpy_array(v)}
+        library = {k: type(v).__module__.split(".")[0] for k, v in foreign.items()}
+        if len(set(library.values())) > 1:
+            k1 = next(iter(library))
+            k2 = next(k for k in library if library[k] != library[k1])
+            raise GdslValueError(
+                f"arrays from two libraries: `{k1}` is from {library[k1]}, `{k2}` from {library[k2]}",
+                help="pass every array from one library (NumPy arrays are converted to the "
+                     "other library's)").attach(m.source, m.filename)
+        first = next(iter(foreign.values()), None)
+        xp = array_namespace(first if first is not None else np.empty(0))
+        where = {} if first is None else {"device": device(first)}
+        ours = foreign.values() if foreign else [v for v in arrays.values() if is_array_api_obj(v)]
+        floats = [v.dtype for v in ours if _kind(xp, v.dtype) == "f"]
         out, stand_ins = {}, {}
         for k, v in arrays.items():
             span = m.node(self._leaf(k))["span"]
@@ -270,7 +494,8 @@ class CompiledModel:
                 out[k], stand_ins[k] = v, ((), np.float64)
                 continue
             try:
-                a = v if is_array_api_obj(v) else xp.asarray(np.asarray(v))   # (as NumPy reads it)
+                a = v if k in foreign or first is None and is_array_api_obj(v) else \
+                    xp.asarray(np.asarray(v), **where)      # (a list read as NumPy reads it)
                 kind = _kind(xp, a.dtype)
             except Exception as e:  # noqa: BLE001 (ragged lists, objects, strings: any error)
                 raise GdslValueError(f"array `{k}` is not an array of real numbers: {e}",
