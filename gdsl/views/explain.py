@@ -113,8 +113,14 @@ def gradients_section(L: Lesson, minibatch: bool):
     return title, agg
 
 
-def _and(items: list[str]) -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+def _and(items: list[str]) -> list:
+    """Formulas joined by commas and `and`, as pieces of a line."""
+    out = []
+    for i, item in enumerate(items):
+        if i:
+            out.append(("t", " and " if i == len(items) - 1 else ", "))
+        out.append(("m", item))
+    return out
 
 
 def _big(name: str) -> str:
@@ -169,9 +175,9 @@ def minibatch_sections(L: Lesson):
         grad_lines.append(line)
     secs.append(("Gradients for a mini-batch", grad_lines))
     steps = [[("t", "Set all entries in "),
-              ("m", _and([f"∂{Lname}/∂{v.name[w]}" for w in order if terms[w][0]])),
+              *_and([f"∂{Lname}/∂{v.name[w]}" for w in order if terms[w][0]]),
               ("t", " to zero.")],
-             [("t", "for "), ("m", f"{example} ∈ D"), ("t", ":")]]
+             [("t", "for "), ("m", f"{prose} ∈ D"), ("t", ":")]]
     k = 0
     for sym, definition in shown.items():
         k += 1
@@ -181,7 +187,7 @@ def minibatch_sections(L: Lesson):
         if data:
             k += 1
             steps.append([("t", (f"   {k}. Add the gradient of {v.name[losses[0]]} w.r.t. "
-                                f"{v.name[w]} computed at {example}: ")),
+                                f"{v.name[w]} computed at {prose}: ")),
                           ("m", f"∂{Lname}/∂{v.name[w]} += {data}")])
     steps.append([("t", "Divide by the number of entries in D: "),
                   ("m", ", ".join(f"∂{Lname}/∂{v.name[w]} /= |D|" for w in order if terms[w][0]))])
@@ -268,7 +274,7 @@ def render_text(title, sections) -> str:
             out.append((lead + text).rstrip())
             for block in blocks:
                 out.extend(lead.replace(f"{num}. " if num else "\0", " " * len(f"{num}. "))
-                           + "    " + r for r in block)
+                           + "    " + plain_math(r) for r in block)
         out.append("")
     return "\n".join(out)
 
@@ -281,7 +287,7 @@ def render_markdown(title, sections) -> str:
         for line in lines:
             depth, num, pieces = _norm(line)
             if len(pieces) == 1 and pieces[0][0] == "pre":        # a block of its own
-                out.extend(["```", *pieces[0][1], "```", ""])
+                out.extend(["```", *map(plain_math, pieces[0][1]), "```", ""])
                 continue
             pad = "   " * depth
             bullet = f"{num}. " if num else "- "
@@ -297,7 +303,7 @@ def render_markdown(title, sections) -> str:
             for block in blocks:
                 out.append("")
                 out.append(f"{pad}   ```")
-                out.extend(f"{pad}   {r}" for r in block)
+                out.extend(f"{pad}   {plain_math(r)}" for r in block)
                 out.append(f"{pad}   ```")
         out.append("")
     return "\n".join(out)
@@ -353,10 +359,10 @@ def _fracs(s: str) -> str:
 
 def tex(math: str) -> str:
     """A formula in the lecture's notation as LaTeX math (ASCII only)."""
-    s = _WORDS.sub(lambda mt: r"\operatorname{" + mt.group(1) + "}", math)
-    s = s.replace("|D|", r"\lvert D\rvert ").replace("{", "\0{").replace("}", "\0}")
-    s = s.replace("\0{", "{").replace("\0}", "}")
-    s = _fracs(s)
+    s = _fracs(math)
+    s = _WORDS.sub(lambda mt: r"\operatorname{" + mt.group(1) + "}", s)
+    s = s.replace("|D|", r"\lvert D\rvert ").replace("+=", r"\mathrel{+}=")
+    s = s.replace("/=", r"\mathrel{/}=")
     s = s.replace("%", r"\%").replace("#", r"\#").replace("&", r"\&")
     for a, b in TEX:
         s = s.replace(a, b)
@@ -381,6 +387,8 @@ def _verbatim(lines) -> list[str]:
 
 def tex_pre(line: str) -> str:
     """A line of a block (numbers, pseudocode) in ASCII for verbatim."""
+    line = _SUBSCRIPT.sub(lambda mt: "_" + mt.group(1) if len(mt.group(1)) == 1
+                          else "_{" + mt.group(1) + "}", line)
     for a, b in (("−", "-"), ("∂", "d"), ("ᵀ", "^T"), ("Σ", "Sum "), ("∈", "in"), ("∅", "{}"),
                  ("▷", "//"), ("×", "x"), ("λ", "lambda"), ("‖", "||"), ("²", "^2"),
                  ("⊗", "(x)"), ("≠", "!="), ("→", "->"), ("…", "..."), ("·", "*"),

@@ -551,7 +551,16 @@ INDENT_CAP = 12          # deeper calls are written at this indentation, with th
 
 
 def _set(names) -> str:
-    return "{" + ", ".join(names) + "}"
+    names = list(names)
+    return "{" + ", ".join(names) + "}" if names else "∅"
+
+
+def _C(name) -> str:
+    return f"C_{name}"
+
+
+def _P(name) -> str:
+    return f"P_{name}"
 
 
 def forward_run(view) -> tuple[list[str], list[int]]:
@@ -577,7 +586,7 @@ def forward_run(view) -> tuple[list[str], list[int]]:
             node, i, depth = stack.pop()
             kids = children[node]
             if i == 0:
-                lines.append(pad(depth + 1) + f"C{v.name[node]} = {_set(v.name[c] for c in kids)}")
+                lines.append(pad(depth + 1) + f"{_C(v.name[node])} = {_set(v.name[c] for c in kids)}")
             if i >= len(kids):
                 continue
             stack.append((node, i + 1, depth))
@@ -588,14 +597,14 @@ def forward_run(view) -> tuple[list[str], list[int]]:
                 continue
             missing = [a for a in parents[n] if a not in computed]
             if missing:
-                lines.append(p + f"{v.name[n]}: not all of P{v.name[n]} = "
+                lines.append(p + f"{v.name[n]}: not all of {_P(v.name[n])} = "
                              f"{_set(v.name[a] for a in parents[n])} computed "
                              f"({', '.join(v.name[a] for a in missing)} not yet): skip")
                 continue
             computed.add(n)
             order.append(n)
             lines.append(p + f"{v.name[n]}.value = {v.label[n]}   "
-                         f"(P{v.name[n]} = {_set(v.name[a] for a in parents[n])} all computed)")
+                         f"({_P(v.name[n])} = {_set(v.name[a] for a in parents[n])} all computed)")
             lines.append(p + f"ComputeBranch({v.name[n]}, G)")
             stack.append((n, 0, depth + 1))
     lines.append("order: " + ", ".join(v.name[n] for n in order))
@@ -620,15 +629,15 @@ def backward_run(lesson) -> tuple[list[str], list[int]]:
         kids = L.children[s]
         if i == -1:
             if not kids:
-                lines.append(p + f"C{v.name[s]} = ∅: {v.name[s]}.Grad = 1")
+                lines.append(p + f"{_C(v.name[s])} = ∅: {v.name[s]}.Grad = 1")
             elif all(c in done for c in kids):
                 terms = " + ".join(f"∂{L.J}/∂{v.name[c]} {L.d(c, s)}" for c in kids)
-                lines.append(p + f"C{v.name[s]} = {_set(v.name[c] for c in kids)}, all "
+                lines.append(p + f"{_C(v.name[s])} = {_set(v.name[c] for c in kids)}, all "
                              f"gradients computed: {v.name[s]}.Grad = ∂{L.J}/∂{v.name[s]} = "
                              + terms)
             else:
                 wait = [v.name[c] for c in kids if c not in done]
-                lines.append(p + f"C{v.name[s]} = {_set(v.name[c] for c in kids)}: "
+                lines.append(p + f"{_C(v.name[s])} = {_set(v.name[c] for c in kids)}: "
                              f"∂{L.J}/∂{', '.join(wait)} not computed yet: return "
                              f"({v.name[s]} is visited again later)")
                 continue
