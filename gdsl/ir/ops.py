@@ -961,7 +961,8 @@ defop("svm_grad", 3, like_second, lambda a, at, s: helper("_svm_grad", *a), None
       user=False, helpers=("_svm_grad",), flops=5, floats=True)
 # Binary and regression losses: predictions (or logits) p and targets y of the same shape (or
 # p [1, n] with y [n]), averaged over every entry, as scikit-learn's metrics and Keras average
-# them. Their gradients divide by N, the entries of p - y.
+# them. Their gradients divide by N, the entries of p - y; their teaching Jacobians are those
+# of one example with one target, as the lecture's are for one example.
 
 def _entries(r):
     return call("count", r)
@@ -1013,27 +1014,27 @@ _REGRESSION = ("rmse", "mae", "r2")
 
 defop("bce", 2, target_shape, _bce_emit, _bce_vjp_s, _bce_vjp_y, kink=None,
       metrics=("accuracy", "auc"), target_range=(0.0, 1.0),
-      jacobian=("(σ({x}) − {y})ᵀ/n", "−{x}ᵀ/n"),
+      jacobian=("(σ({x}) − {y})ᵀ", "−{x}ᵀ"),
       doc="binary cross-entropy of logits s and targets y in 0..1, averaged: "
           "−[y log σ(s) + (1 − y) log(1 − σ(s))] = softplus(s) − y s, stable for any s",
       **_TARGET_LOSS)
 defop("mse", 2, target_shape,
       lambda a, at, s: meth(np_("square", bin_(a[0], "-", a[1])), "mean"),
       _mse_vjp_p, _negated(_mse_vjp_p), kink=None, metrics=_REGRESSION,
-      jacobian=("2({x} − {y})ᵀ/n", "−2({x} − {y})ᵀ/n"),
+      jacobian=("2({x} − {y})ᵀ", "−2({x} − {y})ᵀ"),
       doc="mean squared error of predictions p and targets y, averaged over every entry",
       **_TARGET_LOSS)
 defop("mae", 2, target_shape,
       lambda a, at, s: meth(np_("abs", bin_(a[0], "-", a[1])), "mean"),
       _mae_vjp_p, _negated(_mae_vjp_p), kink=_kink_at_ties, metrics=_REGRESSION,
-      jacobian=("sign({x} − {y})ᵀ/n", "−sign({x} − {y})ᵀ/n"),
+      jacobian=("sign({x} − {y})ᵀ", "−sign({x} − {y})ᵀ"),
       doc="mean absolute error of predictions p and targets y (its gradient at p = y is 0)",
       **_TARGET_LOSS)
 defop("huber", 2, target_shape,
       lambda a, at, s: helper("_huber", bin_(a[0], "-", a[1]), const(float(at["delta"]))),
       _huber_vjp_p, _negated(_huber_vjp_p), kink=_kink_huber, metrics=_REGRESSION,
       keywords={"delta": 1.0}, helpers=("_huber",),
-      jacobian=("clip({x} − {y}, −δ, δ)ᵀ/n", "−clip({x} − {y}, −δ, δ)ᵀ/n"),
+      jacobian=("clip({x} − {y}, −δ, δ)ᵀ", "−clip({x} − {y}, −δ, δ)ᵀ"),
       doc="Huber loss of p − y, averaged: r²/2 where |r| ≤ delta, delta (|r| − delta/2) beyond "
           "(delta=1 by default): squared near the target, absolute far from it",
       **_TARGET_LOSS)
