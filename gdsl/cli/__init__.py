@@ -19,7 +19,7 @@ import warnings
 from ..errors import GdslDataWarning, GdslError, GdslUsageError
 from ..version import __version__
 
-COMMANDS = ["compile", "run", "check", "graph", "explain", "stats", "fmt"]
+COMMANDS = ["compile", "run", "check", "graph", "explain", "stats", "fmt", "export"]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -531,6 +531,361 @@ def _fuse_svm(b, model, n):
     model.rewrites.append(f"{d['span']}: svm(s, y) -> hinge loss of margins computed once")
 
 
+# -- the ONNX forms (gdsl.backend.onnx_target) ------------------------------------------------------
+# A row's ONNX form (targets={"onnx": ...}) gets the target's Emitter e, the arguments' tensor
+# names, the attributes and the arguments' shapes, and returns the result's tensor: e.op("Add",
+# x, y) adds a node and returns its output (see onnx_target.Emitter for e.lit, e.reduce ...).
+# The subgraphs below compute what the NumPy helpers compute, step for step, so that both give
+# the same numbers.
+
+def _onnx_reduce(op_type):
+    return lambda e, a, at, s: e.reduce(op_type, a[0], at.get("axis"), at.get("keepdims"))
+
+
+def _onnx_keep_axis(e, x, at):
+    """x with the axis a reduction dropped put back (np.expand_dims), unless it kept it."""
+    axis = at.get("axis")
+    if axis is None or at.get("keepdims"):
+        return x
+    return e.op("Unsqueeze", x, e.ints(*(axis if isinstance(axis, tuple) else (axis,))))
+
+
+def _onnx_examples(e, x, shape):
+    # x[0].size: n for a C x n matrix
+    return e.count(x, shape, tuple(range(1, len(shape))))
+
+
+def _onnx_outer(e, u, v):
+    return e.op("Mul", e.op("Unsqueeze", u, e.ints(1)), e.op("Unsqueeze", v, e.ints(0)))
+
+
+def _onnx_matmul(e, x, y, sx, sy):
+    if len(sx) == 2 and len(sy) == 1:
+        # a matrix times a vector, as a matrix times a column: onnxruntime (1.32) computes a
+        # Transpose it fuses into a MatMul wrongly when the second operand is 1-D
+        column = e.op("MatMul", x, e.op("Unsqueeze", y, e.ints(1)))
+        return e.op("Squeeze", column, e.ints(1))
+    return e.op("MatMul", x, y)
+
+
+def _onnx_mm_grad_x(e, a, at, s):
+    # as _mm_grad_x
+    g, _x, y = a
+    if len(s[2]) == 1:
+        return _onnx_outer(e, g, y) if len(s[1]) == 2 else e.op("Mul", g, y)
+    if len(s[1]) == 2:
+        return e.op("MatMul", g, e.op("Transpose", y))
+    return _onnx_matmul(e, y, g, s[2], s[0])
+
+
+def _onnx_mm_grad_y(e, a, at, s):
+    # as _mm_grad_y
+    g, x, _y = a
+    if len(s[1]) == 1:
+        return _onnx_outer(e, x, g) if len(s[2]) == 2 else e.op("Mul", g, x)
+    return _onnx_matmul(e, e.op("Transpose", x), g, s[1][::-1], s[0])
+
+
+def _onnx_sigmoid(e, a, at, s):
+    # 0.5 + 0.5 tanh(0.5 x), as the NumPy form
+    half = e.lit(0.5)
+    return e.op("Add", half, e.op("Mul", half, e.op("Tanh", e.op("Mul", half, a[0]))))
+
+
+def _onnx_softplus(e, a, at, s):
+    # np.logaddexp(0, x) = max(x, 0) + log1p(exp(-|x|)); log1p(u) = log(w) u / (w - 1) with
+    # w = 1 + u, and u where w rounds to 1: log(1 + u) alone would lose u below 1e-16
+    u = e.op("Exp", e.op("Neg", e.op("Abs", a[0])))
+    w = e.op("Add", e.lit(1), u)
+    d = e.op("Sub", w, e.lit(1))
+    tiny = e.op("Equal", d, e.lit(0))
+    ratio = e.op("Div", u, e.op("Where", tiny, e.lit(1), d))
+    return e.op("Add", e.op("Relu", a[0]),
+                e.op("Where", tiny, u, e.op("Mul", e.op("Log", w), ratio)))
+
+
+def _onnx_max_grad(e, a, at, s):
+    # g where x is the max, shared equally among ties, as _max_grad
+    g, x, m = a
+    mask = e.float(e.op("Equal", x, _onnx_keep_axis(e, m, at)))
+    count = e.reduce("ReduceSum", mask, at.get("axis"), keepdims=True)
+    return e.op("Div", e.op("Mul", _onnx_keep_axis(e, g, at), mask), count)
+
+
+def _onnx_argmax(e, a, at, s):
+    axis = at.get("axis", 0)
+    if axis is None:        # the index into x flattened
+        return e.op("ArgMax", e.op("Reshape", a[0], e.ints(-1)), axis=0, keepdims=0)
+    return e.op("ArgMax", a[0], axis=axis, keepdims=0)
+
+
+def _onnx_sum_to(e, a, at, s):
+    # g summed over the axes along which x was broadcast, as _sum_to
+    g, (gs, xs) = a[0], s
+    lead = len(gs) - len(xs)
+    if lead > 0:
+        g = e.reduce("ReduceSum", g, tuple(range(lead)))
+    axes = tuple(i for i, (xd, gd) in enumerate(zip(xs, gs[lead:])) if xd == 1 and gd != 1)
+    return e.reduce("ReduceSum", g, axes, keepdims=True) if axes else g
+
+
+def _onnx_expand_to(e, a, at, s):
+    return e.op("Expand", _onnx_keep_axis(e, a[0], at), e.op("Shape", a[1]))
+
+
+def _onnx_zeros_like(e, a, at, s):
+    return e.op("ConstantOfShape", e.op("Shape", a[0]), value=e.value(0))
+
+
+def _onnx_softmax(e, a, at, s):
+    # exp(s - max s) / Σ, as _softmax
+    m = e.reduce("ReduceMax", a[0], at["axis"], keepdims=True)
+    x = e.op("Exp", e.op("Sub", a[0], m))
+    return e.op("Div", x, e.reduce("ReduceSum", x, at["axis"], keepdims=True))
+
+
+def _onnx_logsoftmax(e, a, at, s):
+    t = e.op("Sub", a[0], e.reduce("ReduceMax", a[0], at["axis"], keepdims=True))
+    total = e.reduce("ReduceSum", e.op("Exp", t), at["axis"], keepdims=True)
+    return e.op("Sub", t, e.op("Log", total))
+
+
+def _onnx_logsumexp(e, a, at, s):
+    axis = at["axis"]
+    m = e.reduce("ReduceMax", a[0], axis, keepdims=True)
+    total = e.reduce("ReduceSum", e.op("Exp", e.op("Sub", a[0], m)), axis, keepdims=True)
+    out = e.op("Add", m, e.op("Log", total))
+    if at["keepdims"]:
+        return out
+    return e.op("Squeeze", out) if axis is None else e.op("Squeeze", out, e.ints(axis))
+
+
+def _onnx_onehot(e, y, like, shape):
+    """_onehot: one-hot labels as they are; integer labels compared with the classes 0..C-1
+    along axis 0 (one out of range gives a column of zeros: ONNX has no error to raise)."""
+    if not e.is_int(y):
+        return e.float(y)
+    classes = e.op("Range", e.int(0), e.op("Gather", e.op("Shape", like), e.int(0)), e.int(1))
+    if len(shape) > 1:
+        classes = e.op("Unsqueeze", classes, e.ints(*range(1, len(shape))))
+    labels = e.op("Reshape", y, e.op("Shape", like, start=1))
+    return e.float(e.op("Equal", classes, labels))
+
+
+def _onnx_xent(e, a, at, s):
+    # -Σ log(yᵀp) / n, as _xent
+    Y = _onnx_onehot(e, a[1], a[0], s[0])
+    yp = e.reduce("ReduceSum", e.op("Mul", Y, a[0]), 0)
+    total = e.op("Neg", e.reduce("ReduceSum", e.op("Log", yp)))
+    return e.op("Div", total, _onnx_examples(e, a[0], s[0]))
+
+
+def _onnx_xent_logits(e, a, at, s):
+    # (Σ log Z + Σ m - yᵀs) / n
+    st, _Y, m, Z, ys = a
+    total = e.op("Add", e.reduce("ReduceSum", e.op("Log", Z)), e.reduce("ReduceSum", m))
+    return e.op("Div", e.op("Sub", total, ys), _onnx_examples(e, st, s[0]))
+
+
+def _onnx_svm_margins(e, a, at, s):
+    # M = s - yᵀs + 1 - Y, then max(M, 0), as _svm_margins
+    x, Y = a[0], _onnx_onehot(e, a[1], a[0], s[0])
+    M = e.op("Sub", x, e.reduce("ReduceSum", e.op("Mul", Y, x), 0, keepdims=True))
+    M = e.op("Sub", e.op("Add", M, e.lit(1)), Y)
+    return e.op("Max", M, e.lit(0))
+
+
+def _onnx_svm(e, a, at, s):
+    M = _onnx_svm_margins(e, a, at, s)
+    return e.op("Div", e.reduce("ReduceSum", M), _onnx_examples(e, a[0], s[0]))
+
+
+def _onnx_svm_hinge(e, a, at, s):
+    return e.op("Div", e.reduce("ReduceSum", a[2]), _onnx_examples(e, a[0], s[0]))
+
+
+def _onnx_svm_grad(e, a, at, s):
+    # A = [M > 0] - Y Σ[M > 0], times g / n, as _svm_grad
+    g, M, Y = a
+    A = e.float(e.op("Greater", M, e.lit(0)))
+    A = e.op("Sub", A, e.op("Mul", Y, e.reduce("ReduceSum", A, 0, keepdims=True)))
+    return e.op("Mul", A, e.op("Div", g, _onnx_examples(e, M, s[1])))
+
+
+def _onnx_vdot(e, a, at, s):
+    # np.vdot: one dot product of both flattened
+    flat = {v: e.op("Reshape", v, e.ints(-1)) for v in dict.fromkeys(a)}   # (sqnorm: x·x)
+    return e.op("MatMul", flat[a[0]], flat[a[1]])
+
+
+def _onnx_bce(e, a, at, s):
+    # mean(softplus(s) - y s), as the NumPy form
+    softplus = _onnx_softplus(e, a[:1], at, s)
+    return e.reduce("ReduceMean", e.op("Sub", softplus, e.op("Mul", a[1], a[0])))
+
+
+def _onnx_mse(e, a, at, s):
+    r = e.op("Sub", *a)
+    return e.reduce("ReduceMean", e.op("Mul", r, r))
+
+
+def _onnx_huber(e, a, at, s):
+    # r²/2 within delta, delta (|r| - delta/2) beyond, averaged, as _huber
+    r = e.op("Sub", *a)
+    size, delta = e.op("Abs", r), float(at["delta"])
+    near = e.op("Mul", e.op("Mul", e.lit(0.5), r), r)
+    far = e.op("Mul", e.lit(delta), e.op("Sub", size, e.lit(0.5 * delta)))
+    within = e.op("LessOrEqual", size, e.lit(delta))
+    return e.reduce("ReduceMean", e.op("Where", within, near, far))
+
+
+# -- the numba forms (gdsl.backend.numba_target) ---------------------------------------------------
+# An elementwise op needs none: its NumPy emission applied to numbers is the entry of its loop.
+# Any other op's numba form (targets={"numba": ...}) gets the target's Kernel k, the arguments
+# (values of the step), the attributes and the arguments' shapes, and builds its result from
+# k.map (elementwise, fused into the loop that reads it), k.reduce (with a Reduction below),
+# k.argmax, k.dot (BLAS), k.transpose, k.reshape (axes of size 1), k.count, k.call (a helper of
+# NUMBA_HELPERS) and k.op (another row's form). The loops compute what the NumPy helpers
+# compute, in the same order of operations, so that both give the same numbers.
+
+@dataclass(frozen=True)
+class Reduction:
+    """A reduction as a loop writes it: the accumulator's start, and update(acc, x)."""
+
+    init: float
+    update: Callable
+
+
+SUM_LOOP = Reduction(0.0, lambda acc, x: bin_(acc, "+", x))
+MAX_LOOP = Reduction(-np.inf, lambda acc, x: np_("maximum", acc, x))
+
+
+def _nb_mul(x, y):
+    return bin_(x, "*", y)
+
+
+def _nb_reduce(red):
+    return lambda k, a, at, s: k.reduce(red, a[0], at.get("axis"), at.get("keepdims"))
+
+
+def _nb_mean(k, a, at, s):
+    total = k.reduce(SUM_LOOP, a[0], at.get("axis"), at.get("keepdims"))
+    return k.map(lambda t, c: bin_(t, "/", c), total, k.count(a[0], at.get("axis")))
+
+
+def _nb_max_grad(k, a, at, s):
+    g, x, m = a
+    axis = at.get("axis")
+    if axis is not None and not at.get("keepdims"):     # (np.expand_dims of g and m)
+        kept = sh.reduce(k.shape(x), axis, True)
+        g, m = k.reshape(g, kept), k.reshape(m, kept)
+    mask = k.map(lambda u, v: bin_(u, "==", v), x, m)
+    ties = k.reduce(SUM_LOOP, mask, axis, True)
+    return k.map(lambda u, v, c: bin_(bin_(u, "*", v), "/", c), g, mask, ties)
+
+
+def _nb_expand(k, a, at, s):
+    g, x = a
+    if at.get("axis") is not None and not at.get("keepdims"):
+        g = k.reshape(g, sh.reduce(k.shape(x), at["axis"], True))
+    return k.map(lambda v: v, g, shape=k.shape(x))
+
+
+def _nb_examples(k, a, at, s):
+    # p[0].size: n for a C x n matrix
+    return k.count(a[0], tuple(range(1, len(s[0]))))
+
+
+def _nb_softmax(k, a, at, s):
+    x, axis = a[0], at["axis"]
+    e = k.map(lambda v, m: np_("exp", bin_(v, "-", m)), x, k.reduce(MAX_LOOP, x, axis, True))
+    return k.map(lambda v, z: bin_(v, "/", z), e, k.reduce(SUM_LOOP, e, axis, True))
+
+
+def _nb_logsoftmax(k, a, at, s):
+    x, axis = a[0], at["axis"]
+    t = k.map(lambda v, m: bin_(v, "-", m), x, k.reduce(MAX_LOOP, x, axis, True))
+    z = k.reduce(SUM_LOOP, k.map(lambda v: np_("exp", v), t), axis, True)
+    return k.map(lambda v, w: bin_(v, "-", np_("log", w)), t, z)
+
+
+def _nb_logsumexp(k, a, at, s):
+    x, axis = a[0], at["axis"]
+    m = k.reduce(MAX_LOOP, x, axis, True)
+    z = k.reduce(SUM_LOOP, k.map(lambda v, u: np_("exp", bin_(v, "-", u)), x, m), axis, True)
+    out = k.map(lambda u, w: bin_(u, "+", np_("log", w)), m, z)
+    return out if at["keepdims"] else k.reshape(out, sh.reduce(k.shape(x), axis, False))
+
+
+def _nb_onehot(k, a, at, s):
+    y, like = a
+    if not k.given(y) and s[0] == s[1]:
+        return y                        # already one-hot
+    if len(s[1]) != 2:
+        k.refuse(f"labels for scores of {len(s[1])} axes (it takes [C, n])")
+    # labels given to the model may come as integers [n], a row [1, n] or one-hot [C, n]
+    return k.call("_onehot_labels", y, shape=s[1],
+                  extra=(k.dim(like, 0), k.dim(like, 1), k.dtype))
+
+
+def _nb_xent(k, a, at, s):
+    p, y = a
+    Y = k.op("onehot", y, p)
+    t = k.reduce(SUM_LOOP, k.map(_nb_mul, Y, p), 0)           # yᵀp per example
+    total = k.reduce(SUM_LOOP, k.map(lambda v: ast.UnaryOp(ast.USub(), np_("log", v)), t))
+    return k.map(lambda v, n: bin_(v, "/", n), total, k.op("examples", p))
+
+
+def _nb_xent_logits(k, a, at, s):
+    st, _Y, m, Z, ys = a
+    logs = k.reduce(SUM_LOOP, k.map(lambda v: np_("log", v), Z))
+    return k.map(lambda u, v, w, n: bin_(bin_(bin_(u, "+", v), "-", w), "/", n),
+                 logs, k.reduce(SUM_LOOP, m), ys, k.op("examples", st))
+
+
+def _nb_svm(k, a, at, s):
+    sc, y = a
+    M = k.op("svm_margins", sc, k.op("onehot", y, sc))
+    return k.map(lambda v, n: bin_(v, "/", n), k.reduce(SUM_LOOP, M), k.op("examples", sc))
+
+
+def _nb_svm_margins(k, a, at, s):
+    sc, Y = a
+    ys = k.reduce(SUM_LOOP, k.map(_nb_mul, Y, sc), 0, True)
+    # max(0, s - s_y + 1 - Y), as the helper computes it: M = s - ys; M += 1; M -= Y
+    return k.map(lambda v, t, u: np_("maximum", bin_(bin_(bin_(v, "-", t), "+", const(1.0)),
+                                                     "-", u), const(0.0)), sc, ys, Y)
+
+
+def _nb_svm_hinge(k, a, at, s):
+    return k.map(lambda v, n: bin_(v, "/", n), k.reduce(SUM_LOOP, a[2]), k.op("examples", a[0]))
+
+
+def _nb_svm_grad(k, a, at, s):
+    g, M, Y = a
+    A = k.map(lambda v: bin_(v, ">", const(0.0)), M)
+    violated = k.reduce(SUM_LOOP, A, 0, True)
+    scale = k.map(lambda v, n: bin_(v, "/", n), g, k.op("examples", M))
+    return k.map(lambda u, y, c, f: bin_(bin_(u, "-", bin_(y, "*", c)), "*", f),
+                 A, Y, violated, scale)
+
+
+def _nb_mm_grad_x(k, a, at, s):
+    g, _x, y = a
+    if len(s[2]) == 1:          # g yᵀ of a vector y: an outer product, or g * y
+        return k.map(_nb_mul, k.reshape(g, (*s[0], 1)), y) if len(s[1]) == 2 \
+            else k.map(_nb_mul, g, y)
+    return k.dot(g, k.transpose(y)) if len(s[1]) == 2 else k.dot(y, g)
+
+
+def _nb_mm_grad_y(k, a, at, s):
+    g, x, _y = a
+    if len(s[1]) == 1:          # xᵀ g of a vector x: an outer product, or g * x
+        return k.map(_nb_mul, k.reshape(x, (*s[1], 1)), g) if len(s[2]) == 2 \
+            else k.map(_nb_mul, g, x)
+    return k.dot(k.transpose(x), g)
+
+
 # -- the ops ---------------------------------------------------------------------------------
 # Rules are written with graph values: g * ans builds a 'mul' node. `call` builds any op.
 
@@ -557,7 +912,7 @@ defop("add", 2, bcast, lambda a, at, s: bin_(a[0], "+", a[1]),
                   ((1, "neg"), lambda b, x, y: _op_of("sub")(b, x, _arg(b.m, y))),   # x + -y -> x - y
                   ((0, "neg"), lambda b, x, y: _op_of("sub")(b, y, _arg(b.m, x)))),  # -x + y -> y - x
       notation=lambda t: (f"{t.p(0, SUM)} + {t.p(1, SUM)}", SUM),
-      linear=lambda pos: 1)
+      linear=lambda pos: 1, targets={"onnx": lambda e, a, at, s: e.op("Add", *a)})
 defop("sub", 2, bcast, lambda a, at, s: bin_(a[0], "-", a[1]),
       lambda g, ans, x, y, **at: g,
       lambda g, ans, x, y, **at: -g,
@@ -571,7 +926,7 @@ defop("sub", 2, bcast, lambda a, at, s: bin_(a[0], "-", a[1]),
                   ((0, 0), lambda b, x, y: _neg_of(b, y)),          # 0 - x -> -x
                   ((1, "neg"), lambda b, x, y: _op_of("add")(b, x, _arg(b.m, y)))),  # x - -y -> x + y
       notation=lambda t: (f"{t.p(0, SUM)} − {t.p(1, PRODUCT)}", SUM),
-      linear=lambda pos: -1 if pos else 1)
+      linear=lambda pos: -1 if pos else 1, targets={"onnx": lambda e, a, at, s: e.op("Sub", *a)})
 defop("mul", 2, bcast, lambda a, at, s: bin_(a[0], "*", a[1]),
       lambda g, ans, x, y, **at: g * y,
       lambda g, ans, x, y, **at: g * x,
@@ -581,7 +936,8 @@ defop("mul", 2, bcast, lambda a, at, s: bin_(a[0], "*", a[1]),
                   ((0, 1), lambda b, x, y: y),                      # 1 * x -> x
                   ((1, -1), lambda b, x, y: _neg_of(b, x)),         # x * -1 -> -x
                   ((0, -1), lambda b, x, y: _neg_of(b, y))),        # -1 * x -> -x
-      notation=_mul_notation, linear=lambda pos: SCALED, scalar_factor=(0, 1))
+      notation=_mul_notation, linear=lambda pos: SCALED, scalar_factor=(0, 1),
+      targets={"onnx": lambda e, a, at, s: e.op("Mul", *a)})
 defop("div", 2, bcast, lambda a, at, s: bin_(a[0], "/", a[1]),
       lambda g, ans, x, y, **at: g / y,
       lambda g, ans, x, y, **at: -(g * ans) / y,          # d(x/y)/dy = -x/y² = -ans/y
@@ -590,7 +946,8 @@ defop("div", 2, bcast, lambda a, at, s: bin_(a[0], "/", a[1]),
       fold=_binary_fold(lambda a, b: a / b,
                         (lambda lx, ly: ly == 1, "x")),             # x/1 -> x
       identities=(((1, 1), lambda b, x, y: x),),                    # x / 1 -> x
-      notation=lambda t: (f"{t.p(0, PRODUCT)}/{t.p(1, ATOM)}", PRODUCT), scalar_factor=(1,))
+      notation=lambda t: (f"{t.p(0, PRODUCT)}/{t.p(1, ATOM)}", PRODUCT), scalar_factor=(1,),
+      targets={"onnx": lambda e, a, at, s: e.op("Div", *a)})
 defop("pow", 2, bcast, lambda a, at, s: bin_(a[0], "**", a[1]),
       lambda g, ans, x, y, **at: g * y * x ** (y - 1),
       lambda g, ans, x, y, **at: g * ans * call("log", x),
@@ -599,26 +956,31 @@ defop("pow", 2, bcast, lambda a, at, s: bin_(a[0], "**", a[1]),
       fold=_binary_fold(lambda a, b: a ** b,
                         (lambda lx, ly: ly == 1, "x")),             # x**1 -> x
       identities=(((1, 1), lambda b, x, y: x),),                    # x ** 1 -> x
-      notation=_pow_notation)
+      notation=_pow_notation, targets={"onnx": lambda e, a, at, s: e.op("Pow", *a)})
 defop("maximum", 2, bcast, lambda a, at, s: np_("maximum", *a),
       # subgradient at ties: all of g goes to the first argument
       lambda g, ans, x, y, **at: g * call("ge", x, y),
       lambda g, ans, x, y, **at: g * call("lt", x, y),
       broadcasts=True, kink=_kink_at_ties, jacobian=("diag([{x} >= {y}])", "diag([{x} < {y}])"),
-      doc="elementwise maximum (at ties the gradient goes to the first argument)")
+      doc="elementwise maximum (at ties the gradient goes to the first argument)",
+      targets={"onnx": lambda e, a, at, s: e.op("Max", *a)})
 defop("minimum", 2, bcast, lambda a, at, s: np_("minimum", *a),
       lambda g, ans, x, y, **at: g * call("le", x, y),
       lambda g, ans, x, y, **at: g * call("gt", x, y),
       broadcasts=True, kink=_kink_at_ties, jacobian=("diag([{x} <= {y}])", "diag([{x} > {y}])"),
       zero_from=(0, 1),
-      doc="elementwise minimum (at ties the gradient goes to the first argument)")
+      doc="elementwise minimum (at ties the gradient goes to the first argument)",
+      targets={"onnx": lambda e, a, at, s: e.op("Min", *a)})
 
 # comparisons: masks for the backward pass, no derivative of their own
-for _name, _sym in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
+for _name, _sym, _onnx in (("gt", ">", "Greater"), ("ge", ">=", "GreaterOrEqual"),
+                           ("lt", "<", "Less"), ("le", "<=", "LessOrEqual")):
     defop(_name, 2, bcast, lambda a, at, s, _sym=_sym: bin_(a[0], _sym, a[1]), None, None,
-          user=False, constant=True, mask=True, fresh=False, floats=False, kink=_kink_at_ties)
+          user=False, constant=True, mask=True, fresh=False, floats=False, kink=_kink_at_ties,
+          targets={"onnx": lambda e, a, at, s, _onnx=_onnx: e.op(_onnx, *a)})
 defop("step", 1, same, lambda a, at, s: bin_(a[0], ">", const(0)), None, user=False, constant=True,
-      mask=True, fresh=False, floats=False, kink=_kink_at_zero)
+      mask=True, fresh=False, floats=False, kink=_kink_at_zero,
+      targets={"onnx": lambda e, a, at, s: e.op("Greater", a[0], e.lit(0))})
 
 # elementwise, one argument
 
@@ -626,54 +988,66 @@ defop("neg", 1, same, lambda a, at, s: ast.UnaryOp(ast.USub(), a[0]),
       lambda g, ans, x, **at: -g, user=False, kink=None, jacobian=("−I",), fold=_neg_fold,
       zero_from=(0,),
       identities=(((0, "neg"), lambda b, x: _arg(b.m, x)),),       # --x -> x
-      notation=lambda t: (f"−{t.p(0, PRODUCT)}", SUM), linear=lambda pos: -1)
+      notation=lambda t: (f"−{t.p(0, PRODUCT)}", SUM), linear=lambda pos: -1,
+      targets={"onnx": lambda e, a, at, s: e.op("Neg", a[0])})
 defop("exp", 1, same, lambda a, at, s: np_("exp", a[0]),
       lambda g, ans, x, **at: g * ans, kink=None, jacobian=("diag(exp({x}))",), floats=True,
       zero_able=True,       # (it underflows)
-      zero_help="work with the exponent: log(exp(a)) = a, sqrt(exp(a)) = exp(a / 2)")
+      zero_help="work with the exponent: log(exp(a)) = a, sqrt(exp(a)) = exp(a / 2)",
+      targets={"onnx": lambda e, a, at, s: e.op("Exp", a[0])})
 defop("log", 1, same, lambda a, at, s: np_("log", a[0]),
       lambda g, ans, x, **at: g / x, kink=None, jacobian=("diag(1/{x})",), floats=True,
-      zero_unsafe=(0, "log of"), fuse=_fuse_log)
+      zero_unsafe=(0, "log of"), fuse=_fuse_log,
+      targets={"onnx": lambda e, a, at, s: e.op("Log", a[0])})
 defop("tanh", 1, same, lambda a, at, s: np_("tanh", a[0]),
       lambda g, ans, x, **at: g * (1 - ans * ans), kink=None, jacobian=("diag(1 − tanh²({x}))",),
-      floats=True, teach_name="h")
+      floats=True, teach_name="h", targets={"onnx": lambda e, a, at, s: e.op("Tanh", a[0])})
 # sigmoid(x) = (1 + tanh(x/2)) / 2: stable for large |x|, one ufunc pass
 defop("sigmoid", 1, same,
       lambda a, at, s: bin_(const(0.5), "+", bin_(const(0.5), "*", np_("tanh", bin_(const(0.5), "*", a[0])))),
       lambda g, ans, x, **at: g * ans * (1 - ans), kink=None,
       jacobian=("diag(σ({x})(1 − σ({x})))",), teach_name="h", floats=True, zero_able=True, probability=True,
-      zero_help="for log(sigmoid(s)) write −softplus(−s) (gdsl rewrites it so), or use bce(s, y)")
+      zero_help="for log(sigmoid(s)) write −softplus(−s) (gdsl rewrites it so), or use bce(s, y)",
+      targets={"onnx": _onnx_sigmoid})
 defop("relu", 1, same, lambda a, at, s: np_("maximum", a[0], const(0)),
       # subgradient at 0 is 0
       # relu(x) > 0 exactly where x > 0: the mask reads the result, so x can die (in place)
       lambda g, ans, x, **at: g * call("step", ans), kink=_kink_at_zero,
       jacobian=("diag([{x} > 0])",), zero_able=True, teach_name="h",
-      doc="max(x, 0); its gradient at 0 is taken as 0")
+      doc="max(x, 0); its gradient at 0 is taken as 0",
+      targets={"onnx": lambda e, a, at, s: e.op("Relu", a[0])})
 defop("abs", 1, same, lambda a, at, s: np_("abs", a[0]),
       lambda g, ans, x, **at: g * call("sign", x), kink=_kink_at_zero,
       jacobian=("diag(sign({x}))",), zero_able=True,
-      doc="absolute value; its gradient at 0 is taken as 0")
+      doc="absolute value; its gradient at 0 is taken as 0",
+      targets={"onnx": lambda e, a, at, s: e.op("Abs", a[0])})
 defop("sqrt", 1, same, lambda a, at, s: np_("sqrt", a[0]),
       lambda g, ans, x, **at: 0.5 * g / ans, kink=None, jacobian=("diag(1/(2√{x}))",),
       floats=True, zero_unsafe=(0, "sqrt of"),
-      notation=lambda t: (f"√{t.p(0, ATOM)}", ATOM))
+      notation=lambda t: (f"√{t.p(0, ATOM)}", ATOM),
+      targets={"onnx": lambda e, a, at, s: e.op("Sqrt", a[0])})
 defop("square", 1, same, lambda a, at, s: np_("square", a[0]),
       lambda g, ans, x, **at: 2 * g * x, kink=None, jacobian=("diag(2{x})",), zero_able=True,
-      notation=lambda t: (t.p(0, ATOM) + "²", ATOM))
+      notation=lambda t: (t.p(0, ATOM) + "²", ATOM),
+      targets={"onnx": lambda e, a, at, s: e.op("Mul", a[0], a[0])})
 defop("sign", 1, same, lambda a, at, s: np_("sign", a[0]), None, kink=_kink_at_zero,
-      doc="elementwise sign (not differentiable)")
+      doc="elementwise sign (not differentiable)",
+      targets={"onnx": lambda e, a, at, s: e.op("Sign", a[0])})
 # softplus(x) = log(1 + exp(x)), as log(exp(0) + exp(x)): no overflow for large x
 defop("softplus", 1, same, lambda a, at, s: np_("logaddexp", const(0.0), a[0]),
       lambda g, ans, x, **at: g * call("sigmoid", x), kink=None, jacobian=("diag(σ({x}))",),
-      floats=True, zero_able=True, doc="log(1 + exp(x)), computed without overflow")
+      floats=True, zero_able=True, doc="log(1 + exp(x)), computed without overflow",
+      targets={"onnx": _onnx_softplus})
 
 # the chain-rule slides' sin(x²): d sin(y)/dy = cos(y)
 defop("sin", 1, same, lambda a, at, s: np_("sin", a[0]),
       lambda g, ans, x, **at: g * call("cos", x), kink=None, jacobian=("diag(cos({x}))",),
-      floats=True, zero_able=True, doc="elementwise sine (of radians)")
+      floats=True, zero_able=True, doc="elementwise sine (of radians)",
+      targets={"onnx": lambda e, a, at, s: e.op("Sin", a[0])})
 defop("cos", 1, same, lambda a, at, s: np_("cos", a[0]),
       lambda g, ans, x, **at: -(g * call("sin", x)), kink=None, jacobian=("−diag(sin({x}))",),
-      floats=True, zero_able=True, doc="elementwise cosine (of radians)")
+      floats=True, zero_able=True, doc="elementwise cosine (of radians)",
+      targets={"onnx": lambda e, a, at, s: e.op("Cos", a[0])})
 
 # linear algebra
 
@@ -703,11 +1077,12 @@ defop("matmul", 2, lambda dims, s, at: sh.matmul(dims, *s), lambda a, at, s: bin
                 lambda t: t.x if t.cols("ans") == 1 else f"{t.x} ⊗ I"),
       teach_name=lambda a: "z" if a.kind(0) == "param" else None, units="dense",
       flops=_matmul_flops, notation=lambda t: (juxt(t.p(0, ATOM), t.p(1, ATOM)), PRODUCT),
-      grad_form=("{g}ᵀ{y}ᵀ", "{g}{x}"))       # z = Wx: ∂J/∂W = gᵀxᵀ, ∂J/∂x = gW
+      grad_form=("{g}ᵀ{y}ᵀ", "{g}{x}"),
+      targets={"onnx": lambda e, a, at, s: _onnx_matmul(e, *a, *s)})       # z = Wx: ∂J/∂W = gᵀxᵀ, ∂J/∂x = gW
 defop("mm_grad_x", 3, lambda dims, s, at: s[1], lambda a, at, s: helper("_mm_grad_x", *a), None,
-      user=False, helpers=("_mm_grad_x",))
+      user=False, helpers=("_mm_grad_x",), targets={"onnx": _onnx_mm_grad_x})
 defop("mm_grad_y", 3, lambda dims, s, at: s[2], lambda a, at, s: helper("_mm_grad_y", *a), None,
-      user=False, helpers=("_mm_grad_y",))
+      user=False, helpers=("_mm_grad_y",), targets={"onnx": _onnx_mm_grad_y})
 def _transpose_xp(x, shape):
     # the standard's x.T is for two axes only: a vector or a scalar is its own transpose,
     # other ranks (or a rank known only at call time) reverse their axes
@@ -725,7 +1100,8 @@ defop("transpose", 1, transposed, lambda a, at, s: attr(a[0], "T"),
       units="one", flops=0, fresh=False, zero_from=(0,),
       fold=_transpose_fold,
       identities=(((0, "transpose"), lambda b, x: _arg(b.m, x)),),   # (xᵀ)ᵀ -> x
-      targets={"array_api": lambda a, at, s: _transpose_xp(a[0], s[0])},
+      targets={"array_api": lambda a, at, s: _transpose_xp(a[0], s[0]),
+               "onnx": lambda e, a, at, s: e.op("Transpose", a[0])},
       notation=lambda t: (t.p(0, ATOM) + "ᵀ", ATOM))
 
 # reductions
@@ -746,20 +1122,24 @@ def _per_input(sizes, out, shapes):
 
 
 defop("sum", 1, reduced, lambda a, at, s: meth(a[0], "sum", **reduce_kw(at)), _sum_vjp,
-      keywords=_RED, kink=None, jacobian=("1ᵀ",), flops=_per_input, keeps_mask=True)
+      keywords=_RED, kink=None, jacobian=("1ᵀ",), flops=_per_input, keeps_mask=True,
+      targets={"onnx": _onnx_reduce("ReduceSum")})
 defop("mean", 1, reduced, lambda a, at, s: meth(a[0], "mean", **reduce_kw(at)), _mean_vjp,
       keywords=_RED, kink=None, jacobian=("1ᵀ/n",), flops=_per_input, floats=True,
-      keeps_mask=True)
+      keeps_mask=True, targets={"onnx": _onnx_reduce("ReduceMean")})
 defop("max", 1, reduced, lambda a, at, s: meth(a[0], "max", **reduce_kw(at)),
       lambda g, ans, x, **at: call("max_grad", g, x, ans, **at),
       keywords=_RED, kink=_kink_top_two, jacobian=("[{x} = max {x}]ᵀ",), helpers=("_max_grad",),
-      flops=_per_input, doc="maximum along an axis; ties share the gradient equally")
+      flops=_per_input, doc="maximum along an axis; ties share the gradient equally",
+      targets={"onnx": _onnx_reduce("ReduceMax")})
 defop("max_grad", 3, like_second,
       lambda a, at, s: helper("_max_grad", *a, const(at.get("axis")), const(bool(at.get("keepdims")))),
-      None, user=False, keywords=_RED, helpers=("_max_grad",), floats=True)
+      None, user=False, keywords=_RED, helpers=("_max_grad",), floats=True,
+      targets={"onnx": _onnx_max_grad})
 defop("argmax", 1, reduced, lambda a, at, s: np_("argmax", a[0], axis=at.get("axis", 0)), None,
       fresh=False,
-      keywords={"axis": 0}, doc="index of the largest entry along an axis (not differentiable)", floats=False)
+      keywords={"axis": 0}, doc="index of the largest entry along an axis (not differentiable)", floats=False,
+      targets={"onnx": _onnx_argmax})
 
 
 def _expand_emit(a, at, s):
@@ -781,7 +1161,8 @@ def _expand_xp(a, at, s):
 # g of a reduced shape, broadcast back over the reduced axes (a view, nothing copied)
 defop("expand_to", 2, like_second, _expand_emit,
       lambda g, ans, gx, x, **at: call("sum", g, **at), None, user=False, keywords=_RED, flops=0,
-      fresh=False, shape_only=(1,), kink=None, targets={"array_api": _expand_xp})
+      fresh=False, shape_only=(1,), kink=None, targets={"array_api": _expand_xp,
+                                                        "onnx": _onnx_expand_to})
 
 
 def _count_emit(a, at, s):
@@ -792,7 +1173,8 @@ def _count_emit(a, at, s):
 
 
 defop("count", 1, scalar, _count_emit, None, user=False, keywords={"axis": None}, constant=True,
-      flops=0, shape_only=(0,), floats=False)
+      flops=0, shape_only=(0,), floats=False,
+      targets={"onnx": lambda e, a, at, s: e.count(a[0], s[0], at.get("axis"))})
 
 
 def _examples_emit(a, at, s):
@@ -803,7 +1185,8 @@ def _examples_emit(a, at, s):
 
 
 defop("examples", 1, scalar, _examples_emit, None, user=False, constant=True, flops=0,
-      shape_only=(0,), floats=False)
+      shape_only=(0,), floats=False,
+      targets={"onnx": lambda e, a, at, s: _onnx_examples(e, a[0], s[0])})
 
 
 def _sum_to_emit(a, at, s):
@@ -812,9 +1195,9 @@ def _sum_to_emit(a, at, s):
 
 # g summed back to the shape of x where shapes are known only at call time
 defop("sum_to", 2, like_second, _sum_to_emit, None, user=False, helpers=("_sum_to",), fresh=False,
-      shape_only=(1,))
+      shape_only=(1,), targets={"onnx": _onnx_sum_to})
 defop("zeros_like", 1, same, lambda a, at, s: np_("zeros_like", a[0]), None, user=False,
-      constant=True, shape_only=(0,), floats=True)
+      constant=True, shape_only=(0,), floats=True, targets={"onnx": _onnx_zeros_like})
 
 # softmax and losses: classes along axis 0
 
@@ -834,11 +1217,12 @@ defop("softmax", 1, along_axis, lambda a, at, s: helper("_softmax", a[0], axis=a
       jacobian=("diag({ans}) − {ans}{ans}ᵀ",), teach_name="p", units="one",
       doc="exp(s) / 1ᵀexp(s) along an axis (stable)",
       floats=True, zero_able=True,
-      zero_help="use xent(softmax(s), y) or logsoftmax(s): gdsl computes those stably")
+      zero_help="use xent(softmax(s), y) or logsoftmax(s): gdsl computes those stably",
+      targets={"onnx": _onnx_softmax})
 defop("logsoftmax", 1, along_axis, lambda a, at, s: helper("_logsoftmax", a[0], axis=at["axis"]),
       _logsoftmax_vjp, keywords={"axis": 0}, helpers=("_logsoftmax",), flops=4, kink=None,
       jacobian=("I − 1softmax({x})ᵀ",), units="one",
-      doc="log(softmax(s)) along an axis (stable)", floats=True)
+      doc="log(softmax(s)) along an axis (stable)", floats=True, targets={"onnx": _onnx_logsoftmax})
 
 
 
@@ -851,7 +1235,8 @@ defop("logsumexp", 1, reduced,
       lambda a, at, s: helper("_logsumexp", a[0], axis=at["axis"], keepdims=bool(at["keepdims"])),
       _logsumexp_vjp, keywords={"axis": 0, "keepdims": False}, helpers=("_logsumexp",), flops=4,
       kink=None, jacobian=("softmax({x})ᵀ",), floats=True,
-      doc="log Σ exp(s) along an axis (classes: axis 0), computed without overflow")
+      doc="log Σ exp(s) along an axis (classes: axis 0), computed without overflow",
+      targets={"onnx": _onnx_logsumexp})
 
 
 def _xent_vjp(g, ans, p, y, **at):
@@ -891,14 +1276,15 @@ defop("xent", 2, loss_shape, lambda a, at, s: helper("_xent", *a), _xent_vjp, No
       curve={"title": "Cross-entropy loss", "x": "p_{y}", "y": "−log(p_{y})", "range": (0.02, 1.0),
              "args": lambda t: ([[t], [1 - t]], [[1.0], [0.0]])},     # p = (p_y, 1 − p_y), y = 0
       doc="cross-entropy -log(yᵀp) of probabilities p [C, n] and labels (one-hot [C, n] or "
-          "integers [n]), averaged over examples", floats=True)
+          "integers [n]), averaged over examples", floats=True, targets={"onnx": _onnx_xent})
 defop("xent_logits", 5, loss_shape, _xent_logits_emit,
       _xent_logits_vjp, None, None, None, None, user=False, caches=_xent_logits_caches, cached=3,
       shape_only=(0,), labels=1, kink=None,
       flops=lambda z, o, s: 2 * z[0], jacobian=("softmax({x})ᵀ − {y}ᵀ",),
       notation=lambda t: (f"−log({t.p(1, ATOM)}ᵀsoftmax({t.text(0)}))", SUM),
       doc="cross-entropy of softmax(s) for labels Y whose columns sum to 1: "
-          "Σ log Σ exp(s) − yᵀs over the examples, averaged; m, Z and Σ yᵀs are its caches", floats=True)
+          "Σ log Σ exp(s) − yᵀs over the examples, averaged; m, Z and Σ yᵀs are its caches", floats=True,
+      targets={"onnx": _onnx_xent_logits})
 
 
 def onehot_shape(dims, s, at):
@@ -916,7 +1302,8 @@ def _label_name(names):
 
 defop("onehot", 2, onehot_shape, lambda a, at, s: helper("_onehot", *a), None, None, user=False,
       helpers=("_onehot",), constant=True, fresh=False, shape_only=(1,), floats=True,
-      labels=0, scores=1, fold=_onehot_fold, hint=_label_name)
+      labels=0, scores=1, fold=_onehot_fold, hint=_label_name,
+      targets={"onnx": lambda e, a, at, s: _onnx_onehot(e, a[0], a[1], s[1])})
 # The multi-class hinge loss works from its margins M = max(0, s_j - s_y + 1), 0 for the true
 # class y: the loss is ΣM / n and the gradient needs only [M > 0]. The fuse pass computes M
 # once, as the cache argument of svm_hinge; unfused, svm's gradient computes it again.
@@ -948,21 +1335,21 @@ defop("svm", 2, loss_shape, lambda a, at, s: helper("_svm", *a), _svm_vjp, None,
       curve={"title": "Multi-class SVM loss", "x": "s_{j} − s_{y}", "y": "max(0, s_{j} − s_{y} + 1)",
              "range": (-3.0, 2.0), "args": lambda t: ([[0.0], [t]], [[1.0], [0.0]])},
       doc="multi-class hinge loss Σ_{j≠y} max(0, s_j - s_y + 1), averaged over examples "
-          "(subgradient 0 exactly at the hinge)", floats=True)
+          "(subgradient 0 exactly at the hinge)", floats=True, targets={"onnx": _onnx_svm})
 defop("svm_margins", 2, margins_shape, lambda a, at, s: helper("_svm_margins", *a), None, None,
-      user=False, helpers=("_svm_margins",), flops=5, floats=True, labels=1, kink=_kink_hinge)
+      user=False, helpers=("_svm_margins",), flops=5, floats=True, labels=1, kink=_kink_hinge,
+      targets={"onnx": _onnx_svm_margins})
 defop("svm_hinge", 3, loss_shape, _svm_hinge_emit,
       lambda g, ans, s, Y, M, **at: call("svm_grad", g, M, Y), None, None, user=False,
       caches=_svm_margins_caches, cached=1, shape_only=(0,), flops=lambda z, o, s: z[2],
       jacobian=(SVM_JACOBIAN,), labels=1, kink=_kink_hinge,
       doc="multi-class hinge loss of scores s for one-hot labels Y, from its margins M "
-          "(the cache): Σ M / n", floats=True)
+          "(the cache): Σ M / n", floats=True, targets={"onnx": _onnx_svm_hinge})
 defop("svm_grad", 3, like_second, lambda a, at, s: helper("_svm_grad", *a), None, None, None,
-      user=False, helpers=("_svm_grad",), flops=5, floats=True)
+      user=False, helpers=("_svm_grad",), flops=5, floats=True, targets={"onnx": _onnx_svm_grad})
 # Binary and regression losses: predictions (or logits) p and targets y of the same shape (or
 # p [1, n] with y [n]), averaged over every entry, as scikit-learn's metrics and Keras average
-# them. Their gradients divide by N, the entries of p - y; their teaching Jacobians are those
-# of one example with one target, as the lecture's are for one example.
+# them. Their gradients divide by N, the entries of p - y.
 
 def _entries(r):
     return call("count", r)
@@ -1014,39 +1401,41 @@ _REGRESSION = ("rmse", "mae", "r2")
 
 defop("bce", 2, target_shape, _bce_emit, _bce_vjp_s, _bce_vjp_y, kink=None,
       metrics=("accuracy", "auc"), target_range=(0.0, 1.0),
-      jacobian=("(σ({x}) − {y})ᵀ", "−{x}ᵀ"),
+      jacobian=("(σ({x}) − {y})ᵀ/n", "−{x}ᵀ/n"),
       doc="binary cross-entropy of logits s and targets y in 0..1, averaged: "
           "−[y log σ(s) + (1 − y) log(1 − σ(s))] = softplus(s) − y s, stable for any s",
-      **_TARGET_LOSS)
+      **_TARGET_LOSS, targets={"onnx": _onnx_bce})
 defop("mse", 2, target_shape,
       lambda a, at, s: meth(np_("square", bin_(a[0], "-", a[1])), "mean"),
       _mse_vjp_p, _negated(_mse_vjp_p), kink=None, metrics=_REGRESSION,
-      jacobian=("2({x} − {y})ᵀ", "−2({x} − {y})ᵀ"),
+      jacobian=("2({x} − {y})ᵀ/n", "−2({x} − {y})ᵀ/n"),
       doc="mean squared error of predictions p and targets y, averaged over every entry",
-      **_TARGET_LOSS)
+      **_TARGET_LOSS, targets={"onnx": _onnx_mse})
 defop("mae", 2, target_shape,
       lambda a, at, s: meth(np_("abs", bin_(a[0], "-", a[1])), "mean"),
       _mae_vjp_p, _negated(_mae_vjp_p), kink=_kink_at_ties, metrics=_REGRESSION,
-      jacobian=("sign({x} − {y})ᵀ", "−sign({x} − {y})ᵀ"),
+      jacobian=("sign({x} − {y})ᵀ/n", "−sign({x} − {y})ᵀ/n"),
       doc="mean absolute error of predictions p and targets y (its gradient at p = y is 0)",
-      **_TARGET_LOSS)
+      **_TARGET_LOSS,
+      targets={"onnx": lambda e, a, at, s: e.reduce("ReduceMean", e.op("Abs", e.op("Sub", *a)))})
 defop("huber", 2, target_shape,
       lambda a, at, s: helper("_huber", bin_(a[0], "-", a[1]), const(float(at["delta"]))),
       _huber_vjp_p, _negated(_huber_vjp_p), kink=_kink_huber, metrics=_REGRESSION,
       keywords={"delta": 1.0}, helpers=("_huber",),
-      jacobian=("clip({x} − {y}, −δ, δ)ᵀ", "−clip({x} − {y}, −δ, δ)ᵀ"),
+      jacobian=("clip({x} − {y}, −δ, δ)ᵀ/n", "−clip({x} − {y}, −δ, δ)ᵀ/n"),
       doc="Huber loss of p − y, averaged: r²/2 where |r| ≤ delta, delta (|r| − delta/2) beyond "
           "(delta=1 by default): squared near the target, absolute far from it",
-      **_TARGET_LOSS)
+      **_TARGET_LOSS, targets={"onnx": _onnx_huber})
 
 # only a cache argument (of xent_logits), through which no gradient flows
 # (np.vdot is not in the array API standard: Σ x y there)
 defop("vdot", 2, scalar, lambda a, at, s: np_("vdot", *a), None, None, user=False,
-      targets={"array_api": lambda a, at, s: xp_("sum", bin_(a[0], "*", a[1]))},
+      targets={"array_api": lambda a, at, s: xp_("sum", bin_(a[0], "*", a[1])), "onnx": _onnx_vdot},
       flops=lambda z, o, s: 2 * z[0], doc="Σ x y over every entry (the yᵀs of the fused cross-entropy)")
 defop("sqnorm", 1, scalar, lambda a, at, s: np_("vdot", a[0], a[0]),
       lambda g, ans, x, **at: x * (2 * g), kink=None, jacobian=("2{x}",),
-      targets={"array_api": lambda a, at, s: xp_("sum", bin_(a[0], "*", a[0]))},
+      targets={"array_api": lambda a, at, s: xp_("sum", bin_(a[0], "*", a[0])),
+               "onnx": lambda e, a, at, s: _onnx_vdot(e, [a[0], a[0]], at, s)},
       flops=lambda z, o, s: 2 * z[0], zero_able=True,
       notation=lambda t: (f"‖{t.text(0)}‖²", ATOM), teach_name="r",
       grad_form=("2{c}{x}",),             # r = ‖W‖²: ∂J/∂W = 2(∂J/∂r)W, ∂J/∂r a scalar
