@@ -458,3 +458,51 @@ def test_the_command_line_refuses_it_in_one_message(tmp_path):
                         "array-api"], capture_output=True, text=True, cwd=ROOT, check=False)
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert r.stderr.startswith(f"{model}:2:5: error: the array-API target cannot emit `sqnorm`")
+
+
+# -- JAX (skipped where JAX is not installed; it is not in the `test` extra) ------------------
+
+def _jax():
+    jax = pytest.importorskip("jax")
+    if not hasattr(jax, "enable_x64"):
+        pytest.skip("this JAX has no enable_x64 context")
+    return jax
+
+
+@pytest.mark.parametrize("path", [p for p in MODEL_FILES if "oneliner" not in p.name],
+                         ids=lambda p: p.name)
+def test_jax_arrays_and_jax_jit(path, rng):
+    """value_and_grad on JAX arrays gives JAX arrays; the module's value_and_grad is pure, so
+    jax.jit of it runs (labels and all) and agrees with the NumPy target in float64."""
+    jax = _jax()
+    reference = gdsl.compile_file(path)
+    model = gdsl.compile_file(path, target="array-api")
+    arrays, _ = model_arrays(reference, rng)
+    loss0, grads0 = reference.value_and_grad(**arrays)
+    with jax.enable_x64(True):
+        given = {k: jax.numpy.asarray(v) for k, v in arrays.items()}
+        for fn in (model.value_and_grad, jax.jit(model.module.value_and_grad)):
+            loss, grads = fn(**given)
+            assert _kind_of(loss) == "jax" and all(_kind_of(g) == "jax" for g in grads.values())
+            assert close(np.asarray(loss), loss0, 1.0) <= 0
+            for k in grads0:
+                assert close(np.asarray(grads[k]), grads0[k], 1.0) <= 0, k
+        again = jax.jit(model.module.value_and_grad)(**given, **{k: 0.5 for k in model.consts})
+        assert np.isfinite(float(again[0]))
+
+
+def test_numpy_arrays_join_the_callers_library():
+    """Params drawn by init_params (NumPy) with a batch of another library's: converted to
+    that library; two libraries other than NumPy are one clear error."""
+    model = gdsl.compile_file(MODEL_FILES[0].parent / "linear_softmax.gdsl", target="array-api")
+    params = model.init_params({"C": 3, "d": 4})
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(4, 9)), rng.integers(0, 3, size=9)
+    loss, grads = model.value_and_grad(x=chunked(x, ("d", "n")), y=chunked(y, ("n",)), **params)
+    assert _kind_of(loss) == "dask" and all(_kind_of(g) == "dask" for g in grads.values())
+    loss0, _ = gdsl.compile_file(MODEL_FILES[0].parent / "linear_softmax.gdsl").value_and_grad(
+        x=x, y=y, **params)
+    assert close(to_numpy(loss), loss0, 1.0) <= 0
+    with pytest.raises(gdsl.GdslError, match="arrays from two libraries: `x` is from dask, "
+                                             "`y` from array_api_strict"):
+        model.value_and_grad(x=chunked(x, ("d", "n")), y=strict.asarray(y), **params)
