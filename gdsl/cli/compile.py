@@ -24,7 +24,9 @@ def register(sub):
     p.add_argument("--rewrites", action="store_true",
                    help="list every rewrite the optimiser made (which line, what became what)")
     p.add_argument("--target", default="numpy", choices=sorted(TARGETS),
-                   help="what to emit (default numpy: a module that needs only NumPy)")
+                   help="what to emit (default numpy: a module that needs only NumPy; "
+                        "array-api: one for the arrays of any library array-api-compat knows, "
+                        "PyTorch, CuPy, JAX, Dask ...)")
     p.add_argument("--dump-after", metavar="STAGE", choices=STAGE_NAMES,
                    help="print the IR after a stage: " + ", ".join(STAGE_NAMES))
     return p
