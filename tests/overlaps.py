@@ -51,8 +51,9 @@ class Shape:
         return x0 + TOL < x < x1 - TOL and y0 + TOL < y < y1 - TOL
 
 
-def problems(shapes, edges) -> list[str]:
-    """What overlaps: shapes are nodes and texts; edges are (src, dst, label, [points])."""
+def problems(shapes, edges, edges_over_labels: bool = False) -> list[str]:
+    """What overlaps: shapes are nodes and texts; edges are (src, dst, label, [points]).
+    ``edges_over_labels``: labels may lie over edges (not over nodes or labels)."""
     out = []
     for i, a in enumerate(shapes):
         for b in shapes[i + 1:]:
@@ -65,7 +66,9 @@ def problems(shapes, edges) -> list[str]:
                 out.append(f"{a.kind} {a.name} overlaps {b.kind} {b.name}")
     for src, dst, label, pts in edges:
         for s in shapes:
-            if s.name in (src, dst) or s.owner in (src, dst) or s.name == label:
+            if s.name in (src, dst) or s.owner in (src, dst) or label in (s.name, s.owner):
+                continue
+            if edges_over_labels and s.kind in ("label", "text"):
                 continue
             if any(s.hits_point(p) for p in pts):
                 out.append(f"edge {src}->{dst} crosses {s.kind} {s.name}")

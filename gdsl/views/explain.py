@@ -85,7 +85,7 @@ def backward_section(L: Lesson, minibatch: bool):
 def gradients_section(L: Lesson, minibatch: bool):
     m, v = L.m, L.view
     shown, grads, aliases = L.aggregate()
-    agg = []
+    agg = running_g(L, aliases)
     for sym, definition in shown.items():
         same = " = ".join(f"∂{L.J}/∂{v.name[n]}" for n in aliases[sym]
                           if n not in L.wrt) or f"∂{L.J}/∂·"
@@ -111,6 +111,44 @@ def gradients_section(L: Lesson, minibatch: bool):
     title = (f"Gradients of the {who} for one example (x, y), as in the lecture" if minibatch
              else f"Gradients of the {who} (one example, as in the lecture)")
     return title, agg
+
+
+def running_g(L: Lesson, aliases) -> list:
+    """The slide "Aggregating the gradient computations": g = ∂J/∂l = 1, then g ← g ∂l/∂p,
+    g ← g ∂p/∂s, ... down the chain to the values g stands for (one symbol only)."""
+    if len(aliases) != 1:
+        return []
+    sym, nodes = next(iter(aliases.items()))
+    if not nodes:
+        return []
+    v, J = L.view, L.m.loss
+    path = [nodes[-1]]
+    while path[-1] != J:
+        kids = L.children.get(path[-1], [])
+        if len(kids) != 1:
+            return []
+        path.append(kids[0])
+    path.reverse()                     # J, l, p, s, z
+    if len(path) < 3:
+        return []
+    first = L.local(J, path[1])
+    if first not in ("1", "I"):
+        return []
+    lines = [[("m", f"{sym} = ∂{L.J}/∂{v.name[path[1]]} = 1")]]
+    one = True
+    for c, n in itertools.pairwise(path):
+        jac = L.local(c, n)
+        value = jac if one else f"{sym} {paren_text(jac)}"
+        one = False
+        lines.append([("m", f"{sym} ← {sym} {L.d(c, n)} = {value}"),
+                      ("t", "   ← "), ("m", f"∂{L.J}/∂{v.name[n]}")])
+    return lines
+
+
+def paren_text(text: str) -> str:
+    from .lesson import paren
+    out = paren(text)
+    return out if out != text or " " not in text else f"({text})"
 
 
 def _and(items: list[str]) -> list:

@@ -341,14 +341,14 @@ class Lesson:
 
     def route_jac(self, route, inline=None) -> str:
         factors = [self.jac(c, pos, inline) for c, pos in route]
-        if all(self.scalar(c) and self.scalar(self.view.op_of(c)[1][pos]) for c, pos in route):
-            factors.sort(key=lambda f: 0 if f[:1].isdigit() else 1)   # numbers: 2x cos(x²)
         sign, keep = 1, []
         for f in factors:
-            if f == "−I":
-                sign = -sign
-            elif f not in ("I", "1"):
+            if f[:1] == "−" and paren(f[1:]) == f[1:]:       # −sin(x): the sign goes in front
+                sign, f = -sign, f[1:]
+            if f not in ("I", "1"):
                 keep.append(f)
+        if all(self.scalar(c) and self.scalar(self.view.op_of(c)[1][pos]) for c, pos in route):
+            keep.sort(key=lambda f: 0 if f[:1].isdigit() else 1)      # numbers: 2x cos(x²)
         if not keep:
             a = route[0][0]
             b = self.view.op_of(route[-1][0])[1][route[-1][1]]
