@@ -1139,6 +1139,7 @@ defop("max_grad", 3, like_second,
 defop("argmax", 1, reduced, lambda a, at, s: np_("argmax", a[0], axis=at.get("axis", 0)), None,
       fresh=False,
       keywords={"axis": 0}, doc="index of the largest entry along an axis (not differentiable)", floats=False,
+      notation=lambda t: (f"argmax_{{j}} {t.p(0, ATOM)}_{{j}}", ATOM),    # g(x) = argmax_j s_j
       targets={"onnx": _onnx_argmax})
 
 
@@ -1217,7 +1218,8 @@ defop("softmax", 1, along_axis, lambda a, at, s: helper("_softmax", a[0], axis=a
       jacobian=("diag({ans}) − {ans}{ans}ᵀ",), teach_name="p", units="one",
       doc="exp(s) / 1ᵀexp(s) along an axis (stable)",
       floats=True, zero_able=True,
-      zero_help="use xent(softmax(s), y) or logsoftmax(s): gdsl computes those stably",
+      zero_help="gdsl computes xent(softmax(s), y) and log(softmax(s)) stably unless -O0 "
+                "turns its fusions off: compile without -O0, or write logsoftmax(s)",
       targets={"onnx": _onnx_softmax})
 defop("logsoftmax", 1, along_axis, lambda a, at, s: helper("_logsoftmax", a[0], axis=at["axis"]),
       _logsoftmax_vjp, keywords={"axis": 0}, helpers=("_logsoftmax",), flops=4, kink=None,

@@ -248,7 +248,7 @@ def figure(lay: Layout):
         start = clip(a, pts[0], pts[1])
         end = clip(b, pts[-1], pts[-2])
         path = [start, *pts[1:-1], end]
-        for p, q in itertools.pairwise(path):
+        for p, q in itertools.pairwise(path[:-1]):      # (the last one is the arrow)
             ax.plot([p[0], q[0]], [p[1], q[1]], color=e.colour, linewidth=1.0,
                     solid_capstyle="butt", zorder=1)
         ax.add_patch(FancyArrowPatch(path[-2], path[-1], arrowstyle="-|>", mutation_scale=10,

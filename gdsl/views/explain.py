@@ -131,10 +131,9 @@ def running_g(L: Lesson, aliases) -> list:
     path.reverse()                     # J, l, p, s, z
     if len(path) < 3:
         return []
-    first = L.local(J, path[1])
-    if first not in ("1", "I"):
-        return []
-    lines = [[("m", f"{sym} = ∂{L.J}/∂{v.name[path[1]]} = 1")]]
+    if L.local(J, path[1]) in ("1", "I"):      # J = l + λr: start at ∂J/∂l = 1, as the slide
+        path = path[1:]
+    lines = [[("m", f"{sym} = ∂{L.J}/∂{v.name[path[0]]} = 1")]]
     one = True
     for c, n in itertools.pairwise(path):
         jac = L.local(c, n)

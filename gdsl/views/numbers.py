@@ -132,8 +132,8 @@ def fmt_array(a, limit: int | None = MATRIX_LIMIT) -> list[str]:
         rows, cols = (a.shape + (1, 1))[:2] if a.ndim <= 2 else (a.shape[0], a.size // a.shape[0])
         return [f"(a {rows}×{cols} matrix: --show-matrices prints it)"]
     a = np.where(np.abs(a) < 1e-12, 0.0, a)            # no −0. from rounding
-    if a.ndim == 0:
-        return [f"{float(a):.6g}"]
+    if a.size == 1:                                    # a number, whatever its shape
+        return [f"{float(a.ravel()[0]):.6g}"]
     text = np.array2string(a, precision=4, suppress_small=True, max_line_width=200,
                            floatmode="maxprec")
     return text.splitlines()
