@@ -59,6 +59,7 @@ Forward pass: the order in which values are computed
       for one example (x, y); over the mini-batch the node holds L = 1/|D| Σ_{(x,y)∈D} l, the mean over its examples
   5. r = ‖W‖²   from W
   6. J = l + λr   from l, λ, r
+  the graph represents J(x, y, W, b, λ) = −log(yᵀsoftmax(Wx + b)) + λ‖W‖²
 
 Backward pass: the order in which each gradient is completed (BackOp), for one example (x, y)
   1. ∂J/∂J = 1   (the result node: start the backward pass)
@@ -118,6 +119,7 @@ Forward pass: the order in which values are computed
       for one example (x, y); over the mini-batch the node holds L = 1/|D| Σ_{(x,y)∈D} l, the mean over its examples
   4. r = ‖W‖²   from W
   5. J = l + λr   from l, λ, r
+  the graph represents J(x, y, W, b, λ) = svm(Wx + b, y) + λ‖W‖²
 
 Backward pass: the order in which each gradient is completed (BackOp), for one example (x, y)
   1. ∂J/∂J = 1   (the result node: start the backward pass)

@@ -61,7 +61,23 @@ def forward_section(L: Lesson, minibatch: bool):
     title = "Forward pass: the order in which values are computed"
     if not v.has_loss:
         title += " (no loss: nothing to differentiate)"
-    return title, head + order
+    return title, head + order + represented(L)
+
+
+def represented(L: Lesson) -> list:
+    """The function the graph represents, written out (the slides' J(x, y, W, b, λ) =
+    −log(yᵀsoftmax(Wx + b)) + λ‖W‖²), for the loss or else the last value."""
+    v = L.view
+    ops = [n for n in v.nodes if v.kind[n] == "op"]
+    if not ops:
+        return []
+    top = L.m.loss if v.has_loss and L.m.loss in v.kind else ops[-1]
+    needed = L.m.needed([top])
+    leaves = [v.name[n] for n in v.nodes if v.kind[n] != "op" and n in needed]
+    text = v.expanded()[top][0]
+    if len(text) > 160:
+        return []
+    return [[("t", "the graph represents "), ("m", f"{v.name[top]}({', '.join(leaves)}) = {text}")]]
 
 
 def backward_section(L: Lesson, minibatch: bool):

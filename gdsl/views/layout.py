@@ -529,7 +529,9 @@ def neuron_layout(layers, title: str = "") -> Layout:
             continue
         _, weight, single = link
         pairs = [(a, b) for b in cur if b is not None for a in prev if a is not None]
-        labelled = pairs if len(pairs) <= 12 else [(a, b) for a, b in pairs if b is cur[-1]]
+        # every weight when there are few; else, as on the slide, those into the second unit
+        into = cur[1] if len(cur) > 1 and cur[1] is not None else cur[-1]
+        labelled = pairs if len(pairs) <= 8 else [(a, b) for a, b in pairs if b is into]
         for a, b in pairs:
             e = connect(lay, a[1], b[1])
             if (a, b) in labelled:
