@@ -610,3 +610,30 @@ def test_usage_mistakes_exit_2():
                  ("graph", str(SOFTMAX), "--neurons", "--backward")):
         r = run_cli(*args)
         assert r.returncode == 2 and "Traceback" not in r.stderr, args
+
+
+# -- docs/lecture.md: every row reproduced ------------------------------------------------------
+
+def _rows():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("lecture_make", ROOT / "docs/lecture/make.py")
+    make = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make)
+    return make
+
+
+def test_every_row_of_the_lecture_table_is_reproduced(tmp_path):
+    make = _rows()
+    page = (ROOT / "docs" / "lecture.md").read_text(encoding="utf-8")
+    assert make.table() in page              # the page shows the rows as they are
+    seen = {}
+    for i, (_, _, command, show) in enumerate(make.ROWS, 1):
+        if command not in seen:
+            seen[command] = make.run(command, lambda p, i=i: tmp_path / f"{i}{os.path.splitext(p)[1]}")
+        code, out = seen[command]
+        assert code == 0, (i, command, out[-2000:])
+        for excerpt in show or ():
+            assert excerpt in out, (i, command, excerpt)
+        if show is None:
+            produced = list(tmp_path.glob(f"{i}.*"))
+            assert produced and produced[0].stat().st_size > 0, (i, command)
