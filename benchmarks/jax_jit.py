@@ -24,6 +24,7 @@ compared with the hand-written ones. Writes benchmarks/results-jax-jit.md and .j
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
 import os
@@ -97,9 +98,21 @@ def measure(jax, kind: str, dims: dict, dtype: str, args) -> dict:
         errors[name] = float(bench.compare(ref, (np.asarray(loss), [np.asarray(grads[p])
                                                                    for p in wl.PARAMS[kind]])))
     times = bench.time_all(fns, rounds=args.rounds, target=0.02, budget=args.budget)
+    # what XLA made of each, by its own cost model: not timed, so load on the machine does
+    # not touch it (the hand-written step's jitted function is in workloads.jax_impl's closure)
+    closure = inspect.getclosurevars(hand).nonlocals
+    hand_cost = _cost(closure["vg"].lower(*closure["params"], closure["x"], closure["y"]))
+    cost = {"hand": hand_cost, "gdsl jit": _cost(keywords.lower(**given))}
     return {"kind": kind, "dims": dims, "dtype": dtype, "label": bench.label(kind, dims),
-            "times": times, "first_call": first, "error": errors,
+            "times": times, "first_call": first, "error": errors, "xla_cost": cost,
             "ok": all(e <= RTOL[dtype] for e in errors.values())}
+
+
+def _cost(lowered) -> dict:
+    """XLA's cost analysis of a compiled function: flops, transcendentals, bytes accessed."""
+    ca = lowered.compile().cost_analysis()
+    ca = ca[0] if isinstance(ca, list) else ca
+    return {k: float(ca.get(k, math.nan)) for k in ("flops", "transcendentals", "bytes accessed")}
 
 
 def machine(args) -> dict:
@@ -160,15 +173,18 @@ def report(results: dict) -> str:
                  f"{m['loadavg_start'][0]:.1f} → {m.get('loadavg_end', [math.nan])[0]:.1f}; "
                  f"{m['xla_pool']}")
         head = ("| workload | dtype | hand µs | gdsl jit µs | ratio | best | positional ratio "
-                "| first call hand / gdsl (s) | max rel. error |")
-        lines += [f"## {title}", "", where, "", head, "|---|---|---|---|---|---|---|---|---|"]
+                "| XLA flops, bytes: gdsl / hand | first call hand / gdsl (s) | max rel. error |")
+        lines += [f"## {title}", "", where, "", head, "|---|---|---|---|---|---|---|---|---|---|"]
         for w in r["workloads"]:
             t = w["times"]
             h, g, p = (t[k]["median"] for k in NAMES)
             best = t["gdsl jit"]["min"] / t["hand"]["min"]
             err = max(w["error"].values())
+            c = w["xla_cost"]
+            flops = c["gdsl jit"]["flops"] / c["hand"]["flops"]
+            moved = c["gdsl jit"]["bytes accessed"] / c["hand"]["bytes accessed"]
             lines.append(f"| {w['label']} | {w['dtype']} | {h * 1e6:.1f} | {g * 1e6:.1f} | "
-                         f"**{g / h:.3f}** | {best:.3f} | {p / h:.3f} | "
+                         f"**{g / h:.3f}** | {best:.3f} | {p / h:.3f} | {flops:.3f}, {moved:.3f} | "
                          f"{w['first_call']['hand']:.2f} / {w['first_call']['gdsl jit']:.2f} | "
                          f"{err:.1e}{'' if w['ok'] else ' ✗'} |")
         lines.append("")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import sys
 import warnings
 
 import numpy as np
@@ -506,3 +507,36 @@ def test_numpy_arrays_join_the_callers_library():
     with pytest.raises(gdsl.GdslError, match="arrays from two libraries: `x` is from dask, "
                                              "`y` from array_api_strict"):
         model.value_and_grad(x=chunked(x, ("d", "n")), y=strict.asarray(y), **params)
+
+
+# -- golden files: what a user of the target reads --------------------------------------------
+
+GOLDEN = MODEL_FILES[0].parent.parent / "tests" / "golden" / "array_api"
+GOLDEN_MODELS = ["linear_svm", "mlp2", "oneliner"]    # fixed: every helper path, an undeclared model
+UPDATE = "python3 tests/test_array_api.py --update"
+
+
+def golden_source(stem: str) -> str:
+    path = MODEL_FILES[0].parent / f"{stem}.gdsl"
+    return gdsl.compile(path.read_text(), filename=f"models/{stem}.gdsl", target="array-api").source
+
+
+@pytest.mark.parametrize("stem", GOLDEN_MODELS)
+def test_emitted_code_matches_golden(stem):
+    path = GOLDEN / f"{stem}.expected"
+    if not path.exists():
+        pytest.fail(f"no golden file {path.name}; create it with: {UPDATE}", pytrace=False)
+    got, want = golden_source(stem), path.read_text(encoding="utf-8")
+    if got != want:
+        import difflib
+        pytest.fail("the emitted array-API code differs from its golden file:\n" + "".join(
+            difflib.unified_diff(want.splitlines(True), got.splitlines(True), str(path), "now"))
+            + f"\nIf the change is intended: {UPDATE} (then review `git diff tests/golden`)",
+            pytrace=False)
+
+
+if __name__ == "__main__" and "--update" in sys.argv:
+    GOLDEN.mkdir(parents=True, exist_ok=True)
+    for stem in GOLDEN_MODELS:
+        (GOLDEN / f"{stem}.expected").write_text(golden_source(stem), encoding="utf-8")
+        print(f"wrote {GOLDEN / stem}.expected")
