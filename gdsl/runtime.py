@@ -20,7 +20,7 @@ import numpy as np
 from numpy import ndarray
 
 from .backend import get_target
-from .errors import GdslError, GdslRuntimeError, GdslShapeError, GdslValueError
+from .errors import GdslError, GdslRuntimeError, GdslShapeError, GdslUsageError, GdslValueError
 from .files import cache_dir, read_model, write_atomic
 from .ir.shapes import Binding, Dims, label_shape, show_shape
 from .lang.source import source_text
@@ -40,8 +40,13 @@ def compile(text: str, wrt: list[str] | None = None, *, filename: str | None = N
     ``outputs`` adds named intermediate values to what ``forward`` returns; ``target``
     says what the code is emitted as (gdsl.backend.TARGETS; NumPy by default).
     """
-    return CompiledModel(run_pipeline(text, filename=filename, wrt=wrt, optimize=optimize,
-                                      outputs=outputs, target=target, at_call=True))
+    c = run_pipeline(text, filename=filename, wrt=wrt, optimize=optimize, outputs=outputs,
+                     target=target, at_call=True)
+    if not isinstance(c.code, str):         # ONNX: a model for another runtime, not Python
+        raise GdslUsageError(f"the {target} target makes a file for another runtime, not code "
+                             f"to call here; write it with `gdsl export` or `gdsl compile "
+                             f"--target {target} -o FILE`")
+    return CompiledModel(c)
 
 
 def compile_file(path: str | os.PathLike, wrt: list[str] | None = None, *,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import MODELS, ROOT, run_cli
+from helpers import GDSL, MODELS, ROOT, run_cli
 from randmodel import Rejected, random_model
 
 import gdsl
@@ -508,3 +508,18 @@ def test_readme_export_commands_work(tmp_path):
                                  for k, s in compiled.params.items()})
         r = run_cli(*args)
         assert r.returncode == 0, (args, r.stderr)
+
+
+def test_the_onnx_target_is_written_not_called(tmp_path):
+    """gdsl.compile(target="onnx") says where the model goes; gdsl compile writes it to -o or
+    a pipe, never text to a terminal."""
+    with pytest.raises(gdsl.GdslUsageError, match="another runtime"):
+        gdsl.compile("input x[3]\nJ = sum(x * x)", target="onnx")
+    import subprocess
+    out = tmp_path / "m.onnx"
+    r = subprocess.run([*GDSL, "compile", str(MODELS[0]), "--target", "onnx", "-o", str(out)],
+                       capture_output=True, check=False)
+    assert r.returncode == 0 and out.read_bytes()[:2] == b"\x08\x08"
+    piped = subprocess.run([*GDSL, "compile", str(MODELS[0]), "--target", "onnx"],
+                           capture_output=True, check=False)
+    assert piped.returncode == 0 and piped.stdout == out.read_bytes()

@@ -65,6 +65,10 @@ def main(args) -> int:
     if args.output:
         write_atomic(args.output, c.code)
         print(f"wrote {args.output}", file=sys.stderr)
+    elif isinstance(c.code, bytes):         # a binary model (ONNX): never to a terminal
+        if sys.stdout.isatty():
+            raise GdslUsageError(f"--target {args.target} makes a binary file: give -o FILE")
+        sys.stdout.buffer.write(c.code)
     elif not args.dump_after:
         sys.stdout.write(c.code)
     return 0
