@@ -74,6 +74,11 @@ def test_each_row_has_the_fields_its_kind_needs(name):
             "and is a scalar"
     if row.target is not None:
         assert 0 <= row.target < arity and row.loss
+    if row.loss:
+        assert row.averages, "a loss averages over the examples (gdsl run --workers takes a " \
+            "batch's loss as the example-weighted mean of its shards')"
+    for positions in row.affine:
+        assert positions and all(0 <= i < arity for i in positions)
     if row.cached:
         assert row.caches is not None and row.cached < arity, "cache arguments need their rule"
     if row.zero_unsafe is not None:

@@ -130,6 +130,13 @@ class Op:
     units: str | None = None
     curve: dict | None = None
     hint: Callable | None = None
+    # data-parallel training (gdsl run --workers, gdsl/tools/distributed.py): a batch split
+    # into shards gives the batch's value as the example-weighted mean of the shards' values
+    # where the examples axis is reduced by an op that `averages` over it (mean, the losses),
+    # and through an op that is jointly `affine` in the arguments at one of these sets of
+    # positions (the others fixed: x + y, c * x, x / c, sum(x), transpose)
+    averages: bool = False
+    affine: tuple[tuple[int, ...], ...] = ()
     user: bool = True
     doc: str = ""
 
@@ -907,6 +914,7 @@ defop("add", 2, bcast, lambda a, at, s: bin_(a[0], "+", a[1]),
       teach_name=lambda a: ("s" if {a.base(0), a.kind(1)} == {"z", "param"}   # s = z + b
                             or {a.kind(0), a.base(1)} == {"param", "z"} else
                             "r" if a.base(0) == a.base(1) == "r" else None),     # r = r1 + r2
+      affine=((0, 1),),
       identities=(((1, 0), lambda b, x, y: x),                      # x + 0 -> x
                   ((0, 0), lambda b, x, y: y),                      # 0 + x -> x
                   ((1, "neg"), lambda b, x, y: _op_of("sub")(b, x, _arg(b.m, y))),   # x + -y -> x - y
@@ -926,7 +934,8 @@ defop("sub", 2, bcast, lambda a, at, s: bin_(a[0], "-", a[1]),
                   ((0, 0), lambda b, x, y: _neg_of(b, y)),          # 0 - x -> -x
                   ((1, "neg"), lambda b, x, y: _op_of("add")(b, x, _arg(b.m, y)))),  # x - -y -> x + y
       notation=lambda t: (f"{t.p(0, SUM)} − {t.p(1, PRODUCT)}", SUM),
-      linear=lambda pos: -1 if pos else 1, targets={"onnx": lambda e, a, at, s: e.op("Sub", *a)})
+      linear=lambda pos: -1 if pos else 1, affine=((0, 1),),
+      targets={"onnx": lambda e, a, at, s: e.op("Sub", *a)})
 defop("mul", 2, bcast, lambda a, at, s: bin_(a[0], "*", a[1]),
       lambda g, ans, x, y, **at: g * y,
       lambda g, ans, x, y, **at: g * x,
@@ -936,7 +945,7 @@ defop("mul", 2, bcast, lambda a, at, s: bin_(a[0], "*", a[1]),
                   ((0, 1), lambda b, x, y: y),                      # 1 * x -> x
                   ((1, -1), lambda b, x, y: _neg_of(b, x)),         # x * -1 -> -x
                   ((0, -1), lambda b, x, y: _neg_of(b, y))),        # -1 * x -> -x
-      notation=_mul_notation, linear=lambda pos: SCALED, scalar_factor=(0, 1),
+      notation=_mul_notation, linear=lambda pos: SCALED, scalar_factor=(0, 1), affine=((0,), (1,)),
       targets={"onnx": lambda e, a, at, s: e.op("Mul", *a)})
 defop("div", 2, bcast, lambda a, at, s: bin_(a[0], "/", a[1]),
       lambda g, ans, x, y, **at: g / y,
@@ -947,6 +956,7 @@ defop("div", 2, bcast, lambda a, at, s: bin_(a[0], "/", a[1]),
                         (lambda lx, ly: ly == 1, "x")),             # x/1 -> x
       identities=(((1, 1), lambda b, x, y: x),),                    # x / 1 -> x
       notation=lambda t: (f"{t.p(0, PRODUCT)}/{t.p(1, ATOM)}", PRODUCT), scalar_factor=(1,),
+      affine=((0,),),
       targets={"onnx": lambda e, a, at, s: e.op("Div", *a)})
 defop("pow", 2, bcast, lambda a, at, s: bin_(a[0], "**", a[1]),
       lambda g, ans, x, y, **at: g * y * x ** (y - 1),
@@ -988,7 +998,7 @@ defop("neg", 1, same, lambda a, at, s: ast.UnaryOp(ast.USub(), a[0]),
       lambda g, ans, x, **at: -g, user=False, kink=None, jacobian=("−I",), fold=_neg_fold,
       zero_from=(0,),
       identities=(((0, "neg"), lambda b, x: _arg(b.m, x)),),       # --x -> x
-      notation=lambda t: (f"−{t.p(0, PRODUCT)}", SUM), linear=lambda pos: -1,
+      notation=lambda t: (f"−{t.p(0, PRODUCT)}", SUM), linear=lambda pos: -1, affine=((0,),),
       targets={"onnx": lambda e, a, at, s: e.op("Neg", a[0])})
 defop("exp", 1, same, lambda a, at, s: np_("exp", a[0]),
       lambda g, ans, x, **at: g * ans, kink=None, jacobian=("diag(exp({x}))",), floats=True,
@@ -1077,7 +1087,7 @@ defop("matmul", 2, lambda dims, s, at: sh.matmul(dims, *s), lambda a, at, s: bin
                 lambda t: t.x if t.cols("ans") == 1 else f"{t.x} ⊗ I"),
       teach_name=lambda a: "z" if a.kind(0) == "param" else None, units="dense",
       flops=_matmul_flops, notation=lambda t: (juxt(t.p(0, ATOM), t.p(1, ATOM)), PRODUCT),
-      grad_form=("{g}ᵀ{y}ᵀ", "{g}{x}"),
+      grad_form=("{g}ᵀ{y}ᵀ", "{g}{x}"), affine=((0,), (1,)),
       targets={"onnx": lambda e, a, at, s: _onnx_matmul(e, *a, *s)})       # z = Wx: ∂J/∂W = gᵀxᵀ, ∂J/∂x = gW
 defop("mm_grad_x", 3, lambda dims, s, at: s[1], lambda a, at, s: helper("_mm_grad_x", *a), None,
       user=False, helpers=("_mm_grad_x",), targets={"onnx": _onnx_mm_grad_x})
@@ -1097,7 +1107,7 @@ defop("transpose", 1, transposed, lambda a, at, s: attr(a[0], "T"),
       lambda g, ans, x, **at: g.T, kink=None,
       # vec(wᵀ) = vec(w) for a vector: its Jacobian is I
       jacobian=(lambda t: "I" if t.vector("x") else f"the permutation vec({t.x}) → vec({t.x}ᵀ)",),
-      units="one", flops=0, fresh=False, zero_from=(0,),
+      units="one", flops=0, fresh=False, zero_from=(0,), affine=((0,),),
       fold=_transpose_fold,
       identities=(((0, "transpose"), lambda b, x: _arg(b.m, x)),),   # (xᵀ)ᵀ -> x
       targets={"array_api": lambda a, at, s: _transpose_xp(a[0], s[0]),
@@ -1123,9 +1133,11 @@ def _per_input(sizes, out, shapes):
 
 defop("sum", 1, reduced, lambda a, at, s: meth(a[0], "sum", **reduce_kw(at)), _sum_vjp,
       keywords=_RED, kink=None, jacobian=("1ᵀ",), flops=_per_input, keeps_mask=True,
+      affine=((0,),),
       targets={"onnx": _onnx_reduce("ReduceSum")})
 defop("mean", 1, reduced, lambda a, at, s: meth(a[0], "mean", **reduce_kw(at)), _mean_vjp,
       keywords=_RED, kink=None, jacobian=("1ᵀ/n",), flops=_per_input, floats=True,
+      averages=True, affine=((0,),),
       keeps_mask=True, targets={"onnx": _onnx_reduce("ReduceMean")})
 defop("max", 1, reduced, lambda a, at, s: meth(a[0], "max", **reduce_kw(at)),
       lambda g, ans, x, **at: call("max_grad", g, x, ans, **at),
@@ -1269,6 +1281,7 @@ def _xent_logits_emit(a, at, s):
 
 defop("xent", 2, loss_shape, lambda a, at, s: helper("_xent", *a), _xent_vjp, None,
       flops=lambda z, o, s: 3 * z[0], loss=True, labels=1, kink=None, metrics=("accuracy",),
+      averages=True,
       helpers=("_xent", "_onehot"), jacobian=("−{y}ᵀ/({y}ᵀ{x})",),
       zero_unsafe=(0, "cross-entropy −log(yᵀp) of"), fuse=_fuse_xent,
       notation=lambda t: (f"−log({t.p(1, ATOM)}ᵀ{t.p(0, ATOM)})", SUM),
@@ -1281,7 +1294,7 @@ defop("xent", 2, loss_shape, lambda a, at, s: helper("_xent", *a), _xent_vjp, No
           "integers [n]), averaged over examples", floats=True, targets={"onnx": _onnx_xent})
 defop("xent_logits", 5, loss_shape, _xent_logits_emit,
       _xent_logits_vjp, None, None, None, None, user=False, caches=_xent_logits_caches, cached=3,
-      shape_only=(0,), labels=1, kink=None,
+      shape_only=(0,), labels=1, kink=None, averages=True,
       flops=lambda z, o, s: 2 * z[0], jacobian=("softmax({x})ᵀ − {y}ᵀ",),
       notation=lambda t: (f"−log({t.p(1, ATOM)}ᵀsoftmax({t.text(0)}))", SUM),
       doc="cross-entropy of softmax(s) for labels Y whose columns sum to 1: "
@@ -1332,7 +1345,7 @@ def margins_shape(dims, s, at):
 
 SVM_JACOBIAN = "Σ_{j≠y} [{x}_{j} − {x}_{y} + 1 > 0](e_{j} − e_{y})ᵀ"    # _{...}: a subscript
 defop("svm", 2, loss_shape, lambda a, at, s: helper("_svm", *a), _svm_vjp, None, loss=True,
-      labels=1, kink=_kink_hinge, fuse=_fuse_svm, metrics=("accuracy",),
+      labels=1, kink=_kink_hinge, fuse=_fuse_svm, metrics=("accuracy",), averages=True,
       helpers=("_svm",), flops=lambda z, o, s: 5 * z[0], jacobian=(SVM_JACOBIAN,),
       curve={"title": "Multi-class SVM loss", "x": "s_{j} − s_{y}", "y": "max(0, s_{j} − s_{y} + 1)",
              "range": (-3.0, 2.0), "args": lambda t: ([[0.0], [t]], [[1.0], [0.0]])},
@@ -1344,7 +1357,7 @@ defop("svm_margins", 2, margins_shape, lambda a, at, s: helper("_svm_margins", *
 defop("svm_hinge", 3, loss_shape, _svm_hinge_emit,
       lambda g, ans, s, Y, M, **at: call("svm_grad", g, M, Y), None, None, user=False,
       caches=_svm_margins_caches, cached=1, shape_only=(0,), flops=lambda z, o, s: z[2],
-      jacobian=(SVM_JACOBIAN,), labels=1, kink=_kink_hinge,
+      jacobian=(SVM_JACOBIAN,), labels=1, kink=_kink_hinge, averages=True,
       doc="multi-class hinge loss of scores s for one-hot labels Y, from its margins M "
           "(the cache): Σ M / n", floats=True, targets={"onnx": _onnx_svm_hinge})
 defop("svm_grad", 3, like_second, lambda a, at, s: helper("_svm_grad", *a), None, None, None,
@@ -1397,7 +1410,7 @@ def _negated(rule):
     return lambda g, ans, p, y, **at: -rule(g, ans, p, y, **at)
 
 
-_TARGET_LOSS = {"loss": True, "target": 1, "broadcasts": True, "floats": True,
+_TARGET_LOSS = {"loss": True, "target": 1, "broadcasts": True, "floats": True, "averages": True,
                 "flops": lambda z, o, s: 3 * max(z[0], z[1])}
 _REGRESSION = ("rmse", "mae", "r2")
 
