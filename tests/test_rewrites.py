@@ -180,7 +180,7 @@ FOLD_CASES = {
     "neg": "-(1.5)", "exp": "exp(0.5)", "log": "log(2)", "tanh": "tanh(0.5)",
     "sigmoid": "sigmoid(0.5)", "relu": "relu(2)", "abs": "abs(-2)", "sqrt": "sqrt(2)",
     "square": "square(3)", "maximum": "maximum(2, 3)", "minimum": "minimum(2, 3)",
-    "sign": "sign(-2)", "softplus": "softplus(0.5)",
+    "sign": "sign(-2)", "softplus": "softplus(0.5)", "sin": "sin(0.5)", "cos": "cos(0.5)",
 }
 
 
