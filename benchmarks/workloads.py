@@ -9,6 +9,8 @@ converts them (only for the agreement check, never inside a timed call).
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 # -- the models, as gdsl text (kept here so the workloads stay fixed while models/ evolves) ----
@@ -56,9 +58,25 @@ loss J
 """
 
 TEXTS = {"W1": W1_TEXT, "W2": W2_TEXT, "W3": W3_TEXT}
+
+# The same models as one-liners (no declarations: every free name an input, shapes bound at
+# call time; W1's is the README's), differentiated with respect to the params, and each one's
+# declared twin: the same line with its inputs declared, which compiles to the code the
+# one-liner is specialised to at its first call.
+ONELINERS = {
+    "W1": "z = W @ x; s = z + b; J = xent(softmax(s), y) + lam*sqnorm(W)\n",
+    "W2": "h = relu(W1 @ x + b1); s = W2 @ h + b2; J = xent(softmax(s), y) + lam*(sqnorm(W1) + "
+          "sqnorm(W2))\n",
+    "W3": "s = W @ x + b; J = svm(s, y) + lam*sqnorm(W)\n",
+}
+_DECLARED = {"x": "d, n", "y": "C, n", "W": "C, d", "b": "C, 1", "W1": "m, d", "b1": "m, 1",
+             "W2": "C, m", "b2": "C, 1", "lam": ""}
 LAM = {"W1": 0.01, "W2": 0.0005, "W3": 0.001}
 PARAMS = {"W1": ("W", "b"), "W2": ("W1", "b1", "W2", "b2"), "W3": ("W", "b")}
 TITLES = {"W1": "linear softmax + L2", "W2": "2-layer ReLU MLP + L2", "W3": "multi-class SVM + L2"}
+TWINS = {kind: "".join(f"input {k}[{_DECLARED[k]}]\n"       # in the order the line uses them
+                       for k in dict.fromkeys(re.findall(r"[A-Za-z_]\w*", text)) if k in _DECLARED)
+         + text for kind, text in ONELINERS.items()}
 
 
 def make_data(kind: str, dims: dict, dtype, seed: int = 0) -> dict:
@@ -408,3 +426,42 @@ def jax_impl(kind: str, a: dict, lam: float):
     def step():
         return jax.block_until_ready(vg(*params, x, y))
     return step, lambda r: (np.asarray(r[0]), [np.asarray(g) for g in r[1]])
+
+
+# -- PyTensor, compiled in its numba mode -----------------------------------------------------
+
+def pytensor_impl(kind: str, a: dict, lam: float):
+    """PyTensor's graph of the same loss, its gradients by pytensor.grad, compiled with
+    mode="NUMBA" (one numba function for the whole graph); called with trust_input=True, so
+    that PyTensor does not check the arrays on each call."""
+    import pytensor
+    import pytensor.tensor as pt
+
+    dt = a["x"].dtype.name
+    n = a["x"].shape[1]
+    x, y = pt.matrix("x", dtype=dt), pt.matrix("y", dtype=dt)
+    params = [pt.matrix(k, dtype=dt, shape=(None, 1) if k.startswith("b") else (None, None))
+              for k in PARAMS[kind]]
+
+    def xent(S):
+        return (pt.sum(pt.logsumexp(S, axis=0)) - pt.sum(y * S)) / n
+
+    if kind == "W1":
+        W, b = params
+        J = xent(W @ x + b) + lam * pt.sum(W * W)
+    elif kind == "W2":
+        W1, b1, W2, b2 = params
+        H = pt.maximum(W1 @ x + b1, 0)
+        J = xent(W2 @ H + b2) + lam * (pt.sum(W1 * W1) + pt.sum(W2 * W2))
+    else:
+        W, b = params
+        S = W @ x + b
+        M = pt.maximum(S - pt.sum(y * S, axis=0, keepdims=True) + 1, 0) * (1 - y)
+        J = pt.sum(M) / n + lam * pt.sum(W * W)
+    f = pytensor.function([*params, x, y], [J, *pytensor.grad(J, params)], mode="NUMBA")
+    f.trust_input = True
+    values = [a[k] for k in PARAMS[kind]] + [a["x"], a["y"]]
+
+    def step():
+        return f(*values)
+    return step, lambda r: (np.asarray(r[0]), [np.asarray(g) for g in r[1:]])

@@ -23,7 +23,7 @@ from .lang.syntax import Program
 from .passes import optimise
 from .passes.expose import Losses, expose_losses
 from .passes.fuse import fuse
-from .passes.grad import differentiate
+from .passes.grad import differentiate, hessian_vector
 from .passes.infer import infer
 from .passes.resolve import build
 from .passes.schedule import schedule
@@ -43,6 +43,8 @@ class Options:
     # the caller binds shapes left open at call time (CompiledModel): a target that needs every
     # shape (numba) emits the generic NumPy module of such a model until then
     at_call: bool = False
+    # second order: also emit hvp(*, v, **arrays), H·v by reverse over reverse (--hvp)
+    hvp: bool = False
 
 
 @dataclass
@@ -94,6 +96,8 @@ def _fuse(c: Compilation):
 
 def _grad(c: Compilation):
     differentiate(c.model)
+    if c.options.hvp:
+        hessian_vector(c.model)
 
 
 def _optimise(c: Compilation):
@@ -121,6 +125,7 @@ STAGES: list[tuple[str, Callable]] = [
     ("shapes", _shapes),        # symbolic dims unify; mismatches are errors here
     ("fuse", _fuse),            # softmax + cross-entropy -> log-sum-exp form
     ("grad", _grad),            # reverse mode: BackOp as vector-Jacobian products, same IR
+    #                             (and with --hvp again, of Σ <g_w, v_w>: reverse over reverse)
     ("optimise", _optimise),    # CSE, folding, identities, dead code
     ("schedule", _schedule),    # deterministic topological orders for both passes
     ("emit", _emit),            # Python through the ast module
@@ -137,19 +142,21 @@ def run_pipeline(text: str, *, filename: str | None = None, wrt: list[str] | Non
                  outputs: list[str] | None = None, losses: bool = False,
                  target: str = "numpy", model: Model | None = None,
                  start: str = "parse", shapes: dict[str, tuple] | None = None,
-                 at_call: bool = False) -> Compilation:
+                 at_call: bool = False, hvp: bool = False) -> Compilation:
     """Run every stage from ``start``; ``after(stage, compilation)`` is called after each
     (--dump-after). Returns the Compilation: ``.model`` is the IR, ``.code`` the module.
 
     A caller that builds the IR itself (gdsl check does, for one op at a time) passes
     ``model=`` and ``start="shapes"``. ``shapes`` gives leaves that declare no shape the
     shapes of a call's arrays (CompiledModel's specialisation): compiled as if declared;
-    ``at_call``: the caller does that (see Options).
+    ``at_call``: the caller does that (see Options). ``hvp``: also emit the
+    Hessian-vector product ``hvp(*, v, **arrays)``.
     """
     m = model if model is not None else Model(source=text, filename=filename)
     get_target(target)          # an unknown target is an error before any work
     c = Compilation(m, Options(wrt=wrt, optimize=optimize, outputs=outputs, losses=losses,
-                               target=target, shapes=shapes, at_call=at_call), start=start)
+                               target=target, shapes=shapes, at_call=at_call, hvp=hvp),
+                    start=start)
     with _no_gc():
         return _run_stages(c, text, filename, start, after)
 

@@ -96,9 +96,14 @@ class CompiledModel:
         self.source: str = compilation.code
         self.graph = compilation.written if compilation.written is not None else model.G
         stem = Path(model.filename).stem if model.filename else "model"
+        target = get_target(compilation.options.target)
+        for package in getattr(target, "REQUIRES", ()):     # modules, from the extra gdsl[NAME]
+            if importlib.util.find_spec(package) is None:
+                raise GdslError(f"the {target.NAME} target needs {package}, which is not "
+                                f"installed", help=f"pip install 'gdsl[{target.NAME}]'")
         with _no_gc():
-            self.module, self.path = load_module(
-                self.source, stem, getattr(get_target(compilation.options.target), "IMPORTED", False))
+            self.module, self.path = load_module(self.source, stem,
+                                                 getattr(target, "IMPORTED", False))
         self.inputs = dict(self.module.INPUTS)
         self.params = dict(self.module.PARAMS)
         self.consts = dict(self.module.CONSTS)
@@ -272,7 +277,7 @@ class CompiledModel:
             ast.Expr(ast.Constant(getattr(CompiledModel, fn).__doc__)),
             ast.Assign([ast.Tuple(hot, ast.Store())],
                        ast.Subscript(name("_hot"), ast.Constant(which), L)),
-            ast.If(ast.BoolOp(ast.And(), test), [run], []),
+            ast.If(ast.BoolOp(ast.And(), test) if len(test) > 1 else test[0], [run], []),
             ast.Return(ast.Call(name("_miss"), [
                 ast.Constant(which),
                 ast.Dict([ast.Constant(k) for k, _ in names], [name(k) for k, _ in names]),
@@ -310,7 +315,7 @@ class CompiledModel:
             spec = CompiledModel(run_pipeline(m.source, filename=m.filename, wrt=o.wrt,
                                               optimize=o.optimize, outputs=o.outputs,
                                               losses=o.losses, target=o.target, shapes=shapes,
-                                              at_call=True))
+                                              at_call=True, hvp=o.hvp))
             spec._specialises = False
             if len(self._specialised) >= MAX_SPECIALISED:   # the oldest goes, and the calls
                 del self._specialised[next(iter(self._specialised))]    # that ran it
@@ -441,6 +446,84 @@ class CompiledModel:
             except GdslError as e:
                 raise e.attach(m.source, m.filename) from None
 
+    # -- second order: Hessian-vector products -------------------------------------------------
+    def hvp(self, v: dict, /, **arrays) -> dict:
+        """H·v: the Hessian of the loss with respect to the wrt names, at these arrays, times
+        the directions ``v`` ({name: array shaped like it}, one per wrt name), by name.
+
+        The emitted module's ``hvp`` (reverse over reverse, gdsl compile --hvp), compiled on
+        the first call and kept. Raises GdslError on bad arrays or directions."""
+        twin = self._second_order()
+        m = twin.model
+        out = twin._prepare(arrays, m.backward_order)
+        owner = twin._specialised_for(out) if twin._specialises else twin
+        out[_direction_arg(owner.module)] = twin._directions(v, out)
+        return owner._run(owner.module.hvp, out)
+
+    def hessian(self, /, **arrays) -> ndarray:
+        """The Hessian of the loss at these arrays as a dense matrix over the wrt names'
+        entries, flattened (C order) and concatenated in wrt order: column i is H·e_i, one
+        hvp each. For models with few params (the matrix must fit in memory). Raises
+        GdslError on bad arrays."""
+        from .limits import check_memory
+        twin = self._second_order()
+        m = twin.model
+        out = twin._prepare(arrays, m.backward_order)
+        owner = twin._specialised_for(out) if twin._specialises else twin
+        arg = _direction_arg(owner.module)
+        shapes = {k: np.shape(out[k]) if k in out else () for k in twin.wrt}
+        size = sum(math.prod(s) for s in shapes.values())
+        check_memory([((size, size), 1, "the Hessian", None)], "the Hessian",
+                     m.filename, m.source)
+        H = np.zeros((size, size))
+        starts = np.cumsum([0] + [math.prod(s) for s in shapes.values()])
+        for i in range(size):
+            e = np.zeros(size)
+            e[i] = 1.0
+            v = {k: e[a:b].reshape(s) for (k, s), a, b in zip(shapes.items(), starts, starts[1:])}
+            hv = owner._run(owner.module.hvp, {**out, arg: v})
+            H[:, i] = np.concatenate([np.reshape(hv[k], -1) for k in shapes])
+        return H
+
+    def _second_order(self) -> CompiledModel:
+        """This model compiled with its Hessian-vector product (once)."""
+        o = self.compilation.options
+        if o.hvp:
+            return self
+        if getattr(self, "_hvp_model", None) is None:
+            m = self.model
+            self._hvp_model = CompiledModel(run_pipeline(
+                m.source, filename=m.filename, wrt=o.wrt, optimize=o.optimize,
+                outputs=o.outputs, losses=o.losses, target=o.target, at_call=True, hvp=True))
+        return self._hvp_model
+
+    def _directions(self, v, arrays: dict) -> dict:
+        """The directions of an hvp call, checked: one real array per wrt name, shaped like it."""
+        m = self.model
+        if not isinstance(v, dict):
+            raise GdslValueError(f"the directions v must be a dict {{name: array}} of "
+                                 f"{', '.join(self.wrt)}, not {type(v).__name__}"
+                                 ).attach(m.source, m.filename)
+        missing = [k for k in self.wrt if k not in v]
+        extra = [k for k in v if k not in self.wrt]
+        if missing or extra:
+            raise GdslValueError("the directions v " + "; ".join(filter(None, [
+                missing and "lack " + ", ".join(f"`{k}`" for k in missing),
+                extra and "name no differentiated value: " + ", ".join(f"`{k}`" for k in extra)])),
+                help="give one array for each of " + ", ".join(self.wrt)
+            ).attach(m.source, m.filename)
+        out = {}
+        for k in self.wrt:
+            a = self._convert(k, v[k], check=True)
+            a = np.asarray(a, dtype=np.result_type(a, np.float64) if a.dtype.kind != "f" else a.dtype)
+            want = np.shape(arrays[k]) if k in arrays else np.shape(a)
+            if np.shape(a) != want:
+                raise GdslValueError(f"direction v[{k!r}] has shape {np.shape(a)}, but `{k}` has "
+                                     f"shape {want}", m.node(self._leaf(k))["span"]
+                                     ).attach(m.source, m.filename)
+            out[k] = a
+        return out
+
     # -- the caller's arrays (the array-API target) --------------------------------------------
     # The module takes its namespace from its arguments: a call's arrays go in as they are
     # (PyTorch tensors, JAX, Dask, CuPy arrays ...), checked like NumPy's but not converted,
@@ -562,6 +645,12 @@ class CompiledModel:
 
 
 UNKNOWN = -1        # a dimension unknown until computed (Dask's nan, the standard's None)
+
+
+def _direction_arg(module) -> str:
+    """The name of the emitted hvp's parameter of directions (v, unless the model has a v)."""
+    import inspect
+    return next(iter(inspect.signature(module.hvp).parameters))
 
 
 def _known_dim(d) -> int:

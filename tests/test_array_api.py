@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 from fuzzkit import record
 from helpers import MODELS as MODEL_FILES
-from randmodel import random_model
+from randmodel import Rejected, random_model
 
 import gdsl
 from gdsl.backend import TARGETS, array_api_target
@@ -233,14 +233,30 @@ def test_the_oneliner_agrees(optimize, rng):
 
 # -- random models -----------------------------------------------------------------------------
 
+def _on_a_step(m, arrays) -> bool:
+    """Whether an argmax or a sign of the model meets a tie or zero, within rounding, at these
+    arrays (the reference evaluator says): there another order of the same arithmetic may jump
+    to the step's other side, and both answers are right."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            m.evaluate(arrays)
+    except Rejected as e:
+        return str(e) in ("argmax", "sign")
+    return False
+
+
 def test_random_models_agree(request):
     """GDSL_ARRAY_API_MODELS random models over the whole op set: NumPy target = array-API
     target under array_api_strict, Dask (chunked by examples) and PyTorch."""
-    failures, checked, on_dask = [], 0, 0
+    failures, checked, on_dask, ties = [], 0, 0, 0
     for seed in range(SEED, SEED + N_MODELS):
         m = random_model(seed)
         rng = np.random.default_rng(seed)
         arrays = m.arrays(rng, int_labels=True)
+        if _on_a_step(m, arrays):
+            ties += 1
+            continue
         shapes = {k: shape for k, (kind, shape) in m.leaves.items() if kind != "const"}
         dask_too = (seed - SEED) % DASK_EVERY == 0
         problems = check_model(m.text, m.wrt, bool(seed % 4), arrays, shapes, dask_too)
@@ -250,7 +266,7 @@ def test_random_models_agree(request):
         on_dask += dask_too
     print(f"\narray-API target: {checked - len(failures)} of {checked} random models agree with "
           f"the NumPy target under {', '.join(kinds(False))} ({on_dask} of them under Dask too; "
-          f"seeds {SEED}..{SEED + N_MODELS - 1})")
+          f"seeds {SEED}..{SEED + N_MODELS - 1}; {ties} drawn on a tie of argmax or sign)")
     record(request.config, "random models: array-API target = NumPy target", checked - len(failures))
     if failures:
         shown = "\n\n".join(f"=== seed {seed} (optimize={bool(seed % 4)}, wrt={m.wrt}):\n"

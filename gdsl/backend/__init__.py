@@ -11,10 +11,10 @@ entry in TARGETS, and its entries in the op rows.
 from __future__ import annotations
 
 from ..errors import GdslUsageError
-from . import array_api_target, numpy_target, onnx_target
+from . import array_api_target, numba_target, numpy_target, onnx_target
 
 TARGETS = {numpy_target.NAME: numpy_target, array_api_target.NAME: array_api_target,
-           onnx_target.NAME: onnx_target}
+           onnx_target.NAME: onnx_target, numba_target.NAME: numba_target}
 
 
 def get_target(name: str):

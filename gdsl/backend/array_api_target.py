@@ -38,7 +38,7 @@ from .pycode import (
 NAME = "array-api"
 KEY = "array_api"           # an op row's own emission for this target: Op.emit[KEY]
 CALLER_ARRAYS = True        # CompiledModel keeps the caller's arrays as they are (gdsl.runtime)
-REQUIRES = ("array_api_compat", "array-api-compat", "gdsl[array-api]")   # module, package, extra
+REQUIRES = ("array_api_compat",)     # to run the module (gdsl[array-api])
 XP, DTYPE, DEVICE = "xp", "dtype", "dev"   # the namespace, the call's float dtype and device
 IMPORTS = ["import math", "", "try:",
            "    from array_api_compat import array_namespace, device, is_lazy_array",

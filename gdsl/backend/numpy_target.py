@@ -135,7 +135,8 @@ def emit_module(model, title: str, in_place: bool = True,
 
 def _helpers_needed(model) -> set[str]:
     node = model.node
-    ops = {node(n)["op"] for n in model.backward_order} | {node(n)["op"] for n in model.forward_order}
+    ops = {node(n)["op"] for order in (model.forward_order, model.backward_order, model.hvp_order)
+           for n in order}
     need: set[str] = set()
     for op in ops:
         if op in OPS:

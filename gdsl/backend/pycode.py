@@ -25,6 +25,12 @@ MODULE_NAMES = {"arrays", "forward", "value_and_grad", "INPUTS", "PARAMS", "CONS
 PYTHON_NAMES = set(keyword.kwlist) | set(keyword.softkwlist) | set(dir(builtins))
 
 
+def direction_arg(model) -> str:
+    """The name of hvp's parameter of directions: v, unless the model has a value named v."""
+    given = {model.node(n)["name"] for n in model_leaves(model)}
+    return next(k for k in ("v", "directions", "v_directions", "hvp_directions") if k not in given)
+
+
 class Namer:
     """Gives every value one Python name: the model's own where it can, unique, never reserved."""
 
@@ -108,6 +114,8 @@ def comment(model, d) -> str | None:
         return None
     if d["op"] == ADD and grad_of(model, d) is not None:
         return f"grad of {model.label(d['grad_of'])}: summed over its uses"
+    if d["op"] == ADD and d.get("hint", "").startswith("hv_"):     # (gdsl.passes.grad)
+        return f"H v of {d['hint'][3:]}: summed over its uses"
     text = source_text(model.source, span)
     if not text:
         return None
@@ -129,6 +137,12 @@ def leaf_statements(model, namer: Namer, position) -> tuple[list[tuple], dict]:
                 value = ast.Subscript(name("arrays"), string(d["name"]), LOAD)
             out.append((None, ast.Assign([ast.Name(nm, STORE)], value), n, (), None))
         exprs[n] = (name(nm), 0, (nm,), ())
+    for key, n in model.directions.items():     # hvp's directions: dW = v['W']
+        if n in position:
+            nm = namer.of(model, n)
+            value = ast.Subscript(name(direction_arg(model)), string(key), LOAD)
+            out.append((None, ast.Assign([ast.Name(nm, STORE)], value), n, (), None))
+            exprs[n] = (name(nm), 0, (nm,), ())
     return out, exprs
 
 
@@ -163,11 +177,12 @@ def model_leaves(model) -> list[int]:
     return [*model.inputs.values(), *model.params.values(), *model.consts.values()]
 
 
-def signature(model, namer: Namer, fname: str, order: list[int]) -> str:
+def signature(model, namer: Namer, fname: str, order: list[int], first: tuple = ()) -> str:
     """``def f(*, x, y, W, b, lam=0.01):`` -- Python itself checks the names passed in.
-    A model name that Python cannot take as a parameter comes in through ``**arrays``."""
+    A model name that Python cannot take as a parameter comes in through ``**arrays``;
+    ``first``: parameters before the model's (hvp's v)."""
     needed = set(order)
-    kwonly, defaults, rest = [], [], False
+    kwonly, defaults, rest = [ast.arg(k) for k in first], [None] * len(first), False
     for n in model_leaves(model):
         d = model.node(n)
         if namer.of(model, n) != d["name"]:
@@ -214,6 +229,8 @@ def write_module(model, title: str, *, namer: Namer, note: str, imports: list[st
     node's (expression, depth, names read, arrays read) and ``result(node)`` the expression
     the function returns for a root. ``helpers`` are the sources of the module's helper
     functions, or a callable giving them once the functions are written."""
+    if model.hvps:      # (hvp's own names)
+        namer.reserved = namer.reserved | {"hvp", direction_arg(model)}
     for n in sorted(n for n, nm in model.G.nodes(data="name") if nm is not None):
         if model.node(n)["op"] != "literal":  # model names first, in source order
             namer.of(model, n)
@@ -227,20 +244,28 @@ def write_module(model, title: str, *, namer: Namer, note: str, imports: list[st
     if model.loss is not None:
         sections.append(("value_and_grad", model.backward_order, [model.loss, *model.grads.values()],
                          "The loss and its gradient with respect to " + (", ".join(model.wrt) or "nothing") + "."))
+    if model.hvps:
+        sections.append(("hvp", model.hvp_order, list(model.hvps.values()),
+                         "H v: the Hessian of the loss times v = {name: direction} (one array "
+                         "per name of " + ", ".join(model.wrt) + "), by name."))
     for fname, order, roots, doc in sections:
         f = function(model, namer, plan(model, order, roots, shape, in_place))
-        lines += ["", "", signature(model, namer, fname, order), '    """' + doc_escape(doc) + '"""']
+        first = (direction_arg(model),) if fname == "hvp" else ()
+        lines += ["", "", signature(model, namer, fname, order, first),
+                  '    """' + doc_escape(doc) + '"""']
         body = f.statements()
         ex = f.exprs
         if fname == "forward":
             keys = ([model.loss_name] if model.loss is not None else []) + list(model.outputs)
             vals = ([model.loss] if model.loss is not None else []) + list(model.outputs.values())
             ret = ast.Return(ast.Dict([string(k) for k in keys], [f.result(v) for v in vals]))
+        elif fname == "hvp":
+            ret = ast.Return(ast.Dict([string(k) for k in model.hvps],
+                                      [f.result(v) for v in model.hvps.values()]))
         else:
             grads = ast.Dict([string(k) for k in model.grads], [f.result(v) for v in model.grads.values()])
             ret = ast.Return(ast.Tuple([f.result(model.loss), grads], LOAD))
-        returned = {v for n in ([model.loss, *model.grads.values()] if fname != "forward" else
-                                fwd_roots) for v in ex[n][2]}
+        returned = {v for n in roots for v in ex[n][2]}
         dead_after = liveness(body, returned)
         for i, (text, stmt, node, _, _) in enumerate(body):
             if text:

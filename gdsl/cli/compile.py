@@ -27,6 +27,9 @@ def register(sub):
                    help="what to emit (default numpy: a module that needs only NumPy; "
                         "array-api: one for the arrays of any library array-api-compat knows, "
                         "PyTorch, CuPy, JAX, Dask ...)")
+    p.add_argument("--hvp", action="store_true",
+                   help="also emit hvp(*, v, **arrays): the Hessian of the loss times directions v "
+                        "= {name: array}, by reverse over reverse in the same IR")
     p.add_argument("--dump-after", metavar="STAGE", choices=STAGE_NAMES,
                    help="print the IR after a stage: " + ", ".join(STAGE_NAMES))
     return p
@@ -55,7 +58,7 @@ def main(args) -> int:
                 print(c.model.dump(), file=sys.stderr, end="")
 
     c = run_pipeline(text, filename=args.model, wrt=parse_names(args.wrt),
-                     optimize=args.opt > 0, after=after, target=args.target)
+                     optimize=args.opt > 0, after=after, target=args.target, hvp=args.hvp)
     for w in c.model.warnings:
         print(w.attach(text, args.model).render(), file=sys.stderr)
     if args.rewrites:

@@ -70,6 +70,8 @@ def register(sub):
     p.add_argument("--json", action="store_true",
                    help="print one JSON object per epoch on standard output")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the final summary")
+    p.add_argument("--target", choices=("numpy", "numba"), default="numpy",
+                   help="compile the model for numba: one fused step (pip install gdsl[numba])")
     return p
 
 
@@ -193,7 +195,7 @@ def check_outputs(args) -> None:
 def _main(args) -> int:
     check_outputs(args)
     sets = parse_sets(args.set)
-    tm = prepare(args.model, label=args.label)
+    tm = prepare(args.model, label=args.label, target=args.target)
     for w in tm.compiled.model.warnings:
         print(w.attach(tm.compiled.model.source, args.model).render(), file=sys.stderr)
     params = load_params(args.load) if args.load else None

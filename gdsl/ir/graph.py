@@ -65,6 +65,10 @@ class Model:
     dims: Dims = field(default_factory=Dims)
     forward_order: list[int] = field(default_factory=list)     # the schedule of each pass
     backward_order: list[int] = field(default_factory=list)
+    # second order (gdsl compile --hvp): the direction leaf of each wrt name, H·v per wrt name
+    directions: dict[str, int] = field(default_factory=dict)
+    hvps: dict[str, int] = field(default_factory=dict)
+    hvp_order: list[int] = field(default_factory=list)
     rewrites: list[str] = field(default_factory=list)     # what the optimiser did, for reports
     warnings: list[GdslError] = field(default_factory=list)
     # caches of the queries below, dropped whenever the graph changes
@@ -129,8 +133,7 @@ class Model:
             self.set_args(user, tuple(new if a == old else a for a in self.nodes[user]["args"]))
         index = self._pointing
         if index is None:
-            entries = [(t, k) for t in (self.outputs, self.grads, self.names)
-                       for k, v in t.items() if v == old]
+            entries = [(t, k) for t in self._tables() for k, v in t.items() if v == old]
         else:
             entries = index.pop(old, [])
             index.setdefault(new, []).extend(entries)
@@ -146,13 +149,17 @@ class Model:
         a pass quadratic in the size of the model. Nothing else may write those tables
         meanwhile."""
         self._pointing = {}
-        for table in (self.outputs, self.grads, self.names):
+        for table in self._tables():
             for k, v in table.items():
                 self._pointing.setdefault(v, []).append((table, k))
         try:
             yield
         finally:
             self._pointing = None
+
+    def _tables(self) -> tuple[dict, ...]:
+        """The tables that point at nodes by name: a merge re-points them."""
+        return (self.outputs, self.grads, self.names, self.hvps)
 
     def topo(self, nodes=None) -> list[int]:
         """Deterministic topological order (creation order breaks ties), without recursion.
@@ -242,7 +249,8 @@ class Model:
         return text or d["op"]
 
     def roots(self) -> list[int]:
-        return [n for n in (self.loss, *self.outputs.values(), *self.grads.values()) if n is not None]
+        return [n for n in (self.loss, *self.outputs.values(), *self.grads.values(),
+                            *self.hvps.values()) if n is not None]
 
     # -- checking and printing ----------------------------------------------------
     def check(self, stage: str) -> None:

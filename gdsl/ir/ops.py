@@ -877,6 +877,36 @@ def _nb_svm_grad(k, a, at, s):
                  A, Y, violated, scale)
 
 
+def _nb_mean_of(entry):
+    """A loss averaged over every entry of entry(p, y, attrs), p and y broadcast."""
+    def form(k, a, at, s):
+        e = k.map(lambda u, v: entry(u, v, at), *a)
+        return k.map(lambda t, c: bin_(t, "/", c), k.reduce(SUM_LOOP, e), k.count(e))
+    return form
+
+
+def _nb_huber(r, at):
+    # r²/2 within delta, delta (|r| - delta/2) beyond, as the helper computes it
+    delta = const(float(at["delta"]))
+    return ast.IfExp(bin_(np_("abs", r), "<=", delta), bin_(bin_(const(0.5), "*", r), "*", r),
+                     bin_(delta, "*", bin_(np_("abs", r), "-", bin_(const(0.5), "*", delta))))
+
+
+# the losses of predictions p and targets y, averaged over every entry
+_nb_bce = _nb_mean_of(lambda s, y, at: bin_(np_("logaddexp", const(0.0), s), "-", bin_(y, "*", s)))
+_nb_mse = _nb_mean_of(lambda p, y, at: np_("square", bin_(p, "-", y)))
+_nb_mae = _nb_mean_of(lambda p, y, at: np_("abs", bin_(p, "-", y)))
+_nb_huber_loss = _nb_mean_of(lambda p, y, at: _nb_huber(bin_(p, "-", y), at))
+
+
+def _nb_vdot(k, a, at, s):
+    return k.reduce(SUM_LOOP, k.map(_nb_mul, *a))
+
+
+def _nb_sqnorm(k, a, at, s):
+    return k.reduce(SUM_LOOP, k.map(lambda v: _nb_mul(v, v), a[0]))
+
+
 def _nb_mm_grad_x(k, a, at, s):
     g, _x, y = a
     if len(s[2]) == 1:          # g yᵀ of a vector y: an outer product, or g * y
@@ -900,6 +930,13 @@ def call(name, *args, **attrs):
     """The op `name` of graph values (gdsl.ir.builder.V) and numbers, built in their graph."""
     b = next(a.b for a in args if hasattr(a, "b"))
     return b.op(name, *args, **attrs)
+
+
+def nothing(g, ans, *args, **at):
+    """The vjp for an argument an op is piecewise constant in, or reads only for its shape
+    (the x of max_grad, the margins of svm_grad): 0, so differentiation adds no term. The
+    backward-only ops need it for second derivatives, where those arguments move too."""
+    return
 
 
 # elementwise, broadcasting
@@ -1016,7 +1053,8 @@ defop("tanh", 1, same, lambda a, at, s: np_("tanh", a[0]),
 defop("sigmoid", 1, same,
       lambda a, at, s: bin_(const(0.5), "+", bin_(const(0.5), "*", np_("tanh", bin_(const(0.5), "*", a[0])))),
       lambda g, ans, x, **at: g * ans * (1 - ans), kink=None,
-      jacobian=("diag(σ({x})(1 − σ({x})))",), teach_name="h", floats=True, zero_able=True, probability=True,
+      jacobian=("diag(σ({x})(1 − σ({x})))",), teach_name="h", floats=True, zero_able=True,
+      probability=True,
       zero_help="for log(sigmoid(s)) write −softplus(−s) (gdsl rewrites it so), or use bce(s, y)",
       targets={"onnx": _onnx_sigmoid})
 defop("relu", 1, same, lambda a, at, s: np_("maximum", a[0], const(0)),
@@ -1024,10 +1062,10 @@ defop("relu", 1, same, lambda a, at, s: np_("maximum", a[0], const(0)),
       # relu(x) > 0 exactly where x > 0: the mask reads the result, so x can die (in place)
       lambda g, ans, x, **at: g * call("step", ans), kink=_kink_at_zero,
       jacobian=("diag([{x} > 0])",), zero_able=True, teach_name="h",
-      doc="max(x, 0); its gradient at 0 is taken as 0",
-      targets={"onnx": lambda e, a, at, s: e.op("Relu", a[0])})
+      targets={"onnx": lambda e, a, at, s: e.op("Relu", a[0])},
+      doc="max(x, 0); its gradient at 0 is taken as 0")
 defop("abs", 1, same, lambda a, at, s: np_("abs", a[0]),
-      lambda g, ans, x, **at: g * call("sign", x), kink=_kink_at_zero,
+      lambda g, ans, x, **at: g * call("signum", x), kink=_kink_at_zero,
       jacobian=("diag(sign({x}))",), zero_able=True,
       doc="absolute value; its gradient at 0 is taken as 0",
       targets={"onnx": lambda e, a, at, s: e.op("Abs", a[0])})
@@ -1043,12 +1081,15 @@ defop("square", 1, same, lambda a, at, s: np_("square", a[0]),
 defop("sign", 1, same, lambda a, at, s: np_("sign", a[0]), None, kink=_kink_at_zero,
       doc="elementwise sign (not differentiable)",
       targets={"onnx": lambda e, a, at, s: e.op("Sign", a[0])})
+# sign as the backward pass uses it (abs', mae'): piecewise constant, so a second derivative
+# through it is 0; a model's own sign stays not differentiable (refused on the loss's path)
+defop("signum", 1, same, lambda a, at, s: np_("sign", a[0]), None, user=False, constant=True,
+      kink=_kink_at_zero, targets={"onnx": lambda e, a, at, s: e.op("Sign", a[0])})
 # softplus(x) = log(1 + exp(x)), as log(exp(0) + exp(x)): no overflow for large x
 defop("softplus", 1, same, lambda a, at, s: np_("logaddexp", const(0.0), a[0]),
       lambda g, ans, x, **at: g * call("sigmoid", x), kink=None, jacobian=("diag(σ({x}))",),
       floats=True, zero_able=True, doc="log(1 + exp(x)), computed without overflow",
       targets={"onnx": _onnx_softplus})
-
 # the chain-rule slides' sin(x²): d sin(y)/dy = cos(y)
 defop("sin", 1, same, lambda a, at, s: np_("sin", a[0]),
       lambda g, ans, x, **at: g * call("cos", x), kink=None, jacobian=("diag(cos({x}))",),
@@ -1088,11 +1129,20 @@ defop("matmul", 2, lambda dims, s, at: sh.matmul(dims, *s), lambda a, at, s: bin
       teach_name=lambda a: "z" if a.kind(0) == "param" else None, units="dense",
       flops=_matmul_flops, notation=lambda t: (juxt(t.p(0, ATOM), t.p(1, ATOM)), PRODUCT),
       grad_form=("{g}ᵀ{y}ᵀ", "{g}{x}"), affine=((0,), (1,)),
-      targets={"onnx": lambda e, a, at, s: _onnx_matmul(e, *a, *s)})       # z = Wx: ∂J/∂W = gᵀxᵀ, ∂J/∂x = gW
-defop("mm_grad_x", 3, lambda dims, s, at: s[1], lambda a, at, s: helper("_mm_grad_x", *a), None,
-      user=False, helpers=("_mm_grad_x",), targets={"onnx": _onnx_mm_grad_x})
-defop("mm_grad_y", 3, lambda dims, s, at: s[2], lambda a, at, s: helper("_mm_grad_y", *a), None,
-      user=False, helpers=("_mm_grad_y",), targets={"onnx": _onnx_mm_grad_y})
+      targets={"numba": lambda k, a, at, s: k.dot(*a),
+               "onnx": lambda e, a, at, s: _onnx_matmul(e, *a, *s)})       # z = Wx: ∂J/∂W = gᵀxᵀ, ∂J/∂x = gW
+# ∂<g, x @ y>/∂x and /∂y of vectors: bilinear in (g, y) and (g, x), so with a cotangent c,
+# <c, mm_grad_x(g, x, y)> = <g, c @ y> and <c, mm_grad_y(g, x, y)> = <g, x @ c>
+defop("mm_grad_x", 3, lambda dims, s, at: s[1], lambda a, at, s: helper("_mm_grad_x", *a),
+      lambda c, ans, g, x, y, **at: c @ y, nothing,
+      lambda c, ans, g, x, y, **at: _mm_vjp_y(g, None, c, y), kink=None,
+      user=False, helpers=("_mm_grad_x",), targets={"numba": _nb_mm_grad_x,
+                                                    "onnx": _onnx_mm_grad_x})
+defop("mm_grad_y", 3, lambda dims, s, at: s[2], lambda a, at, s: helper("_mm_grad_y", *a),
+      lambda c, ans, g, x, y, **at: x @ c,
+      lambda c, ans, g, x, y, **at: _mm_vjp_x(g, None, x, c), nothing, kink=None,
+      user=False, helpers=("_mm_grad_y",), targets={"numba": _nb_mm_grad_y,
+                                                    "onnx": _onnx_mm_grad_y})
 def _transpose_xp(x, shape):
     # the standard's x.T is for two axes only: a vector or a scalar is its own transpose,
     # other ranks (or a rank known only at call time) reverse their axes
@@ -1110,7 +1160,8 @@ defop("transpose", 1, transposed, lambda a, at, s: attr(a[0], "T"),
       units="one", flops=0, fresh=False, zero_from=(0,), affine=((0,),),
       fold=_transpose_fold,
       identities=(((0, "transpose"), lambda b, x: _arg(b.m, x)),),   # (xᵀ)ᵀ -> x
-      targets={"array_api": lambda a, at, s: _transpose_xp(a[0], s[0]),
+      targets={"numba": lambda k, a, at, s: k.transpose(a[0]),
+               "array_api": lambda a, at, s: _transpose_xp(a[0], s[0]),
                "onnx": lambda e, a, at, s: e.op("Transpose", a[0])},
       notation=lambda t: (t.p(0, ATOM) + "ᵀ", ATOM))
 
@@ -1134,25 +1185,46 @@ def _per_input(sizes, out, shapes):
 defop("sum", 1, reduced, lambda a, at, s: meth(a[0], "sum", **reduce_kw(at)), _sum_vjp,
       keywords=_RED, kink=None, jacobian=("1ᵀ",), flops=_per_input, keeps_mask=True,
       affine=((0,),),
-      targets={"onnx": _onnx_reduce("ReduceSum")})
+      targets={"numba": _nb_reduce(SUM_LOOP),
+               "onnx": _onnx_reduce("ReduceSum")})
 defop("mean", 1, reduced, lambda a, at, s: meth(a[0], "mean", **reduce_kw(at)), _mean_vjp,
       keywords=_RED, kink=None, jacobian=("1ᵀ/n",), flops=_per_input, floats=True,
       averages=True, affine=((0,),),
-      keeps_mask=True, targets={"onnx": _onnx_reduce("ReduceMean")})
+      keeps_mask=True, targets={"numba": _nb_mean,
+                                "onnx": _onnx_reduce("ReduceMean")})
 defop("max", 1, reduced, lambda a, at, s: meth(a[0], "max", **reduce_kw(at)),
       lambda g, ans, x, **at: call("max_grad", g, x, ans, **at),
       keywords=_RED, kink=_kink_top_two, jacobian=("[{x} = max {x}]ᵀ",), helpers=("_max_grad",),
       flops=_per_input, doc="maximum along an axis; ties share the gradient equally",
-      targets={"onnx": _onnx_reduce("ReduceMax")})
+      targets={"numba": _nb_reduce(MAX_LOOP),
+               "onnx": _onnx_reduce("ReduceMax")})
 defop("max_grad", 3, like_second,
       lambda a, at, s: helper("_max_grad", *a, const(at.get("axis")), const(bool(at.get("keepdims")))),
-      None, user=False, keywords=_RED, helpers=("_max_grad",), floats=True,
-      targets={"onnx": _onnx_max_grad})
+      lambda c, ans, g, x, m, **at: call("max_pick", c, x, m, **at), nothing, nothing, kink=None,
+      user=False, keywords=_RED, helpers=("_max_grad",), floats=True,
+      targets={"numba": _nb_max_grad,
+               "onnx": _onnx_max_grad})
 defop("argmax", 1, reduced, lambda a, at, s: np_("argmax", a[0], axis=at.get("axis", 0)), None,
       fresh=False,
       keywords={"axis": 0}, doc="index of the largest entry along an axis (not differentiable)", floats=False,
       notation=lambda t: (f"argmax_{{j}} {t.p(0, ATOM)}_{{j}}", ATOM),    # g(x) = argmax_j s_j
-      targets={"onnx": _onnx_argmax})
+      targets={"numba": lambda k, a, at, s: k.argmax(a[0], at.get("axis", 0)),
+               "onnx": _onnx_argmax})
+
+
+# the adjoint of max_grad: c summed over each max's ties, shared as max_grad shares g (the
+# second derivative of max is 0, but its gradient's own gradient in g is this)
+defop("max_pick", 3, lambda dims, s, at: s[2],
+      lambda a, at, s: helper("_max_pick", *a, const(at.get("axis")), const(bool(at.get("keepdims")))),
+      lambda c, ans, h, x, m, **at: call("max_grad", c, x, m, **at), nothing, nothing, kink=None,
+      user=False, keywords=_RED, helpers=("_max_pick",), floats=True)
+
+
+def _expand_vjp(c, ans, g, x, **at):
+    # back over the broadcast axes: the reduced ones (of sum, mean), or any (of sum_to)
+    if at.get("axis") is None and g.shape != ():
+        return c.b.unbroadcast(c, g)
+    return call("sum", c, **at)
 
 
 def _expand_emit(a, at, s):
@@ -1173,8 +1245,9 @@ def _expand_xp(a, at, s):
 
 # g of a reduced shape, broadcast back over the reduced axes (a view, nothing copied)
 defop("expand_to", 2, like_second, _expand_emit,
-      lambda g, ans, gx, x, **at: call("sum", g, **at), None, user=False, keywords=_RED, flops=0,
-      fresh=False, shape_only=(1,), kink=None, targets={"array_api": _expand_xp,
+      _expand_vjp, nothing, user=False, keywords=_RED, flops=0,
+      fresh=False, shape_only=(1,), kink=None, targets={"numba": _nb_expand,
+                                                        "array_api": _expand_xp,
                                                         "onnx": _onnx_expand_to})
 
 
@@ -1187,7 +1260,8 @@ def _count_emit(a, at, s):
 
 defop("count", 1, scalar, _count_emit, None, user=False, keywords={"axis": None}, constant=True,
       flops=0, shape_only=(0,), floats=False,
-      targets={"onnx": lambda e, a, at, s: e.count(a[0], s[0], at.get("axis"))})
+      targets={"numba": lambda k, a, at, s: k.count(a[0], at.get("axis")),
+               "onnx": lambda e, a, at, s: e.count(a[0], s[0], at.get("axis"))})
 
 
 def _examples_emit(a, at, s):
@@ -1199,7 +1273,8 @@ def _examples_emit(a, at, s):
 
 defop("examples", 1, scalar, _examples_emit, None, user=False, constant=True, flops=0,
       shape_only=(0,), floats=False,
-      targets={"onnx": lambda e, a, at, s: _onnx_examples(e, a[0], s[0])})
+      targets={"numba": _nb_examples,
+               "onnx": lambda e, a, at, s: _onnx_examples(e, a[0], s[0])})
 
 
 def _sum_to_emit(a, at, s):
@@ -1207,10 +1282,14 @@ def _sum_to_emit(a, at, s):
 
 
 # g summed back to the shape of x where shapes are known only at call time
-defop("sum_to", 2, like_second, _sum_to_emit, None, user=False, helpers=("_sum_to",), fresh=False,
+defop("sum_to", 2, like_second, _sum_to_emit,
+      lambda c, ans, g, x, **at: call("expand_to", c, g), nothing, kink=None,
+      user=False, helpers=("_sum_to",), fresh=False,
       shape_only=(1,), targets={"onnx": _onnx_sum_to})
 defop("zeros_like", 1, same, lambda a, at, s: np_("zeros_like", a[0]), None, user=False,
-      constant=True, shape_only=(0,), floats=True, targets={"onnx": _onnx_zeros_like})
+      constant=True, shape_only=(0,), floats=True,
+      targets={"numba": lambda k, a, at, s: k.map(lambda: const(0.0), shape=s[0]),
+               "onnx": _onnx_zeros_like})
 
 # softmax and losses: classes along axis 0
 
@@ -1232,11 +1311,14 @@ defop("softmax", 1, along_axis, lambda a, at, s: helper("_softmax", a[0], axis=a
       floats=True, zero_able=True,
       zero_help="gdsl computes xent(softmax(s), y) and log(softmax(s)) stably unless -O0 "
                 "turns its fusions off: compile without -O0, or write logsoftmax(s)",
-      targets={"onnx": _onnx_softmax})
+      targets={"numba": _nb_softmax,
+               "onnx": _onnx_softmax})
 defop("logsoftmax", 1, along_axis, lambda a, at, s: helper("_logsoftmax", a[0], axis=at["axis"]),
       _logsoftmax_vjp, keywords={"axis": 0}, helpers=("_logsoftmax",), flops=4, kink=None,
       jacobian=("I − 1softmax({x})ᵀ",), units="one",
-      doc="log(softmax(s)) along an axis (stable)", floats=True, targets={"onnx": _onnx_logsoftmax})
+      doc="log(softmax(s)) along an axis (stable)", floats=True,
+      targets={"numba": _nb_logsoftmax,
+               "onnx": _onnx_logsoftmax})
 
 
 
@@ -1250,7 +1332,8 @@ defop("logsumexp", 1, reduced,
       _logsumexp_vjp, keywords={"axis": 0, "keepdims": False}, helpers=("_logsumexp",), flops=4,
       kink=None, jacobian=("softmax({x})ᵀ",), floats=True,
       doc="log Σ exp(s) along an axis (classes: axis 0), computed without overflow",
-      targets={"onnx": _onnx_logsumexp})
+      targets={"numba": _nb_logsumexp,
+               "onnx": _onnx_logsumexp})
 
 
 def _xent_vjp(g, ans, p, y, **at):
@@ -1291,7 +1374,8 @@ defop("xent", 2, loss_shape, lambda a, at, s: helper("_xent", *a), _xent_vjp, No
       curve={"title": "Cross-entropy loss", "x": "p_{y}", "y": "−log(p_{y})", "range": (0.02, 1.0),
              "args": lambda t: ([[t], [1 - t]], [[1.0], [0.0]])},     # p = (p_y, 1 − p_y), y = 0
       doc="cross-entropy -log(yᵀp) of probabilities p [C, n] and labels (one-hot [C, n] or "
-          "integers [n]), averaged over examples", floats=True, targets={"onnx": _onnx_xent})
+          "integers [n]), averaged over examples", floats=True, targets={"numba": _nb_xent,
+                                                                         "onnx": _onnx_xent})
 defop("xent_logits", 5, loss_shape, _xent_logits_emit,
       _xent_logits_vjp, None, None, None, None, user=False, caches=_xent_logits_caches, cached=3,
       shape_only=(0,), labels=1, kink=None, averages=True,
@@ -1299,7 +1383,8 @@ defop("xent_logits", 5, loss_shape, _xent_logits_emit,
       notation=lambda t: (f"−log({t.p(1, ATOM)}ᵀsoftmax({t.text(0)}))", SUM),
       doc="cross-entropy of softmax(s) for labels Y whose columns sum to 1: "
           "Σ log Σ exp(s) − yᵀs over the examples, averaged; m, Z and Σ yᵀs are its caches", floats=True,
-      targets={"onnx": _onnx_xent_logits})
+      targets={"numba": _nb_xent_logits,
+               "onnx": _onnx_xent_logits})
 
 
 def onehot_shape(dims, s, at):
@@ -1318,7 +1403,8 @@ def _label_name(names):
 defop("onehot", 2, onehot_shape, lambda a, at, s: helper("_onehot", *a), None, None, user=False,
       helpers=("_onehot",), constant=True, fresh=False, shape_only=(1,), floats=True,
       labels=0, scores=1, fold=_onehot_fold, hint=_label_name,
-      targets={"onnx": lambda e, a, at, s: _onnx_onehot(e, a[0], a[1], s[1])})
+      targets={"numba": _nb_onehot,
+               "onnx": lambda e, a, at, s: _onnx_onehot(e, a[0], a[1], s[1])})
 # The multi-class hinge loss works from its margins M = max(0, s_j - s_y + 1), 0 for the true
 # class y: the loss is ΣM / n and the gradient needs only [M > 0]. The fuse pass computes M
 # once, as the cache argument of svm_hinge; unfused, svm's gradient computes it again.
@@ -1350,21 +1436,28 @@ defop("svm", 2, loss_shape, lambda a, at, s: helper("_svm", *a), _svm_vjp, None,
       curve={"title": "Multi-class SVM loss", "x": "s_{j} − s_{y}", "y": "max(0, s_{j} − s_{y} + 1)",
              "range": (-3.0, 2.0), "args": lambda t: ([[0.0], [t]], [[1.0], [0.0]])},
       doc="multi-class hinge loss Σ_{j≠y} max(0, s_j - s_y + 1), averaged over examples "
-          "(subgradient 0 exactly at the hinge)", floats=True, targets={"onnx": _onnx_svm})
+          "(subgradient 0 exactly at the hinge)", floats=True, targets={"numba": _nb_svm,
+                                                                        "onnx": _onnx_svm})
 defop("svm_margins", 2, margins_shape, lambda a, at, s: helper("_svm_margins", *a), None, None,
       user=False, helpers=("_svm_margins",), flops=5, floats=True, labels=1, kink=_kink_hinge,
-      targets={"onnx": _onnx_svm_margins})
+      targets={"numba": _nb_svm_margins,
+               "onnx": _onnx_svm_margins})
 defop("svm_hinge", 3, loss_shape, _svm_hinge_emit,
       lambda g, ans, s, Y, M, **at: call("svm_grad", g, M, Y), None, None, user=False,
       caches=_svm_margins_caches, cached=1, shape_only=(0,), flops=lambda z, o, s: z[2],
       jacobian=(SVM_JACOBIAN,), labels=1, kink=_kink_hinge, averages=True,
       doc="multi-class hinge loss of scores s for one-hot labels Y, from its margins M "
-          "(the cache): Σ M / n", floats=True, targets={"onnx": _onnx_svm_hinge})
-defop("svm_grad", 3, like_second, lambda a, at, s: helper("_svm_grad", *a), None, None, None,
-      user=False, helpers=("_svm_grad",), flops=5, floats=True, targets={"onnx": _onnx_svm_grad})
+          "(the cache): Σ M / n", floats=True, targets={"numba": _nb_svm_hinge,
+                                                         "onnx": _onnx_svm_hinge})
+# linear in the loss's cotangent g (a number): its adjoint is <c, svm_grad(1, M, Y)>
+defop("svm_grad", 3, like_second, lambda a, at, s: helper("_svm_grad", *a),
+      lambda c, ans, g, M, Y, **at: call("vdot", c, call("svm_grad", 1.0, M, Y)), nothing,
+      nothing, kink=None, user=False, helpers=("_svm_grad",), flops=5, floats=True, targets={"numba": _nb_svm_grad,
+                                                                                             "onnx": _onnx_svm_grad})
 # Binary and regression losses: predictions (or logits) p and targets y of the same shape (or
 # p [1, n] with y [n]), averaged over every entry, as scikit-learn's metrics and Keras average
-# them. Their gradients divide by N, the entries of p - y.
+# them. Their gradients divide by N, the entries of p - y; their teaching Jacobians are those
+# of one example with one target, as the lecture's are for one example.
 
 def _entries(r):
     return call("count", r)
@@ -1396,7 +1489,7 @@ def _mse_vjp_p(g, ans, p, y, **at):
 
 def _mae_vjp_p(g, ans, p, y, **at):
     r = p - y               # d/dp mean(|p - y|) = sign(p - y) / N (0 where p = y)
-    return call("sign", r) * (g / _entries(r))
+    return call("signum", r) * (g / _entries(r))
 
 
 def _huber_vjp_p(g, ans, p, y, **at):
@@ -1416,40 +1509,50 @@ _REGRESSION = ("rmse", "mae", "r2")
 
 defop("bce", 2, target_shape, _bce_emit, _bce_vjp_s, _bce_vjp_y, kink=None,
       metrics=("accuracy", "auc"), target_range=(0.0, 1.0),
-      jacobian=("(σ({x}) − {y})ᵀ/n", "−{x}ᵀ/n"),
+      jacobian=("(σ({x}) − {y})ᵀ", "−{x}ᵀ"),
       doc="binary cross-entropy of logits s and targets y in 0..1, averaged: "
           "−[y log σ(s) + (1 − y) log(1 − σ(s))] = softplus(s) − y s, stable for any s",
-      **_TARGET_LOSS, targets={"onnx": _onnx_bce})
+      **_TARGET_LOSS, targets={"numba": _nb_bce,
+                               "onnx": _onnx_bce})
 defop("mse", 2, target_shape,
       lambda a, at, s: meth(np_("square", bin_(a[0], "-", a[1])), "mean"),
       _mse_vjp_p, _negated(_mse_vjp_p), kink=None, metrics=_REGRESSION,
-      jacobian=("2({x} − {y})ᵀ/n", "−2({x} − {y})ᵀ/n"),
+      jacobian=("2({x} − {y})ᵀ", "−2({x} − {y})ᵀ"),
       doc="mean squared error of predictions p and targets y, averaged over every entry",
-      **_TARGET_LOSS, targets={"onnx": _onnx_mse})
+      **_TARGET_LOSS,
+      targets={"numba": _nb_mse,
+               "onnx": _onnx_mse})
 defop("mae", 2, target_shape,
       lambda a, at, s: meth(np_("abs", bin_(a[0], "-", a[1])), "mean"),
       _mae_vjp_p, _negated(_mae_vjp_p), kink=_kink_at_ties, metrics=_REGRESSION,
-      jacobian=("sign({x} − {y})ᵀ/n", "−sign({x} − {y})ᵀ/n"),
+      jacobian=("sign({x} − {y})ᵀ", "−sign({x} − {y})ᵀ"),
       doc="mean absolute error of predictions p and targets y (its gradient at p = y is 0)",
       **_TARGET_LOSS,
-      targets={"onnx": lambda e, a, at, s: e.reduce("ReduceMean", e.op("Abs", e.op("Sub", *a)))})
+      targets={"numba": _nb_mae,
+               "onnx": lambda e, a, at, s: e.reduce("ReduceMean", e.op("Abs", e.op("Sub", *a)))})
 defop("huber", 2, target_shape,
       lambda a, at, s: helper("_huber", bin_(a[0], "-", a[1]), const(float(at["delta"]))),
       _huber_vjp_p, _negated(_huber_vjp_p), kink=_kink_huber, metrics=_REGRESSION,
       keywords={"delta": 1.0}, helpers=("_huber",),
-      jacobian=("clip({x} − {y}, −δ, δ)ᵀ/n", "−clip({x} − {y}, −δ, δ)ᵀ/n"),
+      jacobian=("clip({x} − {y}, −δ, δ)ᵀ", "−clip({x} − {y}, −δ, δ)ᵀ"),
       doc="Huber loss of p − y, averaged: r²/2 where |r| ≤ delta, delta (|r| − delta/2) beyond "
           "(delta=1 by default): squared near the target, absolute far from it",
-      **_TARGET_LOSS, targets={"onnx": _onnx_huber})
+      **_TARGET_LOSS,
+      targets={"numba": _nb_huber_loss,
+               "onnx": _onnx_huber})
 
-# only a cache argument (of xent_logits), through which no gradient flows
-# (np.vdot is not in the array API standard: Σ x y there)
-defop("vdot", 2, scalar, lambda a, at, s: np_("vdot", *a), None, None, user=False,
-      targets={"array_api": lambda a, at, s: xp_("sum", bin_(a[0], "*", a[1])), "onnx": _onnx_vdot},
+# a cache argument of xent_logits (no gradient flows through those), and the Σ_w <g_w, v_w>
+# that the Hessian-vector product differentiates (np.vdot is not in the array API standard:
+# Σ x y there)
+defop("vdot", 2, scalar, lambda a, at, s: np_("vdot", *a),
+      lambda c, ans, x, y, **at: c * y, lambda c, ans, x, y, **at: c * x, kink=None, user=False,
+      targets={"numba": _nb_vdot,
+               "array_api": lambda a, at, s: xp_("sum", bin_(a[0], "*", a[1])), "onnx": _onnx_vdot},
       flops=lambda z, o, s: 2 * z[0], doc="Σ x y over every entry (the yᵀs of the fused cross-entropy)")
 defop("sqnorm", 1, scalar, lambda a, at, s: np_("vdot", a[0], a[0]),
       lambda g, ans, x, **at: x * (2 * g), kink=None, jacobian=("2{x}",),
-      targets={"array_api": lambda a, at, s: xp_("sum", bin_(a[0], "*", a[0])),
+      targets={"numba": _nb_sqnorm,
+               "array_api": lambda a, at, s: xp_("sum", bin_(a[0], "*", a[0])),
                "onnx": lambda e, a, at, s: _onnx_vdot(e, [a[0], a[0]], at, s)},
       flops=lambda z, o, s: 2 * z[0], zero_able=True,
       notation=lambda t: (f"‖{t.text(0)}‖²", ATOM), teach_name="r",
@@ -1534,6 +1637,14 @@ def _max_grad(g, x, m, axis, keepdims):
     mask = x == m
     return g * mask / mask.sum(axis=axis, keepdims=True)
 ''',
+    "_max_pick": '''
+def _max_pick(h, x, m, axis, keepdims):
+    """Σ h over the entries where x is its max, shared among ties: max_grad's adjoint."""
+    mk = np.expand_dims(m, axis) if axis is not None and not keepdims else m
+    mask = x == mk
+    picked = (h * mask).sum(axis=axis, keepdims=True) / mask.sum(axis=axis, keepdims=True)
+    return picked.reshape(np.shape(m))
+''',
     "_sum_to": '''
 def _sum_to(g, shape):
     """Sum g over the axes along which an array of `shape` was broadcast."""
@@ -1561,6 +1672,29 @@ def _mm_grad_y(g, x, y):
 # helpers that call other helpers
 HELPER_DEPS = {"_xent": ("_onehot",), "_svm": ("_onehot", "_svm_margins")}
 
+# helpers of the numba target, compiled with @numba.njit in each module that needs them
+NUMBA_HELPERS = {
+    "_onehot_labels": '''
+def _onehot_labels(y, C, n, dt):
+    """Labels as one-hot columns [C, n]: integers [n] or a row [1, n], or one-hot already."""
+    Y = np.zeros((C, n), dt)
+    if y.ndim == 2 and y.shape[0] == C and y.shape[1] == n:
+        for c in range(C):
+            for j in range(n):
+                Y[c, j] = y[c, j]
+        return Y
+    labels = y.ravel()
+    if labels.size != n:
+        raise ValueError("labels must be integers [n] or one-hot [C, n]")
+    for j in range(n):
+        c = int(labels[j])
+        if c < 0 or c >= C or c != labels[j]:
+            raise ValueError("labels must be integers in 0..C-1 (C: the classes, along axis 0)")
+        Y[c, j] = 1.0
+    return Y
+''',
+}
+
 
 # -- the names the rest of the compiler builds by -------------------------------------------------
 
@@ -1571,6 +1705,7 @@ NEG_OP, TRANSPOSE_OP = "neg", "transpose"           # -x, x.T
 # cotangent times an op (gdsl.ir.builder.vjp_model), the gradient of what the loss ignores
 SUM_OP, SUM_TO_OP, ZEROS_LIKE_OP = "sum", "sum_to", "zeros_like"
 EXPAND_OP = "expand_to"     # dJ/dJ = 1 for a loss of shape [1, 1] (the lecture's −log(yᵀp))
+VDOT_OP = "vdot"            # Σ_w <g_w, v_w>, whose gradient is the Hessian-vector product
 
 
 def written(name: str, args: list[str]) -> str:

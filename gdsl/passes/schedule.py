@@ -3,7 +3,8 @@
 forward_order holds what the loss and the outputs need; backward_order what
 the loss and the requested gradients need (the forward values they use
 included), in the order the lecture's generic forward and backward passes
-visit them. Nothing else is computed.
+visit them; hvp_order what the Hessian-vector products need (gdsl compile --hvp).
+Nothing else is computed.
 """
 
 from __future__ import annotations
@@ -13,3 +14,5 @@ def schedule(model) -> None:
     fwd_roots = [model.loss, *model.outputs.values()]
     model.forward_order = model.topo(model.needed(fwd_roots))
     model.backward_order = model.topo(model.needed([model.loss, *model.grads.values()]))
+    if model.hvps:
+        model.hvp_order = model.topo(model.needed(model.hvps.values()))

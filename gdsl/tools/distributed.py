@@ -63,6 +63,7 @@ from .train import (
     evaluate,
     metric_values,
     prepare,
+    progress_bar,
     settings_for,
     split_consts,
     standardization,
@@ -113,7 +114,7 @@ def is_sharded(spec) -> bool:
 
 # -- which models sharding keeps exact ------------------------------------------------------------
 
-FREE, EXAMPLE, MEAN = "free", "per example", "mean"
+FREE, EXAMPLE, MEAN = "free", "per example", "an average"
 
 
 class _Stop(Exception):
@@ -684,13 +685,6 @@ def _evaluate(pool, shards: list[int], which: int, params: dict, consts: dict, m
     return out
 
 
-def _progress(progress: bool, total: int):
-    if not progress:
-        return None
-    from tqdm import tqdm
-    return tqdm(total=total, unit="step", leave=False, dynamic_ncols=True)
-
-
 def _check_finite(J: float, epoch: int, step: int, lr: float, tm: Trainable) -> None:
     if not math.isfinite(J):
         raise GdslDivergedError(f"training diverged: the loss became {J} at epoch {epoch}, "
@@ -704,7 +698,7 @@ def _descend(pool, s, params, consts, counts, offsets, record, on_step, progress
     shuffle = np.random.default_rng([s.seed, 1])
     opt = Optimizer(s.optimizer, params, s.momentum)
     steps = math.ceil(n / s.batch_size)
-    bar = _progress(progress, s.epochs * steps)
+    bar = progress_bar(progress, s.epochs * steps)
     try:
         for epoch in range(1, s.epochs + 1):
             t0 = time.perf_counter()
@@ -735,7 +729,7 @@ def _stream(pool: _Local, s, params, consts, counts, record, on_step, progress, 
     order_rng = np.random.default_rng([s.seed, 2])
     opt = Optimizer(s.optimizer, params, s.momentum)
     labels = tm.labels
-    bar = _progress(progress, s.epochs * math.ceil(n / s.batch_size))
+    bar = progress_bar(progress, s.epochs * math.ceil(n / s.batch_size))
     B = s.batch_size
     try:
         for epoch in range(1, s.epochs + 1):

@@ -191,13 +191,15 @@ class Trainable:
         return names
 
 
-def prepare(model, *, filename: str | None = None, label: str | None = None) -> Trainable:
+def prepare(model, *, filename: str | None = None, label: str | None = None,
+            target: str = "numpy") -> Trainable:
     """Compile for training: a path, model text, a CompiledModel or a Trainable.
 
     The loss nodes (xent, svm, bce, mse, ...: the data loss) and the scores fed to the first
     of them are added to the forward outputs, naming them when the model did not; so is a
     hand-written loss's prediction. ``label`` names the input a table's labels go to (by
     default the model's loss, its `train label=`, or its declared shapes say which).
+    ``target``: what the model is compiled for (numpy, or numba: gdsl run --target).
     """
     if isinstance(model, Trainable):
         if label is None or label == model.target:
@@ -214,12 +216,12 @@ def prepare(model, *, filename: str | None = None, label: str | None = None) -> 
         else:
             text = str(model)
         wrt = None
-    c = run_pipeline(text, filename=filename, wrt=wrt, losses=True)
+    c = run_pipeline(text, filename=filename, wrt=wrt, losses=True, target=target, at_call=True)
     task = find_task(c, label if label is not None else c.train.get("label"))
     if task.prediction is not None and task.prediction not in c.model.outputs and \
             task.prediction not in c.model.inputs and task.prediction not in c.model.params:
         c = run_pipeline(text, filename=filename, wrt=wrt, losses=True,
-                         outputs=[task.prediction])
+                         outputs=[task.prediction], target=target, at_call=True)
     losses = c.losses
     class_dim = None
     if losses.scores is not None and losses.label in c.model.labels:
@@ -747,7 +749,7 @@ def train(model, data=None, *, val=None, params: dict | None = None, consts: dic
           params_file: str = "the params", params_path: str | None = None,
           label_column: str | list[str] | None = None, label: str | None = None,
           metric: str | None = None, on_warning: Callable | None = None,
-          **settings) -> TrainResult:
+          target: str = "numpy", **settings) -> TrainResult:
     """Train a model's params by mini-batch gradient descent.
 
     ``model``: a .gdsl path, model text, CompiledModel or Trainable. ``data``: a built-in
@@ -764,6 +766,7 @@ def train(model, data=None, *, val=None, params: dict | None = None, consts: dic
     what its loss reports). ``on_warning(w)`` gets each NumPy warning raised in the model's
     code (overflow, divide by zero, invalid value), once per kind and model line, as a
     GdslError of kind "warning" at that line (default: printed to standard error).
+    ``target``: what a model given as text or a path is compiled for (numpy, numba).
 
     Returns a TrainResult (params, history of {'epoch', 'train_loss', 'train_cost',
     'train_accuracy', ['train_auc', 'train_rmse', ...: the other metrics], 'val_loss',
@@ -771,7 +774,7 @@ def train(model, data=None, *, val=None, params: dict | None = None, consts: dic
     Raises GdslError subclasses: GdslDataError for unusable data or params,
     GdslValueError for bad settings, GdslDivergedError when the loss becomes NaN or inf.
     """
-    tm = prepare(model, label=label)
+    tm = prepare(model, label=label, target=target)
     s = settings_for(tm, **settings, metric=metric)
     metrics = tm.metric_names(s.metric)
     if not tm.params and s.epochs > 0:
@@ -840,16 +843,21 @@ def train(model, data=None, *, val=None, params: dict | None = None, consts: dic
     return result
 
 
+def progress_bar(progress: bool, total: int):
+    """tqdm's bar counting ``total`` gradient steps, or None without ``progress``."""
+    if not progress:
+        return None
+    from tqdm import tqdm
+    return tqdm(total=total, unit="step", leave=False, dynamic_ncols=True)
+
+
 def _descend(tm: Trainable, s: Settings, params: dict, train_arrays: dict, const_values: dict,
              n: int, record: Callable, progress: bool) -> None:
     """The epochs of mini-batch gradient descent, each followed by ``record``."""
     shuffle = np.random.default_rng([s.seed, 1])
     opt = Optimizer(s.optimizer, params, s.momentum)
     steps = math.ceil(n / s.batch_size)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=s.epochs * steps, unit="step", leave=False, dynamic_ncols=True)
+    bar = progress_bar(progress, s.epochs * steps)
     try:
         for epoch in range(1, s.epochs + 1):
             t0 = time.perf_counter()
