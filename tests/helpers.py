@@ -1,7 +1,9 @@
-"""Test helpers: central finite differences in float64 (import as `from helpers import ...`)."""
+"""Test helpers: central finite differences in float64, agreement of two targets, a call's
+arrays (import as `from helpers import ...`)."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -67,3 +69,65 @@ def gdsl_command() -> list[str]:
 
 
 GDSL = gdsl_command()
+
+
+# -- two targets on the same arrays ---------------------------------------------------------------
+
+RTOL = 1e-12        # targets agree to 1e-12 relative in float64
+DIMS = {"d": 6, "C": 4, "n": 23, "m": 9, "k": 5, "h": 8}
+
+
+def close(ours, ref, scale: float) -> float:
+    """How far ours is beyond rtol 1e-12 (with an absolute floor of 1e-12 of scale): <= 0 is
+    agreement. NaN and inf must sit where the reference's are."""
+    ours, ref = np.asarray(ours, dtype=np.float64), np.asarray(ref, dtype=np.float64)
+    if ours.shape != ref.shape:
+        return math.inf
+    same = (ours == ref) | np.isnan(ours) & np.isnan(ref)
+    if same.all():
+        return 0.0
+    if not np.isfinite(ref[~same]).all() or not np.isfinite(ours[~same]).all():
+        return math.inf
+    err = np.abs(ours - ref) - RTOL * np.abs(ref) - RTOL * scale
+    return float(np.max(err[~same]))
+
+
+def compare(ref, got, what: str) -> list[str]:
+    """What the run `got` ((loss, grads, outputs), NumPy arrays) computes differently from the
+    NumPy target's run `ref`; gradients within 1e-12 of the largest gradient entry or loss."""
+    (l0, g0, f0), (l1, g1, f1) = ref, got
+    finite = [abs(float(l0))] if l0 is not None and np.isfinite(l0) else []
+    finite += [float(np.max(np.abs(g[np.isfinite(g)]), initial=0))
+               for g in map(np.asarray, g0.values())]
+    scale = max([1.0, *finite])
+    problems = []
+    if l0 is not None and close(l1, l0, scale) > 0:
+        problems.append(f"{what}: loss {l1!r}, NumPy target {l0!r}")
+    if set(g1) != set(g0):
+        problems.append(f"{what}: gradients of {sorted(g1)}, NumPy target {sorted(g0)}")
+    for k in g0:
+        if k in g1 and close(g1[k], g0[k], scale) > 0:
+            problems.append(f"{what}: gradient of {k} off by {close(g1[k], g0[k], scale):.3g} "
+                            f"beyond tolerance\n  {what} {np.asarray(g1[k]).tolist()}\n"
+                            f"  NumPy {np.asarray(g0[k]).tolist()}")
+    for k, v in f0.items():
+        v = np.asarray(v)
+        if close(f1[k], v, max(1.0, float(np.max(np.abs(v[np.isfinite(v)]), initial=0)))) > 0:
+            problems.append(f"{what}: output {k} {np.asarray(f1[k]).tolist()}, "
+                            f"NumPy target {v.tolist()}")
+    return problems
+
+
+def model_arrays(model, rng, dims=DIMS) -> tuple[dict, dict]:
+    """A call's arrays for a compiled model with declared shapes (labels as integers), and
+    their declared shapes."""
+    shapes = {**model.inputs, **model.params}
+    sizes = {**dims, **model.model.dims.bound}
+    arrays = {}
+    for k, shape in shapes.items():
+        real = tuple(sizes[d] if isinstance(d, str) else d for d in shape)
+        if k in model.labels:
+            arrays[k] = rng.integers(0, real[0], size=real[1:])
+        else:
+            arrays[k] = rng.normal(size=real)
+    return arrays, shapes

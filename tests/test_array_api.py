@@ -23,6 +23,7 @@ import warnings
 import numpy as np
 import pytest
 from fuzzkit import record
+from helpers import DIMS, close, compare, model_arrays
 from helpers import MODELS as MODEL_FILES
 from randmodel import Rejected, random_model
 
@@ -39,7 +40,6 @@ N_MODELS = int(os.environ.get("GDSL_ARRAY_API_MODELS", "500"))
 # for the rest. Every DASK_EVERY-th random model also runs on Dask; 1 runs all of them.
 DASK_EVERY = int(os.environ.get("GDSL_ARRAY_API_DASK_EVERY", "5"))
 SEED = int(os.environ.get("GDSL_ARRAY_API_SEED", random.randrange(2**31)))
-RTOL = 1e-12
 STANDARD = "2023.12"
 
 
@@ -128,41 +128,6 @@ def call_both(model, arrays: dict, kind: str):
             {k: to_numpy(v) for k, v in outputs.items()})
 
 
-def close(ours, ref, scale: float) -> float:
-    """How far ours is beyond rtol 1e-12 (with an absolute floor of 1e-12 of scale): <= 0 is
-    agreement. NaN and inf must sit where the reference's are."""
-    ours, ref = np.asarray(ours, dtype=np.float64), np.asarray(ref, dtype=np.float64)
-    if ours.shape != ref.shape:
-        return math.inf
-    same = (ours == ref) | np.isnan(ours) & np.isnan(ref)
-    if same.all():
-        return 0.0
-    if not np.isfinite(ref[~same]).all() or not np.isfinite(ours[~same]).all():
-        return math.inf
-    err = np.abs(ours - ref) - RTOL * np.abs(ref) - RTOL * scale
-    return float(np.max(err[~same]))
-
-
-def compare(ref, got, what: str) -> list[str]:
-    (l0, g0, f0), (l1, g1, f1) = ref, got
-    finite = [abs(float(l0))] if l0 is not None and np.isfinite(l0) else []
-    finite += [float(np.max(np.abs(g[np.isfinite(g)]), initial=0)) for g in g0.values()]
-    scale = max([1.0, *finite])
-    problems = []
-    if l0 is not None and close(l1, l0, scale) > 0:
-        problems.append(f"{what}: loss {l1!r}, NumPy target {l0!r}")
-    if set(g1) != set(g0):
-        problems.append(f"{what}: gradients of {sorted(g1)}, NumPy target {sorted(g0)}")
-    for k in g0:
-        if k in g1 and close(g1[k], g0[k], scale) > 0:
-            problems.append(f"{what}: gradient of {k} off by {close(g1[k], g0[k], scale):.3g} "
-                            f"beyond tolerance\n  array-API {g1[k].tolist()}\n  NumPy     {g0[k].tolist()}")
-    for k in f0:
-        if close(f1[k], np.asarray(f0[k]), max(1.0, float(np.max(np.abs(np.asarray(f0[k])), initial=0)))) > 0:
-            problems.append(f"{what}: output {k} {f1[k].tolist()}, NumPy target {np.asarray(f0[k]).tolist()}")
-    return problems
-
-
 def kinds(dask: bool = True) -> list[str]:
     return ["strict"] + (["dask"] if dask else []) + (["torch"] if _torch() is not None else [])
 
@@ -192,23 +157,6 @@ def check_model(text: str, wrt, optimize: bool, arrays: dict, shapes: dict,
 
 
 # -- the models of models/ --------------------------------------------------------------------
-
-DIMS = {"d": 6, "C": 4, "n": 23, "m": 9, "k": 5, "h": 8}
-
-
-def model_arrays(model, rng, dims=DIMS) -> tuple[dict, dict]:
-    """A call's arrays for a compiled model with declared shapes, and their declared shapes."""
-    shapes = {**model.inputs, **model.params}
-    sizes = {**dims, **model.model.dims.bound}
-    arrays = {}
-    for k, shape in shapes.items():
-        real = tuple(sizes[d] if isinstance(d, str) else d for d in shape)
-        if k in model.labels:
-            arrays[k] = rng.integers(0, real[0], size=real[1:])
-        else:
-            arrays[k] = rng.normal(size=real)
-    return arrays, shapes
-
 
 @pytest.mark.parametrize("optimize", [True, False], ids=["O1", "O0"])
 @pytest.mark.parametrize("path", [p for p in MODEL_FILES if "oneliner" not in p.name],

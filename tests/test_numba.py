@@ -13,7 +13,6 @@ the time. The report's run: NUMBA_OPT=3 GDSL_NUMBA_MODELS=500 python3 -m pytest 
 from __future__ import annotations
 
 import ast
-import math
 import os
 import subprocess
 import sys
@@ -26,7 +25,7 @@ import numpy as np
 import pytest
 from fuzzkit import record
 from helpers import MODELS as MODEL_FILES
-from helpers import ROOT, gdsl_command
+from helpers import ROOT, close, compare, gdsl_command, model_arrays
 from randmodel import random_model
 
 import gdsl
@@ -39,28 +38,12 @@ pytestmark = pytest.mark.filterwarnings("ignore:Cannot cache compiled function")
 
 N_MODELS = int(os.environ.get("GDSL_NUMBA_MODELS", "8"))
 SEED = int(os.environ.get("GDSL_NUMBA_SEED", "0"))
-RTOL = 1e-12
-DIMS = {"d": 6, "C": 4, "n": 23, "m": 9, "k": 5, "h": 8}
 
 
 @pytest.fixture(autouse=True)
 def _cache(tmp_path_factory, monkeypatch):
     # one cache for the module: numba's own cache files sit beside the emitted modules
     monkeypatch.setenv("GDSL_CACHE", str(tmp_path_factory.getbasetemp() / "numba-cache"))
-
-
-def close(ours, ref, scale: float) -> float:
-    """How far ours is beyond rtol 1e-12 with an absolute floor of 1e-12 of scale: <= 0 is
-    agreement. NaN and inf must sit where the reference's are."""
-    ours, ref = np.asarray(ours, dtype=np.float64), np.asarray(ref, dtype=np.float64)
-    if ours.shape != ref.shape:
-        return math.inf
-    same = (ours == ref) | np.isnan(ours) & np.isnan(ref)
-    if same.all():
-        return 0.0
-    if not np.isfinite(ref[~same]).all() or not np.isfinite(ours[~same]).all():
-        return math.inf
-    return float(np.max((np.abs(ours - ref) - RTOL * np.abs(ref) - RTOL * scale)[~same]))
 
 
 def disagreements(text: str, wrt, optimize: bool, arrays: dict) -> list[str]:
@@ -73,37 +56,7 @@ def disagreements(text: str, wrt, optimize: bool, arrays: dict) -> list[str]:
             warnings.simplefilter("ignore")
             loss, grads = m.value_and_grad(**arrays) if m.loss else (None, {})
             runs.append((loss, grads, m.forward(**arrays)))
-    (l0, g0, f0), (l1, g1, f1) = runs
-    finite = [abs(float(l0))] if l0 is not None and np.isfinite(l0) else []
-    finite += [float(np.max(np.abs(g[np.isfinite(g)]), initial=0))
-               for g in map(np.asarray, g0.values())]
-    scale = max([1.0, *finite])
-    problems = []
-    if l0 is not None and close(l1, l0, scale) > 0:
-        problems.append(f"loss {l1!r}, NumPy target {l0!r}")
-    if set(g1) != set(g0):
-        problems.append(f"gradients of {sorted(g1)}, NumPy target {sorted(g0)}")
-    for k in g0:
-        if k in g1 and close(g1[k], g0[k], scale) > 0:
-            problems.append(f"gradient of {k}: numba {np.asarray(g1[k]).tolist()}\n"
-                            f"  NumPy {np.asarray(g0[k]).tolist()}")
-    for k, v in f0.items():
-        v = np.asarray(v)
-        if close(f1[k], v, max(1.0, float(np.max(np.abs(v[np.isfinite(v)]), initial=0)))) > 0:
-            problems.append(f"output {k}: numba {np.asarray(f1[k]).tolist()}, NumPy {v.tolist()}")
-    return problems
-
-
-def model_arrays(model, rng) -> dict:
-    sizes = {**DIMS, **model.model.dims.bound}
-    arrays = {}
-    for k, shape in {**model.inputs, **model.params}.items():
-        real = tuple(sizes[d] if isinstance(d, str) else d for d in shape)
-        if k in model.labels:
-            arrays[k] = rng.integers(0, real[0], size=real[1:])
-        else:
-            arrays[k] = rng.normal(size=real)
-    return arrays
+    return compare(*runs, "numba")
 
 
 # -- agreement with the NumPy target ------------------------------------------------------------
@@ -112,7 +65,7 @@ def model_arrays(model, rng) -> dict:
                          ids=lambda p: p.name)
 def test_every_model_agrees(path):
     model = gdsl.compile_file(path)
-    arrays = model_arrays(model, np.random.default_rng(0))
+    arrays, _ = model_arrays(model, np.random.default_rng(0))
     problems = disagreements(path.read_text(), None, True, arrays)
     assert not problems, "\n".join(problems)
 
