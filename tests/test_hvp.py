@@ -5,8 +5,8 @@ and against central differences of the gradient, in float64, to 1e-8 relative.
                   interpreter of the graph as written (tests/adref.py) and the 5-point central
                   difference of value_and_grad along v; hessian against autograd.hessian
     random        500 random models (tests/randmodel.py, the differential test's generator):
-                  hvp against autograd on the generator's own interpreter, and the central
-                  difference of gdsl's gradient
+                  hvp and hessian against autograd on the generator's own interpreter, hvp
+                  against the central difference of gdsl's gradient
     every op      J = sum(G * op(a, b)) + sqnorm(op(a, b))/2 for each differentiable op: the
                   second derivative of every row, backward-only rows included, and each
                   backward-only row's own vjp against finite differences
@@ -265,7 +265,14 @@ def cross_check_hvp(seed: int):
         if e_ref > TOL or e_cd > TOL:
             return m, (f"hvp off: {e_ref:.2e} from autograd, {e_cd:.2e} from central "
                        f"differences\n  gdsl     {ours}\n  autograd {ref}")
-        return e_ref, e_cd
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            H_ref = autograd.hessian(f)(theta)
+            H_ours = compiled.hessian(**at)
+        e_h = rel_error({"H": H_ours}, {"H": H_ref}, floor)
+        if e_h > TOL:
+            return m, f"hessian off: {e_h:.2e} from autograd\n  gdsl     {H_ours}\n  autograd {H_ref}"
+        return max(e_ref, e_h), e_cd
     return "skipped"
 
 
@@ -284,10 +291,11 @@ def test_random_models_hvp(request):
         else:
             failures.append((seed, *r))
         seed += 1
-    print(f"\nhvp of {checked} random models agrees with autograd (worst {worst[0]:.1e}) and "
-          f"central differences (worst {worst[1]:.1e}); {len(failures)} disagree, {skipped} "
+    print(f"\nhvp and hessian of {checked} random models agree with autograd (worst "
+          f"{worst[0]:.1e}) and central differences (worst {worst[1]:.1e}); {len(failures)} disagree, {skipped} "
           f"skipped (no draw away from kinks; seeds {SEED}..{seed - 1})")
-    record(request.config, "random models' hvp cross-checked against autograd", checked)
+    record(request.config, "random models' hvp and hessian cross-checked against autograd",
+           checked)
     if failures:
         shown = "\n\n".join(f"=== seed {s}: {why}\n--- model ---\n{m.text}--- wrt={m.wrt} "
                             f"sizes={m.sizes} optimize={bool(s % 4)}" for s, m, why in failures[:3])

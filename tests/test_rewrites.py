@@ -260,6 +260,16 @@ def test_cse_merges_what_simplify_made_equal():
     assert _count(slow.model, "add") == 2 and _count(fast.model, "add") == 1
 
 
+def test_a_value_merged_with_its_own_gradient():
+    """g_v = v for J = sqnorm(v)/2; with v = (-W).T the gradient of -W is (v).T = -W, which the
+    merge makes one node with -W: it must not be named the gradient of itself (the optimiser
+    recursed without end describing it; found by the hvp test's random models)."""
+    text = "param W[3, 2]\nv = (-W).T\nJ = 0.5 * sqnorm(v)"
+    fast, _ = assert_correct(text, wrt=["W"])
+    W = arrays_for(fast)["W"]
+    np.testing.assert_allclose(fast.value_and_grad(W=W)[1]["W"], W)
+
+
 def test_equal_literals_are_one_node():
     """(The model builder and the graph builder share literals already, so CSE's literal key
     has nothing left to merge here; this pins the result.)"""

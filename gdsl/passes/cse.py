@@ -34,15 +34,31 @@ def merge(model, old: int, keep: int, why: str | None) -> None:
                               f"`{model.describe(keep)}`{where}")
     if kd["name"] is None and od["name"] is not None:
         kd["name"], kd["line"] = od["name"], od["line"]
-    if kd.get("grad_of") is None and od.get("grad_of") is not None:
+    if kd.get("grad_of") is None and od.get("grad_of") is not None and \
+            not _gradient_of(model, od["grad_of"], keep):
         kd["grad_of"] = od["grad_of"]
         _grad_users(model).setdefault(od["grad_of"], []).append(keep)
     for n in _grad_users(model).pop(old, ()):       # gradients named after old: after keep
         if n in model.G and model.node(n).get("grad_of") == old:
+            if _gradient_of(model, keep, n):    # (g_v = v: a value that is its own gradient)
+                model.node(n)["grad_of"] = None
+                continue
             model.node(n)["grad_of"] = keep
             model.grad_users.setdefault(keep, []).append(n)
     model.replace_uses(old, keep)
     model.remove(old)
+
+
+def _gradient_of(model, n: int, m: int) -> bool:
+    """n is m, or the gradient of m, or of m's gradient ...: naming m after n would make a
+    cycle (0.5 * sqnorm(v) has gradient v, which the optimiser merges with v itself)."""
+    seen = set()
+    while n is not None and n not in seen and n in model.G:
+        if n == m:
+            return True
+        seen.add(n)
+        n = model.node(n).get("grad_of")
+    return False
 
 
 def _grad_users(model) -> dict[int, list[int]]:
