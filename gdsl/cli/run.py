@@ -13,7 +13,7 @@ from ..errors import GdslError, GdslUsageError
 from ..files import check_output
 from ..passes.resolve import METRICS
 from ..tools.data import BUILTIN
-from ..tools.train import OPTIMIZERS, load_params, prepare, save_params, train
+from ..tools.train import OPTIMIZERS, SECOND_ORDER, load_params, prepare, save_params, train
 
 
 def register(sub):
@@ -23,6 +23,9 @@ def register(sub):
         "batches of --batch-size, step --lr) and report loss, cost and the metrics that fit "
         "the task (accuracy for classes; accuracy and AUC for binary targets; RMSE, MAE and R² "
         "for real-valued ones) on the training and validation data after every epoch. "
+        "With --optimizer lbfgs or newton-cg, minimise the cost over the whole training set "
+        "instead (scipy.optimize.minimize, the gradient and for Newton-CG Hessian-vector "
+        "products), reporting iterations, the objective and the gradient norm at the end. "
         "Settings in the model's `train` line are the defaults; flags override them. With no "
         "--data: the model's `train data=` or the built-in digits set.")
     p.add_argument("model", help="the .gdsl model file")
@@ -47,7 +50,11 @@ def register(sub):
     p.add_argument("--epochs", type=int, metavar="N", help="passes over the training data")
     p.add_argument("--batch-size", type=int, metavar="N", help="examples per gradient step")
     p.add_argument("--lr", type=float, metavar="ETA", help="learning rate (step size)")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, help="update rule (default sgd)")
+    p.add_argument("--optimizer", choices=OPTIMIZERS,
+                   help="update rule (default sgd); lbfgs and newton-cg minimise the cost over "
+                   "the whole training set (scipy.optimize.minimize, needs scipy), with at most "
+                   "--epochs iterations (default: until converged, at most 1000) and no --lr "
+                   "or --batch-size")
     p.add_argument("--momentum", type=float, metavar="MU",
                    help="momentum (and adam's beta1), default 0.9")
     p.add_argument("--decay", type=float, metavar="D",
@@ -105,13 +112,15 @@ def _metrics(r: dict, which: str, metrics) -> str:
     return out
 
 
-def format_epoch(r: dict, epochs: int, metrics=("accuracy",)) -> str:
+def format_epoch(r: dict, epochs: int, metrics=("accuracy",), unit: str = "epoch") -> str:
     w = len(str(epochs))
-    line = (f"epoch {r['epoch']:>{w}}/{epochs}  train loss {_num(r['train_loss'])} "
+    line = (f"{unit} {r['epoch']:>{w}}/{epochs}  train loss {_num(r['train_loss'])} "
             f"cost {_num(r['train_cost'])}{_metrics(r, 'train', metrics)}")
     if r["val_cost"] is not None:
         line += (f"  |  val loss {_num(r['val_loss'])} cost {_num(r['val_cost'])}"
                  f"{_metrics(r, 'val', metrics)}")
+    if r.get("grad_norm") is not None:      # (lbfgs, newton-cg)
+        line += f"  |  grad norm {r['grad_norm']:.2e}"
     return line
 
 
@@ -205,7 +214,7 @@ def _main(args) -> int:
         if args.json:
             print(json.dumps({k: _json_value(v) for k, v in r.items()}), flush=True)
         elif not args.quiet:
-            line = format_epoch(r, settings.epochs, metrics)
+            line = format_epoch(r, settings.epochs, metrics, unit)
             if progress:
                 from tqdm import tqdm
                 tqdm.write(line)
@@ -221,8 +230,9 @@ def _main(args) -> int:
             print(w.render(), file=sys.stderr, flush=True)
 
     from ..tools.train import settings_for
-    settings = settings_for(tm, epochs=args.epochs, metric=args.metric)
+    settings = settings_for(tm, epochs=args.epochs, optimizer=args.optimizer, metric=args.metric)
     metrics = tm.metric_names(settings.metric)
+    unit = "iteration" if settings.optimizer in SECOND_ORDER else "epoch"
     result = train(tm, args.data, val=args.val, params=params, consts=sets, on_epoch=on_epoch,
                    progress=progress, params_file=f"the params in {args.load}", params_path=args.load,
                    lr=args.lr, epochs=args.epochs, batch_size=args.batch_size,
@@ -236,16 +246,27 @@ def _main(args) -> int:
         plot_curves(args.plot, result.history, f"{args.model} on {result.data_source}",
                     result.metrics)
     f = result.final
+    solver = result.solver      # lbfgs, newton-cg: iterations, objective, gradient norm
+    if args.json and solver:
+        print(json.dumps({"optimizer": result.settings.optimizer,
+                          **{k: _json_value(v) for k, v in solver.items()}}), flush=True)
     if not args.json:
         s = result.settings
         out = sys.stdout
-        what = "evaluated" if s.epochs == 0 else (f"trained {s.epochs} epochs ({s.optimizer}, "
-                                                  f"lr {s.lr:g}, batch {s.batch_size}, seed {s.seed})")
+        what = "evaluated" if s.epochs == 0 else (
+            f"trained by {s.optimizer} (full batch: {solver['iterations']} iterations, "
+            f"{solver['evaluations']} evaluations of J, seed {s.seed})" if solver else
+            f"trained {s.epochs} epochs ({s.optimizer}, lr {s.lr:g}, batch {s.batch_size}, "
+            f"seed {s.seed})")
         print(f"{args.model}: {what} on {result.data_source or 'data'}: {result.n_train} "
               f"training / {result.n_val} validation examples", file=out)
         print(f"final: train{_metrics(f, 'train', metrics)} cost {_num(f['train_cost'])}"
               + (f"; val{_metrics(f, 'val', metrics)} loss {_num(f['val_loss'])} "
                  f"cost {_num(f['val_cost'])}" if f["val_cost"] is not None else ""), file=out)
+        if solver:
+            print(f"objective J {solver['objective']!r}, gradient norm {solver['grad_norm']:.3e}"
+                  f"{'' if solver['converged'] else ' (not converged)'}: {solver['message']}",
+                  file=out)
         if args.save:
             print(f"saved params to {args.save}", file=out)
         if args.plot:

@@ -53,6 +53,7 @@ from ..runtime import model_warnings
 from . import data as D
 from .train import (
     EVAL_CHUNK,
+    SECOND_ORDER,
     Optimizer,
     Trainable,
     TrainResult,
@@ -573,6 +574,10 @@ def train(model, data=None, *, workers: int | None = None, scheduler: str | None
     tm = prepare(model, label=label, target=target)
     s = settings_for(tm, **settings, metric=metric)
     metrics = tm.metric_names(s.metric)
+    if s.optimizer in SECOND_ORDER:
+        raise GdslValueError(f"--optimizer {s.optimizer} runs on one process, over the whole "
+                             f"training set: not on workers or shards",
+                             help="use sgd, momentum or adam with workers or sharded data")
     if not tm.params and s.epochs > 0:
         raise GdslValueError("the model has no params to train", filename=tm.filename)
     const_values, set_dims = split_consts(tm, consts)

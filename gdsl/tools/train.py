@@ -46,7 +46,15 @@ from ..pipeline import run_pipeline
 from ..runtime import CompiledModel, model_warnings
 from . import data as D
 
-OPTIMIZERS = ("sgd", "momentum", "adam")
+# gradient descent on mini-batches (Optimizer), and full-batch second-order methods through
+# scipy.optimize.minimize (_minimize): their names here -> scipy's
+SECOND_ORDER = {"lbfgs": "L-BFGS-B", "newton-cg": "Newton-CG"}
+OPTIMIZERS = ("sgd", "momentum", "adam", *SECOND_ORDER)
+# how closely they approach the minimum: L-BFGS-B stops when every gradient entry is at most
+# gtol or a step lowers J by less than ftol (relative); Newton-CG when its step is under xtol
+SOLVER_OPTIONS = {"lbfgs": {"gtol": 1e-9, "ftol": 1e-14, "maxcor": 20},
+                  "newton-cg": {"xtol": 1e-10}}
+MAX_ITERATIONS = 1000       # their maxiter when no epochs are given with them
 EVAL_CHUNK = 4096
 # the metrics of a real-valued target (what mse/mae/huber report), and those of a binary one
 REGRESSION, BINARY = ("rmse", "mae", "r2"), ("accuracy", "auc")
@@ -107,10 +115,19 @@ class Settings:
 
 
 def settings_for(model: Trainable, **overrides) -> Settings:
+    """The model's `train` line, then ``overrides`` (None: not given), over the defaults.
+    For lbfgs and newton-cg, epochs caps the iterations (scipy's maxiter): given with the
+    choice of the optimizer (in the same `train` line, or as an override), else
+    MAX_ITERATIONS, as a `train` line's epochs were meant for gradient descent."""
     s = Settings()
     names = {f.name for f in fields(Settings)}
+    line = model.compiled.train_options
     given = {k: v for k, v in overrides.items() if v is not None}
-    for k, v in {**model.compiled.train_options, **given}.items():
+    chosen = {**line, **given}
+    if chosen.get("optimizer") in SECOND_ORDER and "epochs" not in given:
+        chosen["epochs"] = line.get("epochs", MAX_ITERATIONS) \
+            if line.get("optimizer") in SECOND_ORDER else MAX_ITERATIONS
+    for k, v in chosen.items():
         if k in names:
             setattr(s, k, v)
         elif k.startswith(DIM_PREFIX):
@@ -513,7 +530,10 @@ def check_training_memory(tm: Trainable, dims: dict, s: Settings, examples: int)
     from ..limits import check_memory
     from ..views.cost import cost
     m = tm.compiled.model
-    copies = {"sgd": 2, "momentum": 3, "adam": 4}[s.optimizer]
+    # params and gradients, the optimiser's state: velocity, moments; L-BFGS's pairs of
+    # steps and gradient changes, Newton-CG's conjugate-gradient vectors
+    copies = {"sgd": 2, "momentum": 3, "adam": 4,
+              "lbfgs": 4 + 2 * SOLVER_OPTIONS["lbfgs"]["maxcor"], "newton-cg": 8}[s.optimizer]
     sizes = dict(dims)
     sizes.update({sym[-1]: examples for sym in tm.inputs.values() if sym and isinstance(sym[-1], str)})
     needs = []
@@ -532,8 +552,9 @@ def check_training_memory(tm: Trainable, dims: dict, s: Settings, examples: int)
                   for r in c.rows if r.kept_bytes or r is biggest]
     notes = [f"{sym} = {sizes[sym]} comes from {who}" for sym, who in _origins(tm, dims).items()]
     try:
-        check_memory(needs, f"training with batches of {s.batch_size}", tm.filename,
-                     m.source)
+        check_memory(needs, f"full-batch training on {examples} examples"
+                     if s.optimizer in SECOND_ORDER else
+                     f"training with batches of {s.batch_size}", tm.filename, m.source)
     except GdslError as e:
         e.notes += notes
         raise
@@ -738,6 +759,7 @@ class TrainResult:
     data_source: str = ""
     standardization: dict = field(default_factory=dict)   # feature input -> (mean, std)
     metrics: tuple[str, ...] = ()       # reported per epoch, besides loss and cost
+    solver: dict = field(default_factory=dict)  # lbfgs/newton-cg: iterations, objective, ...
 
     @property
     def final(self) -> dict:
@@ -808,7 +830,8 @@ def train(model, data=None, *, val=None, params: dict | None = None, consts: dic
     if val_arrays:
         check_label_range(tm, val_arrays, dims, "validation data")
     n = D.n_examples(train_arrays, tm.labels)
-    check_training_memory(tm, dims, s, min(n, max(s.batch_size, EVAL_CHUNK)))
+    check_training_memory(tm, dims, s, n if s.optimizer in SECOND_ORDER else
+                          min(n, max(s.batch_size, EVAL_CHUNK)))
     if params is None:
         params = tm.compiled.init_params(dims, s.seed)
     result = TrainResult(params, [], s, dims, const_values, n,
@@ -816,20 +839,21 @@ def train(model, data=None, *, val=None, params: dict | None = None, consts: dic
                          stats, metrics)
     others = [k for k in metrics if k != "accuracy"]
 
-    def record(epoch, lr, seconds):
+    def record(epoch, lr, seconds, **extra):
         tr = evaluate(tm, params, train_arrays, const_values, metrics)
         va = evaluate(tm, params, val_arrays, const_values, metrics) if val_arrays else {}
         if not math.isfinite(tr["cost"]):
             raise GdslDivergedError(
-                f"training diverged: the training cost is {tr['cost']} after epoch {epoch} "
-                f"(lr {lr:g}); try a smaller --lr", filename=tm.filename)
+                f"training diverged: the training cost is {tr['cost']} after epoch {epoch}"
+                + (f" (lr {lr:g}); try a smaller --lr" if lr is not None else ""),
+                filename=tm.filename)
         rec = {"epoch": epoch, "train_loss": tr["loss"], "train_cost": tr["cost"],
                "train_accuracy": tr["accuracy"]}
         rec.update((f"train_{k}", tr.get(k)) for k in others)
         rec.update({"val_loss": va.get("loss"), "val_cost": va.get("cost"),
                     "val_accuracy": va.get("accuracy")})
         rec.update((f"val_{k}", va.get(k)) for k in others)
-        rec.update(lr=lr, seconds=round(seconds, 4))
+        rec.update(lr=lr, seconds=round(seconds, 4), **extra)
         result.history.append(rec)
         if on_epoch is not None:
             on_epoch(rec)
@@ -837,7 +861,9 @@ def train(model, data=None, *, val=None, params: dict | None = None, consts: dic
     # NumPy's warnings in the model's code, at the model's line: one hook for the whole run
     with model_warnings(tm.compiled, on_warning):
         if s.epochs == 0:
-            record(0, s.lr, 0.0)
+            record(0, None if s.optimizer in SECOND_ORDER else s.lr, 0.0)
+        elif s.optimizer in SECOND_ORDER:
+            result.solver = _minimize(tm, s, params, train_arrays, const_values, record)
         else:
             _descend(tm, s, params, train_arrays, const_values, n, record, progress)
     return result
@@ -880,6 +906,63 @@ def _descend(tm: Trainable, s: Settings, params: dict, train_arrays: dict, const
     finally:
         if bar is not None:
             bar.close()
+
+
+def _minimize(tm: Trainable, s: Settings, params: dict, train_arrays: dict, const_values: dict,
+              record: Callable) -> dict:
+    """Full-batch second-order training: scipy.optimize.minimize of J over all the training
+    examples, the params flattened into one vector θ; ``jac`` from value_and_grad and, for
+    Newton-CG, ``hessp`` (H·p) from the model's Hessian-vector product. At most s.epochs
+    iterations (scipy's maxiter), each followed by ``record``. Updates ``params`` in place
+    and returns {iterations, objective, grad_norm, evaluations, converged, message}."""
+    try:
+        from scipy.optimize import minimize
+    except ImportError:
+        raise GdslError(f"--optimizer {s.optimizer} needs scipy, which is not installed",
+                        help="pip install scipy (or pip install 'gdsl[second-order]')") from None
+    model = tm.compiled
+    names = [k for k in model.wrt if k in params]
+    shapes = [np.shape(params[k]) for k in names]
+    ends = np.cumsum([int(np.prod(shape)) for shape in shapes])
+
+    def unflat(theta) -> dict:
+        return {k: part.reshape(shape)
+                for k, shape, part in zip(names, shapes, np.split(theta, ends[:-1]))}
+
+    def flat(values: dict) -> np.ndarray:
+        return np.concatenate([np.reshape(values[k], -1) for k in names])
+
+    last = {}           # θ -> (J, ∇J) of the last evaluation: where an iteration ends, mostly
+
+    def fun(theta):
+        J, grads = model.value_and_grad(**train_arrays, **unflat(theta), **const_values)
+        last.clear()
+        last[theta.tobytes()] = out = float(np.sum(J)), flat(grads)
+        return out
+
+    def hessp(theta, p):
+        return flat(model.hvp(unflat(p), **train_arrays, **unflat(theta), **const_values))
+
+    def grad_norm(theta) -> float:
+        return float(np.linalg.norm((last.get(theta.tobytes()) or fun(theta))[1]))
+
+    clock = [time.perf_counter()]
+
+    def each_iteration(theta):
+        params.update(unflat(theta.copy()))
+        record(len(clock), None, time.perf_counter() - clock[-1], grad_norm=grad_norm(theta))
+        clock.append(time.perf_counter())
+
+    result = minimize(fun, flat(params), jac=True, method=SECOND_ORDER[s.optimizer],
+                      hessp=hessp if s.optimizer == "newton-cg" else None,
+                      callback=each_iteration,
+                      options={**SOLVER_OPTIONS[s.optimizer], "maxiter": s.epochs})
+    params.update(unflat(result.x.copy()))
+    if len(clock) == 1:         # no iteration: the start was optimal already
+        record(0, None, 0.0, grad_norm=grad_norm(result.x))
+    return {"iterations": int(result.nit), "objective": float(result.fun),
+            "grad_norm": grad_norm(result.x), "evaluations": int(result.nfev),
+            "converged": bool(result.success), "message": str(result.message)}
 
 
 # -- params files -------------------------------------------------------------------------------
