@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from .backend import get_target
-from .errors import GdslError, GdslNameError
+from .errors import GdslError, GdslNameError, GdslUsageError
 from .ir.graph import Model
 from .lang.parse import parse
 from .lang.syntax import Program
@@ -116,6 +116,11 @@ def _emit(c: Compilation):
     if c.options.at_call and getattr(target, "NEEDS_SHAPES", False) and any(
             m.node(n)["shape"] is None for n in [*m.inputs.values(), *m.params.values()]):
         target = get_target("numpy")
+    if c.options.hvp and not getattr(target, "HVP", True):
+        if not c.options.at_call:
+            raise GdslUsageError(f"the {target.NAME} target emits no hvp; compile with --hvp "
+                                 f"for numpy (the default) or array-api")
+        target = get_target("numpy")    # model.hvp of a model compiled for it: NumPy code
     c.code, c.linemap = target.emit_module(m, title, in_place=c.options.optimize, train=c.train)
 
 

@@ -443,3 +443,21 @@ def test_max_grad_and_svm_grad_are_linear_in_the_cotangent(rng):
     left = np.vdot(c, evaluate_node("max_grad", at, [g, x, m]))
     right = np.vdot(evaluate_node("max_pick", at, [c, x, m]), g)
     assert np.isclose(left, right)
+
+
+def test_a_numba_model_s_hvp_runs_numpy_code(rng):
+    """The numba target emits no hvp: model.hvp and model.hessian of a model compiled for it
+    run its NumPy twin; gdsl compile --target numba --hvp is refused (exit 2) rather than
+    writing a module without it."""
+    pytest.importorskip("numba")
+    from helpers import run_cli
+    fast = gdsl.compile_file("models/mlp2.gdsl", target="numba")
+    plain = gdsl.compile_file("models/mlp2.gdsl")
+    arrays = {"x": rng.normal(size=(5, 6)), "y": rng.integers(0, 3, 6),
+              "W1": rng.normal(size=(4, 5)), "b1": rng.normal(size=(4, 1)),
+              "W2": rng.normal(size=(3, 4)), "b2": rng.normal(size=(3, 1))}
+    v = directions(rng, arrays, plain.wrt)
+    assert rel_error(fast.hvp(v, **arrays), Reference(plain, arrays).hvp(v)) <= TOL
+    np.testing.assert_array_equal(fast.hessian(**arrays), plain.hessian(**arrays))
+    r = run_cli("compile", "models/mlp2.gdsl", "--target", "numba", "--hvp")
+    assert r.returncode == 2 and "the numba target emits no hvp" in r.stderr

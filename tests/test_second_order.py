@@ -185,3 +185,12 @@ def test_not_on_workers():
     with pytest.raises(gdsl.GdslError) as e:
         distributed.train(SOFTMAX, workers=1, optimizer="lbfgs")
     assert "runs on one process" in str(e.value)
+
+
+def test_newton_cg_with_the_numba_target():
+    """The gradient from numba's step, H·p from the model's NumPy twin: the same minimum."""
+    pytest.importorskip("numba")
+    _, final = run_json(SOFTMAX, "--optimizer", "newton-cg", "--target", "numba")
+    X, y = training_split()
+    J_sklearn = sklearn_objective(X, y, LAM)
+    assert final["converged"] and abs(final["objective"] - J_sklearn) <= 1e-8 * J_sklearn

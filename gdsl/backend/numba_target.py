@@ -31,6 +31,7 @@ NEEDS_SHAPES = True     # a model with shapes left to call time is emitted when 
 IMPORTED = True         # its module is imported under its name (numba's cache finds it so)
 ONE_DTYPE = True        # the float arrays of a call share one dtype (CompiledModel casts)
 REQUIRES = ("numba", "scipy")   # to import and run the module (gdsl[numba])
+HVP = False             # no hvp: model.hvp runs NumPy code, gdsl compile --hvp refuses it
 STEP = {"forward": "_forward_step", "value_and_grad": "_value_and_grad_step"}
 JIT = "numba.njit(cache=True, error_model='numpy')"    # NumPy's inf and nan, not exceptions
 ADD = BINARY_OPERATORS["+"]
