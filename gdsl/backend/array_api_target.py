@@ -200,6 +200,121 @@ def _sum_to(g, shape):
     axes = tuple(i for i, d in enumerate(shape) if d == 1 and g.shape[i] != 1)
     return xp.sum(g, axis=axes, keepdims=True) if axes else g
 ''',
+    "_pad": '''
+def _pad(x, p):
+    """Images x [C, H, W, n] with p rows and columns of zeros around them."""
+    xp = array_namespace(x)
+    if not p:
+        return x
+    rest = tuple(x.shape[3:])
+    rows = xp.zeros((x.shape[0], p, x.shape[2]) + rest, dtype=x.dtype, device=device(x))
+    x = xp.concat([rows, x, rows], axis=1)
+    cols = xp.zeros((x.shape[0], x.shape[1], p) + rest, dtype=x.dtype, device=device(x))
+    return xp.concat([cols, x, cols], axis=2)
+''',
+    "_windows": '''
+def _windows(x, kh, kw, stride, padding):
+    """im2col's windows: x [C, H, W, n] padded with zeros, its kh x kw windows stride apart
+    as [C, kh, kw, H', W', n], one slice for each place in a window."""
+    xp = array_namespace(x)
+    x = _pad(x, padding)
+    Ho, Wo = (x.shape[1] - kh) // stride + 1, (x.shape[2] - kw) // stride + 1
+    rows = []
+    for a in range(kh):
+        row = [x[:, a:a + stride * (Ho - 1) + 1:stride, b:b + stride * (Wo - 1) + 1:stride, ...]
+               for b in range(kw)]
+        rows.append(xp.stack(row, axis=1))
+    return xp.stack(rows, axis=1)
+''',
+    "_conv2d": '''
+def _conv2d(x, K, stride, padding):
+    """y[f, i, j, n] = Σ_{c,a,b} K[f, c, a, b] x[c, s i + a, s j + b, n]: the kernels times
+    the windows as columns (im2col)."""
+    xp = array_namespace(x, K)
+    w = _windows(x, K.shape[2], K.shape[3], stride, padding)
+    return xp.tensordot(K, w, axes=([1, 2, 3], [0, 1, 2]))
+''',
+    "_conv2d_grad_K": '''
+def _conv2d_grad_K(g, x, K, stride, padding):
+    """∂J/∂K[f, c, a, b] = Σ_{i,j,n} g[f, i, j, n] x[c, s i + a, s j + b, n]."""
+    xp = array_namespace(g, x)
+    w = _windows(x, K.shape[2], K.shape[3], stride, padding)
+    return xp.tensordot(g, w, axes=([1, 2, 3], [3, 4, 5]))
+''',
+    "_spread": '''
+def _spread(t, stride, at, size, axis):
+    """t's entries along axis (1 or 2) stride apart from `at` on, zeros elsewhere: `size`
+    entries along that axis."""
+    xp = array_namespace(t)
+    count = t.shape[axis]
+    if stride > 1:
+        zeros = xp.zeros_like(t)
+        t = xp.stack([t] + [zeros] * (stride - 1), axis=axis + 1)
+        shape = list(t.shape)
+        shape[axis:axis + 2] = [count * stride]
+        t = xp.reshape(t, tuple(shape))
+        t = t[:, :stride * (count - 1) + 1, ...] if axis == 1 else \\
+            t[:, :, :stride * (count - 1) + 1, ...]
+    before, after = list(t.shape), list(t.shape)
+    before[axis], after[axis] = at, size - at - t.shape[axis]
+    parts = [xp.zeros(tuple(before), dtype=t.dtype, device=device(t)), t,
+             xp.zeros(tuple(after), dtype=t.dtype, device=device(t))]
+    return xp.concat(parts, axis=axis)
+''',
+    "_conv2d_grad_x": '''
+def _conv2d_grad_x(g, x, K, stride, padding):
+    """∂J/∂x: Kᵀ g [C, kh, kw, H', W', n], each place (a, b) of the windows put back where it
+    came from (col2im) and summed, the padding cut off."""
+    xp = array_namespace(g, K)
+    H, W = x.shape[1] + 2 * padding, x.shape[2] + 2 * padding
+    cols = xp.tensordot(K, g, axes=([0], [0]))
+    out = None
+    for a in range(K.shape[2]):
+        for b in range(K.shape[3]):
+            part = _spread(_spread(cols[:, a, b, ...], stride, a, H, 1), stride, b, W, 2)
+            out = part if out is None else out + part
+    return out[:, padding:H - padding, padding:W - padding, ...]
+''',
+    "_pool_windows": '''
+def _pool_windows(x, size):
+    """The size x size windows of x [C, H, W, n] side by side: [C, H', size, W', size, n]."""
+    xp = array_namespace(x)
+    C, Hp, Wp = x.shape[0], x.shape[1] // size, x.shape[2] // size
+    w = x[:, :Hp * size, :Wp * size, ...]
+    return xp.reshape(w, (C, Hp, size, Wp, size) + tuple(x.shape[3:]))
+''',
+    "_maxpool": '''
+def _maxpool(x, size):
+    """The max of each size x size window of x [C, H, W, n]: [C, H // size, W // size, n]."""
+    xp = array_namespace(x)
+    return xp.max(_pool_windows(x, size), axis=(2, 4))
+''',
+    "_pool_mask": '''
+def _pool_mask(x, m, size):
+    """1.0 where an entry of x is the max m of its window, as [C, H', size, W', size, n]."""
+    xp = array_namespace(x, m)
+    mm = xp.expand_dims(xp.expand_dims(m, axis=2), axis=4)
+    return xp.astype(_pool_windows(x, size) == mm, m.dtype)
+''',
+    "_maxpool_grad": '''
+def _maxpool_grad(g, x, m, size):
+    """g to the entries that are the max m of their window, shared equally among ties; 0 for
+    the rows and columns no window covers."""
+    xp = array_namespace(g, x, m)
+    mask = _pool_mask(x, m, size)
+    gg = xp.expand_dims(xp.expand_dims(g, axis=2), axis=4)
+    share = gg * mask / xp.sum(mask, axis=(2, 4), keepdims=True)
+    C, Hp, Wp = m.shape[0], m.shape[1], m.shape[2]
+    share = xp.reshape(share, (C, Hp * size, Wp * size) + tuple(x.shape[3:]))
+    return _spread(_spread(share, 1, 0, x.shape[1], 1), 1, 0, x.shape[2], 2)
+''',
+    "_maxpool_pick": '''
+def _maxpool_pick(h, x, m, size):
+    """Σ h over the entries of each window that are its max, shared among ties."""
+    xp = array_namespace(h, x, m)
+    mask = _pool_mask(x, m, size)
+    return xp.sum(_pool_windows(h, size) * mask, axis=(2, 4)) / xp.sum(mask, axis=(2, 4))
+''',
     "_mm_grad_x": '''
 def _mm_grad_x(g, x, y):
     xp = array_namespace(g, x, y)
@@ -477,8 +592,11 @@ class _Function:
 def _helpers_called(statements) -> set[str]:
     need = {x.func.id for _, stmt, _, _, _ in statements for x in ast.walk(stmt)
             if type(x) is ast.Call and type(x.func) is ast.Name and x.func.id in HELPERS}
-    for h in list(need):
-        need |= HELPER_DEPS[h]
+    todo = list(need)
+    while todo:             # (the helpers they call, and the ones those call)
+        for h in HELPER_DEPS[todo.pop()] - need:
+            need.add(h)
+            todo.append(h)
     return need
 
 

@@ -21,11 +21,12 @@ DEFAULT_INIT = ("normal", (0.0, 0.01))
 
 def draw(init: tuple[str, tuple[float, ...]], shape: tuple[int, ...], rng: np.random.Generator,
          dtype=np.float64) -> np.ndarray:
-    """Draw one param's initial value; fan_in is the size of the last axis (W is out x in)."""
+    """Draw one param's initial value; fan_in is the size of every axis but the first (W is
+    out x in, kernels K are filters x channels x height x width), of the one axis of a vector."""
     name, args = init
     _, defaults, _ = INITS[name]
     args = tuple(args) + tuple(defaults[len(args):])
-    fan_in = shape[-1] if shape else 1
+    fan_in = math.prod(shape[1:]) if len(shape) >= 2 else shape[-1] if shape else 1
     if name == "normal":
         out = rng.normal(args[0], args[1], size=shape)
     elif name == "uniform":

@@ -3,7 +3,9 @@
 Adding an op is adding a row (and its test entries); no other module names an op (a test
 reads them all to be sure). A row gives:
 
-    arity        how many positional arguments; keywords: the keyword arguments, with defaults
+    arity        how many positional arguments; keywords: the keyword arguments, with defaults;
+                 whole: those that take a whole number, with the least it may be (a default of
+                 None: the model must give it)
     shape        the shape rule: (dims, arg_shapes, attrs) -> shape
     emit         the emission per target: {"numpy": (arg_exprs, attrs, arg_shapes) -> a Python
                  ast expression}; the NumPy one is also how gdsl.ir.evaluate computes the op
@@ -74,6 +76,7 @@ remaining axes (X is d x n, one-hot Y is C x n); losses average over examples.
 from __future__ import annotations
 
 import ast
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -94,6 +97,7 @@ class Op:
     emit: dict
     vjp: tuple | None = None
     keywords: dict = field(default_factory=dict)
+    whole: dict = field(default_factory=dict)
     broadcasts: bool = False
     kink: Callable | None | str = UNSET
     constant: bool = False
@@ -923,6 +927,158 @@ def _nb_mm_grad_y(k, a, at, s):
     return k.dot(k.transpose(x), g)
 
 
+# -- convolution and pooling: the NumPy target's last-axis dims, the ONNX and numba forms ----------
+
+def _last_dim(x) -> ast.expr:
+    return ast.Subscript(attr(x, "shape"), const(-1), LOAD)      # x.shape[-1]: n
+
+
+def _onnx_reshape(e, x, lead):
+    """x reshaped to [*lead, n], n its last axis's size."""
+    return e.op("Reshape", x, e.op("Concat", e.ints(*lead), e.op("Shape", x, start=-1), axis=0))
+
+
+def _onnx_pad(e, x, p):
+    """Images [C, H, W, n] with p rows and columns of zeros around them."""
+    return x if not p else e.op("Pad", x, e.ints(0, p, p, 0, 0, p, p, 0))
+
+
+def _onnx_window(e, x, a, b, count_h, count_w, stride):
+    """x[:, a : a + stride count_h : stride, b : ... : stride]: one place of every window."""
+    return e.op("Slice", x, e.ints(a, b), e.ints(a + stride * (count_h - 1) + 1,
+                                                 b + stride * (count_w - 1) + 1),
+                e.ints(1, 2), e.ints(stride, stride))
+
+
+def _onnx_windows(e, x, sx, kh, kw, at):
+    """im2col, as _windows: the windows of x [C, H, W, n] as [C, kh, kw, H', W', n]."""
+    stride, p = at["stride"], at["padding"]
+    H, W = sx[1] + 2 * p, sx[2] + 2 * p
+    Ho, Wo = (H - kh) // stride + 1, (W - kw) // stride + 1
+    x = _onnx_pad(e, x, p)
+    places = [e.op("Unsqueeze", _onnx_window(e, x, a, b, Ho, Wo, stride), e.ints(1))
+              for a in range(kh) for b in range(kw)]
+    cols = places[0] if len(places) == 1 else e.op("Concat", *places, axis=1)
+    return e.op("Reshape", cols, e.op("Concat", e.ints(0, kh, kw, Ho, Wo),
+                                      e.op("Shape", x, start=-1), axis=0))
+
+
+def _onnx_conv2d(e, a, at, s):
+    # y[f, i, j, n] = Σ K[f, c, a, b] x[c, s i + a, s j + b, n]: the windows as columns
+    x, K = a
+    F, C, kh, kw = s[1]
+    _, Ho, Wo, _ = conv_shape(sh.Dims(), s, at)
+    cols = _onnx_windows(e, x, s[0], kh, kw, at)        # [C, kh, kw, H', W', n]
+    y = e.op("MatMul", e.op("Reshape", K, e.ints(F, -1)),
+             e.op("Reshape", cols, e.ints(C * kh * kw, -1)))
+    return e.op("Reshape", y, e.op("Concat", e.ints(F, Ho, Wo), e.op("Shape", x, start=-1),
+                                   axis=0))
+
+
+def _onnx_conv2d_grad_K(e, a, at, s):
+    # ∂J/∂K[f, c, a, b] = Σ g[f, i, j, n] x[c, s i + a, s j + b, n]
+    g, x, _K = a
+    F, C, kh, kw = s[2]
+    cols = _onnx_windows(e, x, s[1], kh, kw, at)        # [C, kh, kw, H', W', n]
+    cols = e.op("Transpose", e.op("Reshape", cols, e.ints(C * kh * kw, -1)))
+    out = e.op("MatMul", e.op("Reshape", g, e.ints(F, -1)), cols)
+    return e.op("Reshape", out, e.ints(F, C, kh, kw))
+
+
+def _onnx_conv2d_grad_x(e, a, at, s):
+    # Kᵀ g [C, kh, kw, H', W', n], each place of the windows added back where it came from
+    g, _x, K = a
+    F, C, kh, kw = s[2]
+    _, Ho, Wo = s[0][:3]
+    stride, p = at["stride"], at["padding"]
+    H, W = s[1][1] + 2 * p, s[1][2] + 2 * p
+    cols = e.op("MatMul", e.op("Transpose", e.op("Reshape", K, e.ints(F, -1))),
+                e.op("Reshape", g, e.ints(F, -1)))
+    cols = e.op("Reshape", cols, e.op("Concat", e.ints(C, kh, kw, Ho, Wo),
+                                      e.op("Shape", g, start=-1), axis=0))
+    out = None
+    for i in range(kh):
+        for j in range(kw):
+            part = e.op("Squeeze", e.op("Slice", cols, e.ints(i, j), e.ints(i + 1, j + 1),
+                                        e.ints(1, 2)), e.ints(1, 2))
+            if stride > 1:      # stride - 1 zeros after each row and column
+                part = _onnx_spread(e, part, stride, C, Ho, Wo)
+            rows, columns = stride * (Ho - 1) + 1, stride * (Wo - 1) + 1
+            part = e.op("Pad", part, e.ints(0, i, j, 0, 0, H - i - rows, W - j - columns, 0))
+            out = part if out is None else e.op("Add", out, part)
+    if p:
+        out = e.op("Slice", out, e.ints(p, p), e.ints(H - p, W - p), e.ints(1, 2))
+    return out
+
+
+def _onnx_spread(e, t, stride, C, Ho, Wo):
+    """t [C, H', W', n] with stride - 1 zeros after each row and column but the last."""
+    t = e.op("Unsqueeze", t, e.ints(2, 4))                 # [C, H', 1, W', 1, n]
+    for axis in (2, 4):
+        zeros = e.op("ConstantOfShape", e.op("Shape", t), value=e.value(0))
+        t = e.op("Concat", t, *[zeros] * (stride - 1), axis=axis)
+    t = e.op("Reshape", t, e.op("Concat", e.ints(C, Ho * stride, Wo * stride),
+                                e.op("Shape", t, start=-1), axis=0))
+    return e.op("Slice", t, e.ints(0, 0), e.ints(stride * (Ho - 1) + 1, stride * (Wo - 1) + 1),
+                e.ints(1, 2))
+
+
+def _onnx_pool_windows(e, x, sx, size):
+    """The windows of x [C, H, W, n] as [C, H', size, W', size, n], as the NumPy helper."""
+    C, H, W = sx[:3]
+    Hp, Wp = H // size, W // size
+    x = e.op("Slice", x, e.ints(0, 0), e.ints(Hp * size, Wp * size), e.ints(1, 2))
+    return e.op("Reshape", x, e.op("Concat", e.ints(C, Hp, size, Wp, size),
+                                   e.op("Shape", x, start=-1), axis=0))
+
+
+def _onnx_maxpool(e, a, at, s):
+    return e.reduce("ReduceMax", _onnx_pool_windows(e, a[0], s[0], at["size"]), (2, 4))
+
+
+def _onnx_pool_mask(e, x, m, sx, size):
+    w = _onnx_pool_windows(e, x, sx, size)
+    mask = e.float(e.op("Equal", w, e.op("Unsqueeze", m, e.ints(2, 4))))
+    return mask, e.reduce("ReduceSum", mask, (2, 4), keepdims=True)
+
+
+def _onnx_maxpool_grad(e, a, at, s):
+    # g shared among each window's maxima, the rows and columns left over 0, as _maxpool_grad
+    g, x, m = a
+    size, (C, H, W) = at["size"], s[1][:3]
+    Hp, Wp = s[2][1], s[2][2]
+    mask, count = _onnx_pool_mask(e, x, m, s[1], size)
+    share = e.op("Div", e.op("Mul", e.op("Unsqueeze", g, e.ints(2, 4)), mask), count)
+    share = e.op("Reshape", share, e.op("Concat", e.ints(C, Hp * size, Wp * size),
+                                        e.op("Shape", g, start=-1), axis=0))
+    if (Hp * size, Wp * size) == (H, W):
+        return share
+    return e.op("Pad", share, e.ints(0, 0, 0, 0, 0, H - Hp * size, W - Wp * size, 0))
+
+
+def _onnx_maxpool_pick(e, a, at, s):
+    h, x, m = a
+    size = at["size"]
+    mask, count = _onnx_pool_mask(e, x, m, s[1], size)
+    hw = _onnx_pool_windows(e, h, s[0], size)
+    picked = e.reduce("ReduceSum", e.op("Mul", hw, mask), (2, 4), keepdims=True)
+    return e.op("Squeeze", e.op("Div", picked, count), e.ints(2, 4))
+
+
+def _nb_conv(k, helper_name, a, at, shape):
+    return k.call(helper_name, *a, shape=shape,
+                  extra=(const(at["stride"]), const(at["padding"])))
+
+
+def _nb_pool(k, helper_name, a, at, shape):
+    return k.call(helper_name, *a, shape=shape, extra=(const(at["size"]),))
+
+
+def _nb_reshape(k, x, shape):
+    return k.call("_nb_reshape", x, shape=shape,
+                  extra=(ast.Tuple([k.size(d) for d in shape], LOAD),))
+
+
 # -- the ops ---------------------------------------------------------------------------------
 # Rules are written with graph values: g * ans builds a 'mul' node. `call` builds any op.
 
@@ -1218,6 +1374,210 @@ defop("max_pick", 3, lambda dims, s, at: s[2],
       lambda a, at, s: helper("_max_pick", *a, const(at.get("axis")), const(bool(at.get("keepdims")))),
       lambda c, ans, h, x, m, **at: call("max_grad", c, x, m, **at), nothing, nothing, kink=None,
       user=False, keywords=_RED, helpers=("_max_pick",), floats=True)
+
+
+# convolution and pooling: images [C, H, W, n] (channels, height, width, examples: the
+# examples along the last axis, as everywhere in gdsl), kernels [F, C, kh, kw]
+
+_CONV = {"stride": 1, "padding": 0}
+_CONV_LEAST = {"stride": 1, "padding": 0}      # (whole numbers, at least these)
+
+
+def _spatial(dims, s, what, first=1):
+    """The height and width of images (axes 1, 2) or kernels (2, 3) s, as numbers."""
+    hw = [dims.resolve(d) for d in s[first:first + 2]]
+    if not all(isinstance(d, int) for d in hw):
+        raise Mismatch(f"{what} must have a height and width known when compiled, not "
+                       f"{sh.show_shape(s)}: declare them as numbers, e.g. x[1, 8, 8, n]")
+    return hw
+
+
+def conv_shape(dims, s, at):
+    x, K = s
+    if x is None or K is None:
+        return None
+    if len(x) != 4:
+        raise Mismatch(f"conv2d takes images [C, H, W, n] (channels, height, width, examples), "
+                       f"not a {len(x)}-D value")
+    if len(K) != 4:
+        raise Mismatch(f"conv2d takes kernels [F, C, kh, kw] (filters, channels, height, "
+                       f"width), not a {len(K)}-D value")
+    dims.equal(K[1], x[0], "channels of the kernels and of the images")
+    (H, W), (kh, kw) = _spatial(dims, x, "the images"), _spatial(dims, K, "the kernels", 2)
+    stride, padding = at["stride"], at["padding"]
+    if H + 2 * padding < kh or W + 2 * padding < kw:
+        raise Mismatch(f"kernels of {kh}x{kw} do not fit in images of {H}x{W} padded by "
+                       f"{padding}")
+    return (dims.resolve(K[0]), (H + 2 * padding - kh) // stride + 1,
+            (W + 2 * padding - kw) // stride + 1, dims.resolve(x[3]))
+
+
+def pool_shape(dims, s, at):
+    x, size = s[0], at["size"]
+    if x is None:
+        return None
+    if len(x) != 4:
+        raise Mismatch(f"maxpool takes images [C, H, W, n] (channels, height, width, "
+                       f"examples), not a {len(x)}-D value")
+    H, W = _spatial(dims, x, "the images")
+    if H < size or W < size:
+        raise Mismatch(f"windows of {size}x{size} do not fit in images of {H}x{W}")
+    return (dims.resolve(x[0]), H // size, W // size, dims.resolve(x[3]))
+
+
+def flat_shape(dims, s, at):
+    x = s[0]
+    if x is None:
+        return None
+    if len(x) < 2:
+        raise Mismatch(f"flatten takes a value with an examples axis (the last), not a "
+                       f"{len(x)}-D value")
+    lead = [dims.resolve(d) for d in x[:-1]]
+    if len(lead) == 1:
+        return (lead[0], dims.resolve(x[-1]))
+    if not all(isinstance(d, int) for d in lead):
+        raise Mismatch(f"flatten needs the sizes of every axis but the last known when "
+                       f"compiled, not {sh.show_shape(x)}")
+    return (int(np.prod(lead)), dims.resolve(x[-1]))
+
+
+def unflat_shape(dims, s, at):
+    x, h, w = s[0], at["height"], at["width"]
+    if x is None:
+        return None
+    if len(x) != 2:
+        raise Mismatch(f"unflatten takes features [F, n] (features, examples), not a "
+                       f"{len(x)}-D value")
+    F = dims.resolve(x[0])
+    if not isinstance(F, int):
+        raise Mismatch(f"unflatten needs the number of features known when compiled, not "
+                       f"{F}: declare it as a number, e.g. x[64, n]")
+    if F % (h * w):
+        raise Mismatch(f"{F} features do not make images of {h}x{w} ({F} is not a multiple "
+                       f"of {h * w})")
+    return (F // (h * w), h, w, dims.resolve(x[1]))
+
+
+def _conv_emit(name):
+    return lambda a, at, s: helper(name, *a, const(at["stride"]), const(at["padding"]))
+
+
+def _pool_emit(name):
+    return lambda a, at, s: helper(name, *a, const(at["size"]))
+
+
+def _conv_flops(sizes, out, shapes):
+    # a multiply and an add per kernel entry of each output (of each entry of g, backward)
+    K = shapes[1] if len(shapes) == 2 else shapes[2]
+    g = out if len(shapes) == 2 else sizes[0]
+    return 2 * g * int(np.prod(K[1:])) if K else 0
+
+
+def _kink_pool(args, at):
+    # ties for the largest entry of a window: the top two of each window apart
+    x, size = np.asarray(args[0], dtype=np.float64), at["size"]
+    C, H, W = x.shape[:3]
+    Hp, Wp = H // size, W // size
+    w = x[:, :Hp * size, :Wp * size].reshape(C, Hp, size, Wp, size, *x.shape[3:])
+    w = np.moveaxis(w, (2, 4), (-2, -1))          # [C, H', W', n, size, size]
+    return _kink_top_two([w.reshape(*w.shape[:-2], size * size)], {"axis": -1})
+
+
+def _conv_notation(t):
+    # K ⋆ x, the cross-correlation that deep learning calls convolution
+    at = {k: v for k, v in t.attrs.items() if _CONV.get(k) != v}
+    extra = "".join(f", {k}={v}" for k, v in sorted(at.items()))
+    return f"{t.p(1, ATOM)} ⋆ {t.p(0, ATOM)}" + (f" ({extra[2:]})" if extra else ""), PRODUCT
+
+
+# y = conv2d(x, K) is linear in x and in K: y = K̃ im2col(x), with K̃ the kernels as a matrix
+# [F, C kh kw] and im2col(x) the windows of x as columns; so, as for z = Wx, ∂J/∂K is g
+# times the windows and ∂J/∂x is K̃ᵀ g put back where each window came from
+defop("conv2d", 2, conv_shape, _conv_emit("_conv2d"),
+      lambda g, ans, x, K, **at: call("conv2d_grad_x", g, x, K, **at),
+      lambda g, ans, x, K, **at: call("conv2d_grad_K", g, x, K, **at),
+      keywords=_CONV, whole=_CONV_LEAST, kink=None, helpers=("_conv2d", "_windows"),
+      flops=_conv_flops,
+      jacobian=("({y} ⊗ I) ∂im2col({x})", "I ⊗ im2col({x})ᵀ"), notation=_conv_notation,
+      grad_form=("{g} ⋆ᵀ {y}", "{g} ⋆ {x}"), affine=((0,), (1,)),
+      doc="2-D convolution (cross-correlation, as in deep learning) of images x [C, H, W, n] "
+          "with kernels K [F, C, kh, kw]: [F, H', W', n]; stride= and padding= (zeros) as in "
+          "PyTorch, H' = (H + 2 padding − kh) // stride + 1",
+      targets={"numba": lambda k, a, at, s: _nb_conv(k, "_nb_conv2d", a, at, conv_shape(
+                   sh.Dims(), s, at)),
+               "onnx": _onnx_conv2d})
+# ∂<g, conv2d(x, K)>/∂x and /∂K: bilinear in (g, K) and (g, x); with a cotangent c,
+# <c, conv2d_grad_x(g, x, K)> = <conv2d(c, K), g> and <c, conv2d_grad_K(g, x, K)> =
+# <conv2d(x, c), g>; x and K are read for their shape where they do not move the result
+defop("conv2d_grad_x", 3, lambda dims, s, at: s[1], _conv_emit("_conv2d_grad_x"),
+      lambda c, ans, g, x, K, **at: call("conv2d", c, K, **at), nothing,
+      lambda c, ans, g, x, K, **at: call("conv2d_grad_K", g, c, K, **at),
+      keywords=_CONV, whole=_CONV_LEAST, kink=None, user=False, helpers=("_conv2d_grad_x",), shape_only=(1,),
+      flops=_conv_flops, floats=True,
+      targets={"numba": lambda k, a, at, s: _nb_conv(k, "_nb_conv2d_grad_x", a, at, s[1]),
+               "onnx": _onnx_conv2d_grad_x})
+defop("conv2d_grad_K", 3, lambda dims, s, at: s[2], _conv_emit("_conv2d_grad_K"),
+      lambda c, ans, g, x, K, **at: call("conv2d", x, c, **at),
+      lambda c, ans, g, x, K, **at: call("conv2d_grad_x", g, x, c, **at), nothing,
+      keywords=_CONV, whole=_CONV_LEAST, kink=None, user=False, helpers=("_conv2d_grad_K", "_windows"),
+      shape_only=(2,), flops=_conv_flops, floats=True,
+      targets={"numba": lambda k, a, at, s: _nb_conv(k, "_nb_conv2d_grad_K", a, at, s[2]),
+               "onnx": _onnx_conv2d_grad_K})
+
+_POOL = {"size": 2}
+_POOL_LEAST = {"size": 1}
+defop("maxpool", 1, pool_shape, _pool_emit("_maxpool"),
+      lambda g, ans, x, **at: call("maxpool_grad", g, x, ans, **at),
+      keywords=_POOL, whole=_POOL_LEAST, kink=_kink_pool, helpers=("_maxpool",), flops=_per_input,
+      jacobian=("[{x} = max of its window]ᵀ",),
+      doc="the largest entry of each size x size window of images x [C, H, W, n] (windows "
+          "side by side; rows and columns left over are dropped): [C, H // size, W // size, n]; "
+          "ties share the gradient equally",
+      targets={"numba": lambda k, a, at, s: _nb_pool(k, "_nb_maxpool", a, at,
+                                                     pool_shape(sh.Dims(), s, at)),
+               "onnx": _onnx_maxpool})
+# g to the entries that are the max of their window, shared among ties (as max_grad), and
+# its adjoint: c summed over each window's ties (as max_pick)
+defop("maxpool_grad", 3, like_second, _pool_emit("_maxpool_grad"),
+      lambda c, ans, g, x, m, **at: call("maxpool_pick", c, x, m, **at), nothing, nothing,
+      kink=None, user=False, keywords=_POOL, whole=_POOL_LEAST, helpers=("_maxpool_grad",), floats=True,
+      targets={"numba": lambda k, a, at, s: _nb_pool(k, "_nb_maxpool_grad", a, at, s[1]),
+               "onnx": _onnx_maxpool_grad})
+defop("maxpool_pick", 3, lambda dims, s, at: s[2], _pool_emit("_maxpool_pick"),
+      lambda c, ans, h, x, m, **at: call("maxpool_grad", c, x, m, **at), nothing, nothing,
+      kink=None, user=False, keywords=_POOL, whole=_POOL_LEAST, helpers=("_maxpool_pick",), floats=True,
+      targets={"numba": lambda k, a, at, s: _nb_pool(k, "_nb_maxpool_pick", a, at, s[2]),
+               "onnx": _onnx_maxpool_pick})
+
+# reshapes between features [F, n] and images [C, H, W, n] (C order, examples last): the
+# entries move, their values do not, so the gradient is g reshaped back
+defop("flatten", 1, flat_shape,
+      lambda a, at, s: np_("reshape", a[0], ast.Tuple([const(-1), _last_dim(a[0])], LOAD)),
+      lambda g, ans, x, **at: call("reshape_to", g, x), kink=None, flops=0, fresh=False,
+      zero_from=(0,), affine=((0,),), units="one",
+      jacobian=(lambda t: f"the permutation vec({t.x}) → vec({t.ans})",),
+      doc="every axis but the examples axis (the last) made one: images [C, H, W, n] as "
+          "features [C·H·W, n], in C order",
+      targets={"numba": lambda k, a, at, s: _nb_reshape(k, a[0], flat_shape(sh.Dims(), s, at)),
+               "onnx": lambda e, a, at, s: e.op("Reshape", a[0], e.ints(-1, *_onnx_last(s[0])))})
+defop("unflatten", 1, unflat_shape,
+      lambda a, at, s: np_("reshape", a[0], ast.Tuple(
+          [const(-1), const(at["height"]), const(at["width"]), _last_dim(a[0])], LOAD)),
+      lambda g, ans, x, **at: call("reshape_to", g, x), kink=None, flops=0, fresh=False,
+      keywords={"height": None, "width": None}, whole={"height": 1, "width": 1}, zero_from=(0,), affine=((0,),), units="one",
+      jacobian=(lambda t: f"the permutation vec({t.x}) → vec({t.ans})",),
+      doc="features [F, n] as images [F / (height·width), height, width, n] (C order): "
+          "unflatten(x, height=8, width=8) makes the 64 pixels of a digit an 8x8 image",
+      targets={"numba": lambda k, a, at, s: _nb_reshape(k, a[0],
+                                                        unflat_shape(sh.Dims(), s, at)),
+               "onnx": lambda e, a, at, s: e.op("Reshape", a[0], e.ints(
+                   -1, at["height"], at["width"], *_onnx_last(s[0])))})
+# g reshaped to the shape of x (the gradient of a reshape); its adjoint reshapes back
+defop("reshape_to", 2, like_second, lambda a, at, s: np_("reshape", a[0], attr(a[1], "shape")),
+      lambda c, ans, g, x, **at: call("reshape_to", c, g), nothing, kink=None, user=False,
+      flops=0, fresh=False, shape_only=(1,),
+      targets={"numba": lambda k, a, at, s: _nb_reshape(k, a[0], s[1]),
+               "onnx": lambda e, a, at, s: e.op("Reshape", a[0], e.op("Shape", a[1]))})
 
 
 def _expand_vjp(c, ans, g, x, **at):
@@ -1655,6 +2015,72 @@ def _sum_to(g, shape):
     axes = tuple(i for i, d in enumerate(shape) if d == 1 and g.shape[i] != 1)
     return g.sum(axis=axes, keepdims=True) if axes else g
 ''',
+    "_windows": '''
+def _windows(x, kh, kw, stride, padding):
+    """im2col's windows: x [C, H, W, n] padded with zeros, its kh x kw windows stride apart
+    as a view [C, H', W', n, kh, kw] (copied into columns by the product that reads it)."""
+    if padding:
+        x = np.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+    w = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(1, 2))
+    return w[:, ::stride, ::stride]
+''',
+    "_conv2d": '''
+def _conv2d(x, K, stride, padding):
+    """y[f, i, j, n] = Σ_{c,a,b} K[f, c, a, b] x[c, s i + a, s j + b, n]: one BLAS product of
+    the kernels [F, C kh kw] and the windows as columns (im2col)."""
+    w = _windows(x, K.shape[2], K.shape[3], stride, padding)
+    return np.tensordot(K, w, axes=([1, 2, 3], [0, 4, 5]))
+''',
+    "_conv2d_grad_K": '''
+def _conv2d_grad_K(g, x, K, stride, padding):
+    """∂J/∂K[f, c, a, b] = Σ_{i,j,n} g[f, i, j, n] x[c, s i + a, s j + b, n]: g times the
+    windows, as ∂J/∂W = g xᵀ of z = Wx."""
+    w = _windows(x, K.shape[2], K.shape[3], stride, padding)
+    return np.tensordot(g, w, axes=([1, 2, 3], [1, 2, 3]))
+''',
+    "_conv2d_grad_x": '''
+def _conv2d_grad_x(g, x, K, stride, padding):
+    """∂J/∂x: Kᵀ g [C, kh, kw, H', W', n], each place (a, b) of the windows added back where
+    it came from (col2im), the padding cut off."""
+    C, H, W = x.shape[:3]
+    kh, kw = K.shape[2], K.shape[3]
+    Ho, Wo = g.shape[1], g.shape[2]
+    cols = np.tensordot(K, g, axes=([0], [0]))
+    out = np.zeros((C, H + 2 * padding, W + 2 * padding) + g.shape[3:], cols.dtype)
+    for a in range(kh):
+        for b in range(kw):
+            out[:, a:a + stride * (Ho - 1) + 1:stride, b:b + stride * (Wo - 1) + 1:stride] += cols[:, a, b]
+    return out[:, padding:padding + H, padding:padding + W]
+''',
+    "_maxpool": '''
+def _maxpool(x, size):
+    """The max of each size x size window of x [C, H, W, n]: [C, H // size, W // size, n]."""
+    C, Hp, Wp = x.shape[0], x.shape[1] // size, x.shape[2] // size
+    w = x[:, :Hp * size, :Wp * size].reshape((C, Hp, size, Wp, size) + x.shape[3:])
+    return w.max(axis=(2, 4))
+''',
+    "_maxpool_grad": '''
+def _maxpool_grad(g, x, m, size):
+    """g to the entries that are the max m of their window, shared equally among ties; 0 for
+    the rows and columns no window covers."""
+    C, Hp, Wp = m.shape[:3]
+    w = x[:, :Hp * size, :Wp * size].reshape((C, Hp, size, Wp, size) + x.shape[3:])
+    mask = w == m[:, :, None, :, None]
+    share = g[:, :, None, :, None] * mask / mask.sum(axis=(2, 4), keepdims=True)
+    out = np.zeros(x.shape, share.dtype)
+    out[:, :Hp * size, :Wp * size] = share.reshape((C, Hp * size, Wp * size) + x.shape[3:])
+    return out
+''',
+    "_maxpool_pick": '''
+def _maxpool_pick(h, x, m, size):
+    """Σ h over the entries of each window that are its max, shared among ties: the adjoint of
+    maxpool's gradient in g."""
+    C, Hp, Wp = m.shape[:3]
+    w = x[:, :Hp * size, :Wp * size].reshape((C, Hp, size, Wp, size) + x.shape[3:])
+    hw = h[:, :Hp * size, :Wp * size].reshape(w.shape)
+    mask = w == m[:, :, None, :, None]
+    return (hw * mask).sum(axis=(2, 4)) / mask.sum(axis=(2, 4))
+''',
     "_mm_grad_x": '''
 def _mm_grad_x(g, x, y):
     if y.ndim == 1:
@@ -1670,7 +2096,8 @@ def _mm_grad_y(g, x, y):
 }
 
 # helpers that call other helpers
-HELPER_DEPS = {"_xent": ("_onehot",), "_svm": ("_onehot", "_svm_margins")}
+HELPER_DEPS = {"_xent": ("_onehot",), "_svm": ("_onehot", "_svm_margins"),
+               "_conv2d": ("_windows",), "_conv2d_grad_K": ("_windows",)}
 
 # helpers of the numba target, compiled with @numba.njit in each module that needs them
 NUMBA_HELPERS = {
@@ -1692,6 +2119,133 @@ def _onehot_labels(y, C, n, dt):
             raise ValueError("labels must be integers in 0..C-1 (C: the classes, along axis 0)")
         Y[c, j] = 1.0
     return Y
+''',
+    # convolution and pooling, as loops over images [C, H, W, n] and kernels [F, C, kh, kw];
+    # the same sums as the NumPy helpers', term by term (in another order: to rounding)
+    "_nb_conv2d": '''
+def _nb_conv2d(x, K, stride, padding):
+    C, H, W, n = x.shape
+    F, _, kh, kw = K.shape
+    Ho, Wo = (H + 2 * padding - kh) // stride + 1, (W + 2 * padding - kw) // stride + 1
+    y = np.zeros((F, Ho, Wo, n), x.dtype)
+    for f in range(F):
+        for c in range(C):
+            for a in range(kh):
+                for b in range(kw):
+                    k = K[f, c, a, b]
+                    for i in range(Ho):
+                        r = stride * i + a - padding
+                        if r < 0 or r >= H:
+                            continue
+                        for j in range(Wo):
+                            q = stride * j + b - padding
+                            if q < 0 or q >= W:
+                                continue
+                            for e in range(n):
+                                y[f, i, j, e] += k * x[c, r, q, e]
+    return y
+''',
+    "_nb_conv2d_grad_K": '''
+def _nb_conv2d_grad_K(g, x, K, stride, padding):
+    C, H, W, n = x.shape
+    F, _, kh, kw = K.shape
+    Ho, Wo = g.shape[1], g.shape[2]
+    out = np.zeros((F, C, kh, kw), g.dtype)
+    for f in range(F):
+        for c in range(C):
+            for a in range(kh):
+                for b in range(kw):
+                    total = 0.0
+                    for i in range(Ho):
+                        r = stride * i + a - padding
+                        if r < 0 or r >= H:
+                            continue
+                        for j in range(Wo):
+                            q = stride * j + b - padding
+                            if q < 0 or q >= W:
+                                continue
+                            for e in range(n):
+                                total += g[f, i, j, e] * x[c, r, q, e]
+                    out[f, c, a, b] = total
+    return out
+''',
+    "_nb_conv2d_grad_x": '''
+def _nb_conv2d_grad_x(g, x, K, stride, padding):
+    C, H, W, n = x.shape
+    F, _, kh, kw = K.shape
+    Ho, Wo = g.shape[1], g.shape[2]
+    out = np.zeros((C, H, W, n), g.dtype)
+    for f in range(F):
+        for c in range(C):
+            for a in range(kh):
+                for b in range(kw):
+                    k = K[f, c, a, b]
+                    for i in range(Ho):
+                        r = stride * i + a - padding
+                        if r < 0 or r >= H:
+                            continue
+                        for j in range(Wo):
+                            q = stride * j + b - padding
+                            if q < 0 or q >= W:
+                                continue
+                            for e in range(n):
+                                out[c, r, q, e] += k * g[f, i, j, e]
+    return out
+''',
+    "_nb_maxpool": '''
+def _nb_maxpool(x, size):
+    C, H, W, n = x.shape
+    Hp, Wp = H // size, W // size
+    m = np.full((C, Hp, Wp, n), -np.inf, x.dtype)
+    for c in range(C):
+        for i in range(Hp):
+            for j in range(Wp):
+                for a in range(size):
+                    for b in range(size):
+                        for e in range(n):
+                            m[c, i, j, e] = max(m[c, i, j, e], x[c, size * i + a, size * j + b, e])
+    return m
+''',
+    "_nb_maxpool_grad": '''
+def _nb_maxpool_grad(g, x, m, size):
+    C, H, W, n = x.shape
+    Hp, Wp = m.shape[1], m.shape[2]
+    out = np.zeros((C, H, W, n), g.dtype)
+    for c in range(C):
+        for i in range(Hp):
+            for j in range(Wp):
+                for e in range(n):
+                    ties = 0
+                    for a in range(size):
+                        for b in range(size):
+                            if x[c, size * i + a, size * j + b, e] == m[c, i, j, e]:
+                                ties += 1
+                    for a in range(size):
+                        for b in range(size):
+                            if x[c, size * i + a, size * j + b, e] == m[c, i, j, e]:
+                                out[c, size * i + a, size * j + b, e] = g[c, i, j, e] / ties
+    return out
+''',
+    "_nb_maxpool_pick": '''
+def _nb_maxpool_pick(h, x, m, size):
+    C, Hp, Wp, n = m.shape
+    out = np.zeros((C, Hp, Wp, n), h.dtype)
+    for c in range(C):
+        for i in range(Hp):
+            for j in range(Wp):
+                for e in range(n):
+                    ties, total = 0, 0.0
+                    for a in range(size):
+                        for b in range(size):
+                            if x[c, size * i + a, size * j + b, e] == m[c, i, j, e]:
+                                ties += 1
+                                total += h[c, size * i + a, size * j + b, e]
+                    out[c, i, j, e] = total / ties
+    return out
+''',
+    "_nb_reshape": '''
+def _nb_reshape(x, shape):
+    return np.ascontiguousarray(x).reshape(shape)
 ''',
 }
 

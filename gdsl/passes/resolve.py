@@ -232,7 +232,13 @@ class _Resolver:
             if kw.name in seen:
                 raise GdslTypeError(f"keyword `{kw.name}` given twice", kw.span)
             seen.add(kw.name)
-            attrs[kw.name] = self._keyword_value(node.func, kw)
+            attrs[kw.name] = self._keyword_value(node.func, kw, op.whole.get(kw.name))
+        for name, least in op.whole.items():
+            if attrs[name] is None:
+                raise GdslTypeError(f"`{node.func}` needs `{name}=`", node.span,
+                                    help=f"e.g. `{node.func}(x, " + ", ".join(
+                                        f"{k}={8 if v is None else v}" for k, v in
+                                        op.keywords.items() if k in op.whole) + ")`")
         if op.labels is not None:       # an input given as class labels
             label = self.m.node(args[op.labels])
             if label["op"] == "input":
@@ -241,11 +247,18 @@ class _Resolver:
         return self.m.add(node.func, args, attrs=attrs, span=node.span, line=line)
 
     @staticmethod
-    def _keyword_value(func: str, kw: S.Keyword):
+    def _keyword_value(func: str, kw: S.Keyword, least: int | None = None):
         v = kw.value
         sign = 1
         if isinstance(v, S.Unary) and v.op == "-" and isinstance(v.operand, S.Num):
             sign, v = -1, v.operand
+        if least is not None:       # a whole number: conv2d(x, K, stride=2, padding=1)
+            if not (isinstance(v, S.Num) and v.value == int(v.value) and "." not in v.text
+                    and "e" not in v.text.lower() and sign * v.value >= least):
+                raise GdslTypeError(f"`{kw.name}=` of `{func}` takes a whole number"
+                                    + (f" of at least {least}" if least else " (0 or more)"),
+                                    kw.value.span, help=f"e.g. {kw.name}={max(least, 1)}")
+            return int(v.value)
         if kw.name not in ("axis", "keepdims"):     # a number: huber(p, y, delta=0.5)
             if not isinstance(v, S.Num) or sign * v.value <= 0:
                 raise GdslTypeError(f"`{kw.name}=` of `{func}` takes a positive number",
