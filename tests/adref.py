@@ -76,7 +76,36 @@ def ops():
         a = r * np.sign(_raw(r))
         return anp.mean(anp.where(_raw(a) <= delta, 0.5 * r * r, delta * (a - 0.5 * delta)))
 
+    def conv2d(x, K, stride, padding):
+        # Σ over the places (a, b) of a window: K[:, :, a, b] times x shifted by (a, b)
+        if padding:
+            C, H, W, n = np.shape(_raw(x))
+            zr = np.zeros((C, padding, W, n))
+            x = anp.concatenate([zr, x, zr], axis=1)
+            zc = np.zeros((C, H + 2 * padding, padding, n))
+            x = anp.concatenate([zc, x, zc], axis=2)
+        F, C, kh, kw = np.shape(_raw(K))
+        H, W = np.shape(_raw(x))[1:3]
+        Ho, Wo = (H - kh) // stride + 1, (W - kw) // stride + 1
+        out = 0
+        for a in range(kh):
+            for b in range(kw):
+                patch = x[:, a:a + stride * (Ho - 1) + 1:stride, b:b + stride * (Wo - 1) + 1:stride]
+                out = out + anp.einsum("fc,cijn->fijn", K[:, :, a, b], patch)
+        return out
+
+    def maxpool(x, size):
+        C, H, W, n = np.shape(_raw(x))
+        Hp, Wp = H // size, W // size
+        w = anp.reshape(x[:, :Hp * size, :Wp * size], (C, Hp, size, Wp, size, n))
+        return anp.max(w, axis=(2, 4))         # (ties share the gradient, as gdsl's)
+
     return {
+        "conv2d": lambda x, K, **at: conv2d(x, K, at["stride"], at["padding"]),
+        "maxpool": lambda x, **at: maxpool(x, at["size"]),
+        "flatten": lambda x, **at: anp.reshape(x, (-1, np.shape(_raw(x))[-1])),
+        "unflatten": lambda x, **at: anp.reshape(x, (-1, at["height"], at["width"],
+                                                     np.shape(_raw(x))[-1])),
         "add": lambda x, y, **at: x + y,
         "sub": lambda x, y, **at: x - y,
         "mul": lambda x, y, **at: x * y,

@@ -1554,24 +1554,24 @@ defop("maxpool_pick", 3, lambda dims, s, at: s[2], _pool_emit("_maxpool_pick"),
 defop("flatten", 1, flat_shape,
       lambda a, at, s: np_("reshape", a[0], ast.Tuple([const(-1), _last_dim(a[0])], LOAD)),
       lambda g, ans, x, **at: call("reshape_to", g, x), kink=None, flops=0, fresh=False,
-      zero_from=(0,), affine=((0,),), units="one",
+      zero_from=(0,), affine=((0,),),
       jacobian=(lambda t: f"the permutation vec({t.x}) → vec({t.ans})",),
       doc="every axis but the examples axis (the last) made one: images [C, H, W, n] as "
           "features [C·H·W, n], in C order",
       targets={"numba": lambda k, a, at, s: _nb_reshape(k, a[0], flat_shape(sh.Dims(), s, at)),
-               "onnx": lambda e, a, at, s: e.op("Reshape", a[0], e.ints(-1, *_onnx_last(s[0])))})
+               "onnx": lambda e, a, at, s: _onnx_reshape(e, a[0], (-1,))})
 defop("unflatten", 1, unflat_shape,
       lambda a, at, s: np_("reshape", a[0], ast.Tuple(
           [const(-1), const(at["height"]), const(at["width"]), _last_dim(a[0])], LOAD)),
       lambda g, ans, x, **at: call("reshape_to", g, x), kink=None, flops=0, fresh=False,
-      keywords={"height": None, "width": None}, whole={"height": 1, "width": 1}, zero_from=(0,), affine=((0,),), units="one",
+      keywords={"height": None, "width": None}, whole={"height": 1, "width": 1}, zero_from=(0,), affine=((0,),),
       jacobian=(lambda t: f"the permutation vec({t.x}) → vec({t.ans})",),
       doc="features [F, n] as images [F / (height·width), height, width, n] (C order): "
           "unflatten(x, height=8, width=8) makes the 64 pixels of a digit an 8x8 image",
       targets={"numba": lambda k, a, at, s: _nb_reshape(k, a[0],
                                                         unflat_shape(sh.Dims(), s, at)),
-               "onnx": lambda e, a, at, s: e.op("Reshape", a[0], e.ints(
-                   -1, at["height"], at["width"], *_onnx_last(s[0])))})
+               "onnx": lambda e, a, at, s: _onnx_reshape(e, a[0],
+                                                         (-1, at["height"], at["width"]))})
 # g reshaped to the shape of x (the gradient of a reshape); its adjoint reshapes back
 defop("reshape_to", 2, like_second, lambda a, at, s: np_("reshape", a[0], attr(a[1], "shape")),
       lambda c, ans, g, x, **at: call("reshape_to", c, g), nothing, kink=None, user=False,

@@ -297,19 +297,27 @@ def check(model, *, tol: float = 1e-6, eps: float = 1e-6, h: float = 1e-3, margi
                                  filename=compiled.filename)
     kinks = kinks_felt(m, order, [m.names[w] for w in compiled.wrt])
     values = None
-    for attempt in range(tries):
-        positive = attempt % 2 == 1
-        leaf = _draw(m, shapes, every, rng, positive, labels)
-        for k, v in const_vals.items():
-            leaf[m.names[k]] = np.float64(v)
-        rec = record(m, leaf, order)
-        J = rec.get(m.loss)
-        if J is None or not np.all(np.isfinite(J)):
-            continue
-        if all(kink_distance(m.node(n)["op"], m.node(n)["attrs"], [rec[a] for a in m.node(n)["args"]])
-               >= margin for n in kinks):
-            values = leaf
+    # A model with thousands of kinks (the ReLUs and pooling windows of a convolutional net)
+    # rarely has them all `margin` away: then the step and the margin shrink together, ten
+    # times at a time (the stencil's steps stay as far inside the margin)
+    for shrink in (1, 10, 100):
+        for attempt in range(tries):
+            positive = attempt % 2 == 1
+            leaf = _draw(m, shapes, every, rng, positive, labels)
+            for k, v in const_vals.items():
+                leaf[m.names[k]] = np.float64(v)
+            rec = record(m, leaf, order)
+            J = rec.get(m.loss)
+            if J is None or not np.all(np.isfinite(J)):
+                continue
+            if all(kink_distance(m.node(n)["op"], m.node(n)["attrs"],
+                                 [rec[a] for a in m.node(n)["args"]]) >= margin / shrink
+                   for n in kinks):
+                values = leaf
+                break
+        if values is not None or not kinks:
             break
+    h = h / shrink
     if values is None:
         raise GdslValueError(f"could not draw a random batch with a finite loss away from the "
                              f"kinks of non-smooth ops in {tries} tries", filename=compiled.filename)
