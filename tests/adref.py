@@ -84,7 +84,7 @@ def ops():
             x = anp.concatenate([zr, x, zr], axis=1)
             zc = np.zeros((C, H + 2 * padding, padding, n))
             x = anp.concatenate([zc, x, zc], axis=2)
-        F, C, kh, kw = np.shape(_raw(K))
+        _F, C, kh, kw = np.shape(_raw(K))
         H, W = np.shape(_raw(x))[1:3]
         Ho, Wo = (H - kh) // stride + 1, (W - kw) // stride + 1
         out = 0

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from adref import Reference
-from helpers import ROOT, assert_grads_match
+from helpers import assert_grads_match
 
 import gdsl
 from gdsl.errors import GdslError
@@ -292,34 +292,34 @@ def test_onnx_agrees_with_numpy(sx, sK, stride, padding, rng):
 
 MISTAKES = [
     ("input x[2, 5, 5, 3]\ninput K[4, 3, 3, 3]\nJ = sum(conv2d(x, K))",
-     "m.gdsl:3:9: error: shape mismatch in `conv2d(x, K)`: channels of the kernels and of the "
-     "images: 3 and 2 differ"),
+     ("m.gdsl:3:9: error: shape mismatch in `conv2d(x, K)`: channels of the kernels and of the "
+     "images: 3 and 2 differ")),
     ("input x[25, n]\ninput K[4, 1, 3, 3]\nJ = sum(conv2d(x, K))",
      "m.gdsl:3:9: error: shape mismatch in `conv2d(x, K)`: conv2d takes images [C, H, W, n]"),
     ("input x[1, 5, 5, n]\ninput K[4, 1, 8, 3]\nJ = sum(conv2d(x, K, padding=1))",
-     "m.gdsl:3:9: error: shape mismatch in `conv2d(x, K, padding=1)`: kernels of 8x3 do not fit "
-     "in images of 5x5 padded by 1"),
+     ("m.gdsl:3:9: error: shape mismatch in `conv2d(x, K, padding=1)`: kernels of 8x3 do not fit "
+     "in images of 5x5 padded by 1")),
     ("input x[1, h, 5, n]\ninput K[4, 1, 3, 3]\nJ = sum(conv2d(x, K))",
-     "m.gdsl:3:9: error: shape mismatch in `conv2d(x, K)`: the images must have a height and "
-     "width known when compiled"),
+     ("m.gdsl:3:9: error: shape mismatch in `conv2d(x, K)`: the images must have a height and "
+     "width known when compiled")),
     ("input x[1, 5, 5, n]\ninput K[4, 1, 3, 3]\nJ = sum(conv2d(x, K, stride=0))",
      "m.gdsl:3:29: error: `stride=` of `conv2d` takes a whole number of at least 1"),
     ("input x[1, 5, 5, n]\ninput K[4, 1, 3, 3]\nJ = sum(conv2d(x, K, padding=1.5))",
      "m.gdsl:3:30: error: `padding=` of `conv2d` takes a whole number (0 or more)"),
     ("input x[1, 3, 3, n]\nJ = sum(maxpool(x, size=4))",
-     "m.gdsl:2:9: error: shape mismatch in `maxpool(x, size=4)`: windows of 4x4 do not fit in "
-     "images of 3x3"),
+     ("m.gdsl:2:9: error: shape mismatch in `maxpool(x, size=4)`: windows of 4x4 do not fit in "
+     "images of 3x3")),
     ("input x[64, n]\nJ = sum(unflatten(x, height=8))",
      "m.gdsl:2:9: error: `unflatten` needs `width=`"),
     ("input x[60, n]\nJ = sum(unflatten(x, height=8, width=8))",
-     "m.gdsl:2:9: error: shape mismatch in `unflatten(x, height=8, width=8)`: 60 features do not "
-     "make images of 8x8"),
+     ("m.gdsl:2:9: error: shape mismatch in `unflatten(x, height=8, width=8)`: 60 features do not "
+     "make images of 8x8")),
     ("input x[d, n]\nJ = sum(unflatten(x, height=8, width=8))",
-     "m.gdsl:2:9: error: shape mismatch in `unflatten(x, height=8, width=8)`: unflatten needs the "
-     "number of features known when compiled"),
+     ("m.gdsl:2:9: error: shape mismatch in `unflatten(x, height=8, width=8)`: unflatten needs the "
+     "number of features known when compiled")),
     ("input x[3]\nJ = sum(flatten(x))",
-     "m.gdsl:2:9: error: shape mismatch in `flatten(x)`: flatten takes a value with an examples "
-     "axis"),
+     ("m.gdsl:2:9: error: shape mismatch in `flatten(x)`: flatten takes a value with an examples "
+     "axis")),
 ]
 
 

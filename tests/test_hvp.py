@@ -338,6 +338,10 @@ OP_CASES = {
     "bce": ("bce(a, b)", (3, 4), (3, 4), "b01"), "mse": ("mse(a, b)", (1, 4), (4,), None),
     "mae": ("mae(a, b)", (3, 4), (3, 4), "apart"),
     "huber": ("huber(a, b, delta=0.5)", (3, 4), (3, 4), "apart"),
+    "conv2d": ("conv2d(a, b, stride=2, padding=1)", (2, 5, 6, 3), (3, 2, 3, 2), None),
+    "maxpool": ("maxpool(a, size=2)", (2, 5, 4, 3), None, "distinct"),
+    "flatten": ("flatten(a) * flatten(a)", (2, 3, 2, 4), None, None),
+    "unflatten": ("unflatten(a, height=2, width=3) ** 3", (12, 4), None, None),
 }
 # matmul of vectors (mm_grad_x, mm_grad_y), max of all (max_grad, max_pick), unfused xent
 EXTRA_CASES = {
@@ -420,6 +424,11 @@ BACKWARD_ONLY = {
     "expand_to": ({"axis": 1, "keepdims": False},
                   lambda r: [r.normal(size=(3,)), r.normal(size=(3, 4))]),
     "vdot": ({}, lambda r: [r.normal(size=(3, 4)), r.normal(size=(3, 4))]),
+    "conv2d_grad_x": ({"stride": 2, "padding": 1}, lambda r: [
+        r.normal(size=(3, 3, 4, 2)), r.normal(size=(2, 5, 6, 2)), r.normal(size=(3, 2, 3, 2))]),
+    "conv2d_grad_K": ({"stride": 1, "padding": 0}, lambda r: [
+        r.normal(size=(3, 3, 5, 2)), r.normal(size=(2, 5, 6, 2)), r.normal(size=(3, 2, 3, 2))]),
+    "reshape_to": ({}, lambda r: [r.normal(size=(6, 4)), r.normal(size=(2, 3, 4))]),
 }
 
 

@@ -76,7 +76,6 @@ remaining axes (X is d x n, one-hot Y is C x n); losses average over examples.
 from __future__ import annotations
 
 import ast
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 

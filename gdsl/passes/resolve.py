@@ -233,7 +233,7 @@ class _Resolver:
                 raise GdslTypeError(f"keyword `{kw.name}` given twice", kw.span)
             seen.add(kw.name)
             attrs[kw.name] = self._keyword_value(node.func, kw, op.whole.get(kw.name))
-        for name, least in op.whole.items():
+        for name in op.whole:
             if attrs[name] is None:
                 raise GdslTypeError(f"`{node.func}` needs `{name}=`", node.span,
                                     help=f"e.g. `{node.func}(x, " + ", ".join(
