@@ -300,7 +300,9 @@ def test_unknown_dimensions_still_average_right(rng):
     """Dask arrays whose examples axis has unknown chunk sizes (nan, from a boolean index):
     the mean over examples counts them as they are computed."""
     for path in MODEL_FILES:
-        if "oneliner" in path.name:
+        # (cnn_digits reshapes its examples' pixels into images: Dask cannot reshape an array
+        # whose chunk sizes are unknown, whatever computes it)
+        if "oneliner" in path.name or "cnn_digits" in path.name:
             continue
         reference = gdsl.compile_file(path)
         model = gdsl.compile_file(path, target="array-api")

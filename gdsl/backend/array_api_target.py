@@ -219,11 +219,8 @@ def _windows(x, kh, kw, stride, padding):
     xp = array_namespace(x)
     x = _pad(x, padding)
     Ho, Wo = (x.shape[1] - kh) // stride + 1, (x.shape[2] - kw) // stride + 1
-    rows = []
-    for a in range(kh):
-        row = [x[:, a:a + stride * (Ho - 1) + 1:stride, b:b + stride * (Wo - 1) + 1:stride, ...]
-               for b in range(kw)]
-        rows.append(xp.stack(row, axis=1))
+    rows = [xp.stack([x[:, a:a + stride * (Ho - 1) + 1:stride, b:b + stride * (Wo - 1) + 1:stride, ...]
+                      for b in range(kw)], axis=1) for a in range(kh)]
     return xp.stack(rows, axis=1)
 ''',
     "_conv2d": '''
