@@ -89,15 +89,7 @@ def test_unknown_format_is_a_usage_error(lecture):
         lecture.explain(format="html")
 
 
-# gdsl explain --jacobians draws one example's values until every kink is 0.05 away: a CNN's
-# ReLUs and pooling windows (relu then maxpool: windows of zeros tie) never are. Not done yet.
-CNN_KINKS = pytest.mark.xfail(strict=True, raises=gdsl.GdslError,
-                              reason="explain --jacobians cannot draw a CNN's values away from "
-                                     "its kinks (gdsl/views/numbers.py draw_values)")
-
-
-@pytest.mark.parametrize("path", [pytest.param(p, marks=CNN_KINKS) if p.stem == "cnn_digits" else p
-                                  for p in MODELS], ids=[p.stem for p in MODELS])
+@pytest.mark.parametrize("path", MODELS, ids=[p.stem for p in MODELS])
 def test_chained_jacobians_agree_with_value_and_grad(path):
     m = gdsl.compile_file(path)
     check = jacobian_check(m)
