@@ -328,3 +328,13 @@ def test_mistakes_are_named_at_their_place(text, message):
     with pytest.raises(GdslError) as e:
         gdsl.compile(text + "\n", filename="m.gdsl")
     assert str(e.value).startswith(message), str(e.value)
+
+
+# -- the model -------------------------------------------------------------------------------------
+
+def test_gdsl_check_passes_on_the_cnn():
+    """Its thousands of kinks (ReLUs, pooling windows) are cleared with a smaller step."""
+    from helpers import run_cli
+    r = run_cli("check", str(ROOT / "models" / "cnn_digits.gdsl"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "passed" in r.stdout and "K      [16, 1, 3, 3]" in r.stdout

@@ -76,10 +76,11 @@ def main(args) -> int:
         print(f"{args.model}: gradient check in float64, seed {r.seed}"
               + (f", dims {dims_text}" if dims_text else ""))
         width = max([len(e.name) for e in r.errors] + [5])
-        print(f"  {'value':<{width}}  {'shape':<10} {'max rel error':>13}")
+        shapes = {e.name: "[" + ", ".join(map(str, e.shape)) + "]" for e in r.errors}
+        wide = max([len(t) for t in shapes.values()] + [10])      # (a kernel [16, 1, 3, 3])
+        print(f"  {'value':<{width}}  {'shape':<{wide}} {'max rel error':>13}")
         for e in r.errors:
-            shape = "[" + ", ".join(map(str, e.shape)) + "]"
-            print(f"  {e.name:<{width}}  {shape:<10} {e.max_rel_error:>13.3e}  "
+            print(f"  {e.name:<{width}}  {shapes[e.name]:<{wide}} {e.max_rel_error:>13.3e}  "
                   f"{'ok' if e.ok(r.tol) else 'FAIL'}")
         if r.ok:
             print(f"passed: every max relative error <= {r.tol:g} (eps {r.eps:.1e})")
