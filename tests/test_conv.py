@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from adref import Reference
-from helpers import assert_grads_match
+from helpers import ROOT, assert_grads_match, run_cli
 
 import gdsl
 from gdsl.errors import GdslError
@@ -334,7 +334,6 @@ def test_mistakes_are_named_at_their_place(text, message):
 
 def test_gdsl_check_passes_on_the_cnn():
     """Its thousands of kinks (ReLUs, pooling windows) are cleared with a smaller step."""
-    from helpers import run_cli
     r = run_cli("check", str(ROOT / "models" / "cnn_digits.gdsl"))
     assert r.returncode == 0, r.stdout + r.stderr
     assert "passed" in r.stdout and "K      [16, 1, 3, 3]" in r.stdout
