@@ -77,6 +77,7 @@ def test_each_row_has_the_fields_its_kind_needs(name):
     if row.loss:
         assert row.averages, "a loss averages over the examples (gdsl run --workers takes a " \
             "batch's loss as the example-weighted mean of its shards')"
+    assert set(row.whole) <= set(row.keywords), "a whole-number keyword is a keyword"
     for positions in row.affine:
         assert positions and all(0 <= i < arity for i in positions)
     if row.cached:
