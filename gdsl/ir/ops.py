@@ -1498,7 +1498,7 @@ defop("conv2d", 2, conv_shape, _conv_emit("_conv2d"),
       keywords=_CONV, whole=_CONV_LEAST, kink=None, helpers=("_conv2d", "_windows"),
       flops=_conv_flops,
       jacobian=("({y} ⊗ I) ∂im2col({x})", "I ⊗ im2col({x})ᵀ"), notation=_conv_notation,
-      grad_form=("{g} ⋆ᵀ {y}", "{g} ⋆ {x}"), affine=((0,), (1,)),
+      affine=((0,), (1,)),
       doc="2-D convolution (cross-correlation, as in deep learning) of images x [C, H, W, n] "
           "with kernels K [F, C, kh, kw]: [F, H', W', n]; stride= and padding= (zeros) as in "
           "PyTorch, H' = (H + 2 padding − kh) // stride + 1",
