@@ -157,9 +157,10 @@ def test_keywords_as_names_are_clear_errors(kw):
 
 def test_seed_models_renamed_to_hostile_names():
     """Every model in models/ (and the fuzz snippets), each name swapped for a hostile one."""
-    from gdsl.ir.ops import user_functions
+    from gdsl.ir.ops import OPS, user_functions
     from gdsl.lang.parse import KEYWORDS as GDSL_KEYWORDS
-    fixed = set(user_functions()) | GDSL_KEYWORDS | {"axis", "keepdims", "True", "False", "None"}
+    fixed = set(user_functions()) | GDSL_KEYWORDS | {"True", "False", "None"} | \
+        {k for row in OPS.values() for k in row.keywords}      # (axis=, stride=, height= ...)
     rnd = random.Random(5)
     pool = [h for h in HOSTILE if len(h) < 1000 and h not in fixed]
     done = 0
