@@ -240,7 +240,7 @@ class View:
         op, args = self.op_of(n)
         at = self.m.G.nodes[n]["attrs"] if n not in self.as_op else {}
         row = OPS[op]
-        t = Notation(self, args, inline)
+        t = Notation(self, args, inline, at)
         if row.notation is not None:
             return row.notation(t)
         shown = {k: v for k, v in at.items()     # what the model wrote beyond the defaults
@@ -299,8 +299,8 @@ class _TeachArgs:
 class Notation:
     """The arguments of a drawn op, as an op row's `notation` rule reads them."""
 
-    def __init__(self, view: View, args, inline: dict | None = None):
-        self.view, self.args = view, args
+    def __init__(self, view: View, args, inline: dict | None = None, attrs: dict | None = None):
+        self.view, self.args, self.attrs = view, args, attrs or {}
         self.texts = [view.arg_text(a, inline) for a in args]
 
     def text(self, i: int) -> str:
