@@ -345,8 +345,8 @@ def juxt(a: str, b: str) -> str:
     first, last = _word(b, False), _word(a, True)
     indexed = first[:1].isalpha() and first[1:].isdigit()          # 2λW1, but W1 · x
     if b[0].isdigit() or (len(last) > 1 and not last.isdigit()) or \
-            a.rstrip("ᵀ²³").endswith("}") or \
-            (len(first) > 1 and not indexed):
+            a.rstrip("ᵀ²³").endswith(("}", "]")) or b[len(first):].startswith("[") or \
+            (len(first) > 1 and not indexed):          # (W · h[t]: Wh[t] would read as Wh)
         return f"{a} · {b}"
     return a + b
 
@@ -1176,7 +1176,7 @@ def _take_shape(dims, s, at):
     if len(x) == 0:
         raise Mismatch("a scalar has no slices to index")
     size = dims.resolve(x[0])
-    if isinstance(size, int) and not 0 <= at["index"] < size:
+    if isinstance(size, int) and isinstance(at["index"], int) and not 0 <= at["index"] < size:
         raise Mismatch(f"index {at['index'] + 1} is out of range: axis 0 has {size} slices, "
                        f"1..{size}")
     return tuple(x[1:])
@@ -1192,6 +1192,12 @@ def _onnx_take_grad(e, a, at, s):
     return e.op("Where", picked, e.op("Unsqueeze", g, e.ints(0)), e.lit(0))
 
 
+def _slice_text(at) -> str:
+    # the index as the model writes it: from 1, or (a loop drawn folded) `t`
+    index = at["index"]
+    return str(index + 1) if isinstance(index, int) else index
+
+
 def _take_emit(a, at, s):
     return ast.Subscript(a[0], const(at["index"]), LOAD)
 
@@ -1199,8 +1205,8 @@ def _take_emit(a, at, s):
 defop("take", 1, _take_shape, _take_emit,
       lambda g, ans, x, **at: call("take_grad", g, x, **at),
       keywords={"index": 0}, user=False, kink=None, fresh=False, flops=0, zero_from=(0,),
-      affine=((0,),), jacobian=(lambda t: f"e_{{{t.attrs['index'] + 1}}}ᵀ ⊗ I",),
-      notation=lambda t: (f"{t.p(0, ATOM)}[{t.attrs['index'] + 1}]", ATOM),
+      affine=((0,),), jacobian=(lambda t: f"e_{{{_slice_text(t.attrs)}}}ᵀ ⊗ I",),
+      notation=lambda t: (f"{t.p(0, ATOM)}[{_slice_text(t.attrs)}]", ATOM),
       doc="the slice x[t] along axis 0 (a view)",
       targets={"numba": lambda k, a, at, s: k.slice(a[0], at["index"]),
                "array_api": _take_emit,

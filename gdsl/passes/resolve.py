@@ -9,6 +9,10 @@ Loops are unrolled here: `for t in 1..T:` compiles its body once for each t, wit
 indices in it (`h[t]`, `x[t - 1]`) worked out to numbers. `h[3]` is a name of its own
 (the values a loop names); `x[3]` of any other value is its third slice along axis 0, a
 `take` node of the op table. Loops are walked with an explicit stack too.
+
+For drawing, a loop can be folded instead (``fold_loops``, model.folded): its body compiled
+once for a step t, the indices left as written (`x[t]`, `h[t]`), the values of the step
+before (`h[t - 1]`) given to it as inputs, and `h[T]` after the loop read as `h[t]`.
 """
 
 from __future__ import annotations
@@ -59,6 +63,9 @@ class _Resolver:
         self.loops: list[S.For] = []           # the loops around the statement being compiled
         self.families: dict[str, Span] = {}    # names a loop indexes (h of h[t]) -> first h[...]
         self.slices: dict[tuple[int, int], int] = {}    # (value, index) -> its take node
+        self.step_values: dict[str, int] = {}  # folded: h -> the node of h[t]
+        self.step_inputs: list[tuple[int, str]] = []    # folded: (the node of h[t - 1], h)
+        self.family_last: dict[str, int] = {}  # folded: h -> its value defined last (h[0])
         self.dim_values = {st.name: st.value for st in program.statements
                            if isinstance(st, S.DimDecl)}
 
@@ -88,6 +95,10 @@ class _Resolver:
                 m.names[target] = n
                 self.defined_at[target] = st.target_span
                 last_assign = target
+                if self.loops and m.folded:
+                    self.step_values[st.target] = n
+                elif st.index is not None:
+                    self.family_last[st.target] = n
             elif isinstance(st, (S.Input, S.Param)):
                 self._define_check(st.name, st.name_span)
                 kind = "input" if isinstance(st, S.Input) else "param"
@@ -142,6 +153,9 @@ class _Resolver:
             m.outputs[o.id] = self._lookup_final(o.id, o.span)
         self._choose_wrt()
         self._check_dims_and_label()
+        for n, family in self.step_inputs:
+            if family in self.step_values:
+                m.node(n)["step_of"] = self.step_values[family]
         return m
 
     # -- loops ------------------------------------------------------------------------------
@@ -165,7 +179,7 @@ class _Resolver:
                     self.loops.pop()
                 continue
             if isinstance(st, S.For):
-                values = self._loop_values(st)
+                values = self._loop_values(st) if not self.m.folded else [st.var]
                 self.loops.append(st)
                 self.env[st.var] = values.pop()
                 todo.append(iter(st.body))
@@ -214,7 +228,7 @@ class _Resolver:
     def _loop_of(self, var: str) -> Span | None:
         return next((lp.span for lp in self.loops if lp.var == var), None)
 
-    def index_value(self, root: S.Expr, what: str = "an index") -> int:
+    def index_value(self, root: S.Expr, what: str = "an index") -> int | str:
         """The whole number an index (or a loop's end) stands for at this step: numbers, the
         loops' variables and declared dims, with + - * (walked without recursion)."""
         walk, todo = [], [root]
@@ -231,12 +245,17 @@ class _Resolver:
             if kind is S.Num and node.value == int(node.value):
                 values.append(int(node.value))
             elif kind is S.Name and node.id in self.env:
-                values.append(self.env[node.id])
+                values.append(self.env[node.id])        # (folded: the variable's name)
             elif kind is S.Name and node.id in self.dim_values:
                 values.append(int(self.dim_values[node.id]))
+            elif kind is S.BinOp and node.op in "+-*" and self.m.folded:
+                y, x = values.pop(), values.pop()
+                values.append(f"{x} {node.op} {y}")
             elif kind is S.BinOp and node.op in "+-*":
                 y, x = values.pop(), values.pop()
                 values.append(x + y if node.op == "+" else x - y if node.op == "-" else x * y)
+            elif kind is S.Unary and self.m.folded:
+                values.append(f"{node.op}{values.pop()}")
             elif kind is S.Unary:
                 values.append(-values.pop() if node.op == "-" else values.pop())
             else:
@@ -289,6 +308,9 @@ class _Resolver:
         m = self.m
         if key in m.names:
             return m.names[key]
+        folded = self._folded_index(node, k, key) if m.folded else None
+        if folded is not None:
+            return folded
         if node.name in self.families:
             raise GdslNameError(f"`{key}` is used before its definition", node.span,
                                 notes=[*self._step_note(), f"`{node.name}[...]` is defined at "
@@ -311,6 +333,28 @@ class _Resolver:
         if (x, k) not in self.slices:
             self.slices[(x, k)] = m.add(TAKE_OP, (x,), attrs={"index": k - 1}, span=node.span,
                                         line=self.line, hint=f"{node.name}[{k}]")
+        return self.slices[(x, k)]
+
+    def _folded_index(self, node: S.Index, k, key: str) -> int | None:
+        """Folded: `h[t - 1]` is the step's input, `h[8]` after the loop its last h[t], and
+        `x[t]` the slice of x the step reads."""
+        m = self.m
+        if node.name in self.families:
+            if isinstance(k, str):
+                # (first the shape of the value before the loop, h[0]; then that of h[t])
+                before = self.family_last.get(node.name)
+                n = m.add("input", name=key, span=node.span, line=self.line,
+                          shape=None if before is None else m.node(before)["shape"])
+                m.inputs[key] = m.names[key] = n
+                self.step_inputs.append((n, node.name))
+                return n
+            return self.step_values.get(node.name)
+        if not isinstance(k, str):
+            return None
+        x = self.name(S.Name(node.name, node.name_span))
+        if (x, k) not in self.slices:
+            self.slices[(x, k)] = m.add(TAKE_OP, (x,), attrs={"index": k}, span=node.span,
+                                        line=self.line, name=key)
         return self.slices[(x, k)]
 
     # -- names ------------------------------------------------------------------------------
@@ -574,8 +618,11 @@ class _Resolver:
                 + help)
 
 
-def build(program: S.Program, model: Model, wrt: list[str] | None = None) -> dict:
-    """Resolve the program's names into the model's graph; returns the `train` line's settings."""
+def build(program: S.Program, model: Model, wrt: list[str] | None = None,
+          fold_loops: bool = False) -> dict:
+    """Resolve the program's names into the model's graph; returns the `train` line's settings.
+    ``fold_loops``: each loop's body once, for a symbolic step (see the module's docstring)."""
+    model.folded = fold_loops
     resolver = _Resolver(program, model, wrt)
     resolver.run()
     return resolver.train
