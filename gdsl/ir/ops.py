@@ -1209,7 +1209,9 @@ defop("take", 1, _take_shape, _take_emit,
       notation=lambda t: (f"{t.p(0, ATOM)}[{_slice_text(t.attrs)}]", ATOM),
       doc="the slice x[t] along axis 0 (a view)",
       targets={"numba": lambda k, a, at, s: k.slice(a[0], at["index"]),
-               "array_api": _take_emit,
+               # (the standard indexes every axis: x[i, ...])
+               "array_api": lambda a, at, s: ast.Subscript(
+                   a[0], ast.Tuple([const(at["index"]), ast.Constant(...)], LOAD), LOAD),
                "onnx": lambda e, a, at, s: e.op("Gather", a[0], e.int(at["index"]), axis=0)})
 # linear in g: its adjoint is the slice again
 defop("take_grad", 2, like_second,
