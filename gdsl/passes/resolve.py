@@ -263,7 +263,7 @@ class _Resolver:
                 raise GdslTypeError(
                     f"{what} is a whole number, a loop's variable or a dim, with + - * "
                     f"between them", node.span,
-                    help=f"e.g. `h[t - 1]`, `x[1]` or `1..T` (`dim T = 8`)"
+                    help="e.g. `h[t - 1]`, `x[1]` or `1..T` (`dim T = 8`)"
                     + (f"; the loops' variables here: {loops}" if loops else "")
                     if kind is not S.Name else
                     f"`{node.id}` is not a loop's variable nor a declared dim (`dim {node.id} = 8`)")
@@ -283,16 +283,16 @@ class _Resolver:
                     help=f"index it by the loop: `{st.target}[{self.loops[-1].var}] = ...`")
             if st.target in self.families:
                 raise GdslNameError(f"`{st.target}` is already defined as indexed values",
-                                    st.target_span, notes=[f"`{st.target}[...]` is defined at "
-                                                           f"{self.families[st.target]}"],
+                                    st.target_span, notes=[(f"`{st.target}[...]` is defined at "
+                                                           f"{self.families[st.target]}")],
                                     help="a name is defined once in gdsl; choose a new name")
             self._define_check(st.target, st.target_span)
             return st.target
         target = f"{st.target}[{self.index_value(st.index)}]"
         if st.target in self.defined_at or (st.target in self.m.names):
             raise GdslNameError(f"`{st.target}` is already defined, not as indexed values",
-                                st.target_span, notes=[f"first defined at "
-                                                       f"{self.defined_at.get(st.target)}"],
+                                st.target_span, notes=[(f"first defined at "
+                                                       f"{self.defined_at.get(st.target)}")],
                                 help="a name is defined once in gdsl; choose a new name")
         if target in self.defined_at:
             raise GdslNameError(f"`{target}` is already defined", st.target_span,
@@ -313,8 +313,8 @@ class _Resolver:
             return folded
         if node.name in self.families:
             raise GdslNameError(f"`{key}` is used before its definition", node.span,
-                                notes=[*self._step_note(), f"`{node.name}[...]` is defined at "
-                                       f"{self.families[node.name]}"],
+                                notes=[*self._step_note(), (f"`{node.name}[...]` is defined at "
+                                       f"{self.families[node.name]}")],
                                 help=f"define `{key}` first (a loop's first step reads what "
                                      f"comes before it, e.g. `{node.name}[0] = ...`)")
         x = self.name(S.Name(node.name, node.name_span))
