@@ -76,6 +76,8 @@ def test_a_loop_of_dims_and_its_variable_as_a_number():
                           "J = c[T]")
     x = np.array([1.0, 10.0, 100.0, 1000.0])
     assert looped.forward(x=x)["J"] == 1 * 1 + 2 * 10 + 3 * 100 + 4 * 1000
+    with pytest.raises(GdslError, match="axis 0 must be 4"):      # T is fixed at compile time
+        looped.forward(x=np.ones(5))
 
 
 def test_nested_loops_and_the_one_line_form():
@@ -148,6 +150,8 @@ BAD = {
     "same_variable_nested": ("input x[3]\nfor t in 1..3:\n    for t in 1..2: h[t] = x[t]\nJ = h[1]",
                              (3, 9), "already the variable of an enclosing loop"),
     "index_of_a_scalar": ("input x[3]\nJ = x[1][1]", (2, 9), "unexpected `[`"),
+    "loop_after_a_loops_colon": ("for i in 1..2: for j in 1..3:\nJ = 1", (1, 16),
+                                 "the loop has no body"),
     "missing_colon": ("input x[3]\nfor t in 1..3 h[t] = x[t]", (2, 15), "unexpected `h`"),
 }
 

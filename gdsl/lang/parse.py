@@ -65,7 +65,8 @@ KEYWORD_TERMINALS = {kw.upper() for kw in KEYWORDS}
 
 # `input = 3`: the parser has just shifted a keyword when the `=` comes. match_examples finds
 # which keyword by the parser's state, at the start of the text or after other statements.
-KEYWORD_THEN_EQUAL = {kw: [f"{kw} =", f"\n{kw} ="] for kw in sorted(KEYWORDS)}
+# (Not `in`: no statement starts with it, so `in =` fails at `in` itself, in the state `= 3` does.)
+KEYWORD_THEN_EQUAL = {kw: [f"{kw} =", f"\n{kw} ="] for kw in sorted(KEYWORDS - {"in"})}
 
 
 def _span(tok: Token) -> Span:
@@ -118,6 +119,9 @@ class ToAst(Transformer):
     def for_stmt(self, c):
         kw, var, _in, start, _dots, stop, *body = c
         body = [b for b in body if b is not None]
+        if body and isinstance(body[0], S.For) and not body[0].body:
+            raise GdslSyntaxError("the loop has no body", body[0].span,
+                                  help="a loop after another's `:` takes its body on the same line")
         end = body[0].span if body else stop.span
         return S.For(var.value, start, stop, tuple(body), bool(body),
                      Span.cover(_span(kw), end), _span(var))

@@ -247,7 +247,10 @@ class _Resolver:
             elif kind is S.Name and node.id in self.env:
                 values.append(self.env[node.id])        # (folded: the variable's name)
             elif kind is S.Name and node.id in self.dim_values:
+                # a loop's length is fixed when it compiles: so is the dim's size, which the
+                # arrays of a call must then have
                 values.append(int(self.dim_values[node.id]))
+                self.m.dims.bound.setdefault(node.id, values[-1])
             elif kind is S.BinOp and node.op in "+-*" and self.m.folded:
                 y, x = values.pop(), values.pop()
                 values.append(f"{x} {node.op} {y}")
