@@ -267,3 +267,10 @@ def test_numeric_gradient_of_the_slice_itself(rng):
     expected = np.zeros_like(a)
     expected[1], expected[2] = 2 * a[1], 1.0
     np.testing.assert_allclose(grads["a"], expected, rtol=1e-13)
+
+
+def test_a_drawing_checks_the_loop_step_by_step_and_draws_its_variable():
+    with pytest.raises(GdslError, match="index 4 is out of range"):
+        teaching_view("input x[3]\nfor t in 1..4: h[t] = x[t] * t\nJ = sum(h[4])")
+    view = teaching_view("input x[3]\nc[0] = 0\nfor t in 1..3: c[t] = c[t - 1] + x[t] * t\nJ = c[3]")
+    assert {"x[t]", "t", "c[t - 1]", "c[t]"} <= set(view.name.values())

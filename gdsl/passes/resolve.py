@@ -377,6 +377,10 @@ class _Resolver:
         m = self.m
         if node.id in m.names:
             return m.names[node.id]
+        if node.id in self.env and m.folded:      # drawn as the step's number, t, given to it
+            n = m.add("input", name=node.id, span=node.span, line=node.span, shape=())
+            m.inputs[node.id] = m.names[node.id] = n
+            return n
         if node.id in self.env:         # a loop's variable, as a number: its value at this step
             return self.literal(float(self.env[node.id]), node.span)
         if node.id in self.families:

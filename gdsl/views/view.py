@@ -341,6 +341,15 @@ def teaching_view(text: str, filename: str | None = None, wrt: list[str] | None 
     whose last value cannot be one (scores, probabilities, a decision: slides 1 to 4) is seen
     forward only. Raises the compiler's GdslError otherwise. ``folded``: a loop is seen once,
     for a step t (as drawn); explaining needs it unrolled (folded=False)."""
+    if folded and any(isinstance(st, S.For) for st in parse(text).statements):
+        # folded, a loop is not checked step by step: its mistakes are reported as compiling
+        # the model reports them
+        try:
+            run_pipeline(text, filename=filename, wrt=wrt, optimize=False)
+        except GdslError:
+            if wrt or names_a_loss(text):
+                raise
+            run_pipeline(text, filename=filename, wrt=[], optimize=False)
     try:
         return View(run_pipeline(text, filename=filename, wrt=wrt, optimize=False,
                                  fold_loops=folded).model)
