@@ -51,7 +51,7 @@ KIND_OF_TERMINAL = {
     "_SEP": "separator",
     "LINE_CONT": "continuation",
     "ADDOP": "operator", "MULOP": "operator", "POW": "operator", "TRANSPOSE": "operator",
-    "EQUAL": "operator", "TILDE": "operator",
+    "EQUAL": "operator", "TILDE": "operator", "DOTDOT": "operator", "COLON": "operator",
     "LPAR": "bracket", "RPAR": "bracket", "LSQB": "bracket", "RSQB": "bracket",
     "COMMA": "comma",
 }

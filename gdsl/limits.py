@@ -26,6 +26,10 @@ MAX_NESTING = 10_000                    # brackets inside brackets (Python allow
 # backward pass adds about as many again. A 100,000-statement chain has ~100,000; compiling
 # takes ~17 KB of memory a node at its peak (the emitted module is compiled by Python).
 MAX_NODES = 1_000_000     # a 100,000-statement chain of three ops each fits
+# Steps of the loops `for t in 1..T` unrolled (a loop inside another counts its steps times
+# the outer one's): each step's statements are compiled as if written out, so this is checked
+# before unrolling, at the loop's line.
+MAX_LOOP_STEPS = 100_000
 
 UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 

@@ -45,6 +45,8 @@ class Options:
     at_call: bool = False
     # second order: also emit hvp(*, v, **arrays), H·v by reverse over reverse (--hvp)
     hvp: bool = False
+    # each loop's body once, for a step t, rather than unrolled (drawings: gdsl graph)
+    fold_loops: bool = False
 
 
 @dataclass
@@ -68,7 +70,7 @@ def _parse(c: Compilation):
 
 def _resolve(c: Compilation):
     m, o = c.model, c.options
-    c.train = build(c.program, m, o.wrt)
+    c.train = build(c.program, m, o.wrt, fold_loops=o.fold_loops)
     c.program = None            # the graph says it all from here on
     for name in o.outputs or ():
         if name not in m.names:
@@ -85,6 +87,11 @@ def _shapes(c: Compilation):
         if d["shape"] is None:
             d["shape"], d["declared"] = tuple(shape), True
     infer(m)
+    steps = [d for d in m.nodes.values() if "step_of" in d]
+    if steps:       # a loop drawn folded: h[t - 1] has the shape of h[t] (first that of h[0])
+        for d in steps:
+            d["shape"] = m.node(d["step_of"])["shape"]
+        infer(m)
     c.written = c.model.copy_graph()    # the model as written, with shapes: CompiledModel.graph
 
 
@@ -147,7 +154,8 @@ def run_pipeline(text: str, *, filename: str | None = None, wrt: list[str] | Non
                  outputs: list[str] | None = None, losses: bool = False,
                  target: str = "numpy", model: Model | None = None,
                  start: str = "parse", shapes: dict[str, tuple] | None = None,
-                 at_call: bool = False, hvp: bool = False) -> Compilation:
+                 at_call: bool = False, hvp: bool = False,
+                 fold_loops: bool = False) -> Compilation:
     """Run every stage from ``start``; ``after(stage, compilation)`` is called after each
     (--dump-after). Returns the Compilation: ``.model`` is the IR, ``.code`` the module.
 
@@ -155,12 +163,14 @@ def run_pipeline(text: str, *, filename: str | None = None, wrt: list[str] | Non
     ``model=`` and ``start="shapes"``. ``shapes`` gives leaves that declare no shape the
     shapes of a call's arrays (CompiledModel's specialisation): compiled as if declared;
     ``at_call``: the caller does that (see Options). ``hvp``: also emit the
-    Hessian-vector product ``hvp(*, v, **arrays)``.
+    Hessian-vector product ``hvp(*, v, **arrays)``. ``fold_loops``: each loop's body
+    compiled once, for a step t (what a drawing shows; the module is not for running).
     """
     m = model if model is not None else Model(source=text, filename=filename)
     get_target(target)          # an unknown target is an error before any work
     c = Compilation(m, Options(wrt=wrt, optimize=optimize, outputs=outputs, losses=losses,
-                               target=target, shapes=shapes, at_call=at_call, hvp=hvp),
+                               target=target, shapes=shapes, at_call=at_call, hvp=hvp,
+                               fold_loops=fold_loops),
                     start=start)
     with _no_gc():
         return _run_stages(c, text, filename, start, after)

@@ -144,6 +144,7 @@ def ops():
         "huber": lambda p, y, **at: huber(p, y, at.get("delta", 1.0)),
         "sign": lambda x, **at: np.sign(_raw(x)),
         "argmax": lambda x, **at: np.argmax(_raw(x), axis=_axis(at, 0)),
+        "take": lambda x, **at: x[at["index"]],
     }
 
 

@@ -343,12 +343,15 @@ OP_CASES = {
     "flatten": ("flatten(a) * flatten(a)", (2, 3, 2, 4), None, None),
     "unflatten": ("unflatten(a, height=2, width=3) ** 3", (12, 4), None, None),
 }
-# matmul of vectors (mm_grad_x, mm_grad_y), max of all (max_grad, max_pick), unfused xent
+# matmul of vectors (mm_grad_x, mm_grad_y), max of all (max_grad, max_pick), unfused xent,
+# slices
 EXTRA_CASES = {
     "matvec": ("a @ b", (3, 4), (4,), None), "vecmat": ("a @ b", (4,), (4, 3), None),
     "dot": ("a @ b", (4,), (4,), None), "max all": ("max(a)", (3, 4), None, "distinct"),
     "xent of p": ("xent(exp(a) / sum(exp(a), axis=0, keepdims=True), y)", (3, 4), None, "labels"),
     "svm composed": ("svm(tanh(a) * 3, y)", (3, 4), None, "labels"),
+    # x[t] (take, and take_grad in its gradient): slices along axis 0, as a loop reads them
+    "slices": ("a[1] * a[3] + tanh(a[2])", (3, 4), None, None),
 }
 
 

@@ -245,3 +245,11 @@ def test_a_wrong_derivative_fails_the_check(rng):
         np.testing.assert_allclose(num, 2 * a, rtol=1e-6)
     finally:
         del OPS["bad_square"]
+
+
+@pytest.mark.parametrize("shape", [(3,), (3, 4), (2, 3, 4)], ids=str)
+def test_take(shape, rng):
+    """x[t], a slice along axis 0 (the `take` row) and its vjp `take_grad`, each slice once."""
+    t = shape[0]
+    expr = " + ".join(f"sum(a[{k}] * a[{k}] * {k})" for k in range(1, t + 1))
+    check(f"{decl('a', shape)}\nJ = {expr}", {"a": rng.normal(size=shape)}, ["a"])

@@ -132,6 +132,15 @@ def _onehot(y, like):
     classes = xp.arange(C, dtype=y.dtype, device=device(y))   # [C, 1]: broadcast against y
     return xp.astype(xp.reshape(classes, (C,) + (1,) * (like.ndim - 1)) == y, like.dtype)
 ''',
+    "_take_grad": '''
+def _take_grad(g, x, index):
+    """g put at x[index] in zeros shaped like x: the slices' numbers compared with index,
+    nothing written into an array."""
+    xp = array_namespace(g, x)
+    numbers = xp.arange(x.shape[0], device=device(x))
+    picked = xp.reshape(numbers == index, (-1,) + (1,) * (x.ndim - 1))
+    return xp.where(picked, xp.expand_dims(g, axis=0), xp.zeros_like(x, dtype=g.dtype))
+''',
     "_softmax": '''
 def _softmax(s, axis):
     xp = array_namespace(s)

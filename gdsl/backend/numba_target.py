@@ -225,6 +225,12 @@ class Kernel:
                             [ast.Tuple([self.size(d) for d in shape], LOAD)], [])
         return self._add(View(shape, (v,), index=index, array=array))
 
+    def slice(self, v: Val, i: int) -> Val:
+        """v[i]: the slice at i along axis 0 (a view)."""
+        return self._add(View(tuple(v.shape[1:]), (v,),
+                              index=lambda idx: (ast.Constant(i), *idx),
+                              array=lambda e: ast.Subscript(e, ast.Constant(i), LOAD)))
+
     def dot(self, a: Val, b: Val) -> Val:
         """The matrix (or vector) product through BLAS: np.dot."""
         return self._add(Call(tuple(a.shape[:-1]) + tuple(b.shape[1:]), (a, b),

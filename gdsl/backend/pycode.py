@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import builtins
 import keyword
+import re
 import unicodedata
 
 from ..ir.ops import LOAD, OPS, STORE, const
@@ -31,6 +32,9 @@ def direction_arg(model) -> str:
     return next(k for k in ("v", "directions", "v_directions", "hvp_directions") if k not in given)
 
 
+INDEXED = re.compile(r"\[(\d+)\]")
+
+
 class Namer:
     """Gives every value one Python name: the model's own where it can, unique, never reserved."""
 
@@ -44,6 +48,7 @@ class Namer:
 
     def fresh(self, base: str) -> str:
         base = unicodedata.normalize("NFKC", base)
+        base = INDEXED.sub(r"_\1", base)          # h[3], a value a loop names: h_3
         if not base.isidentifier() or base.startswith("_") or not base.isascii() and len(base) > 64:
             base = "v_" + "".join(c if c.isalnum() and c.isascii() else "_" for c in base)[:40]
             base = base if base.isidentifier() else "v"

@@ -76,7 +76,7 @@ def main(args) -> int:
     try:
         model, view = compile_text(text, wrt, filename=args.model), None
     except GdslError:
-        view = teaching_view(text, args.model, wrt)     # scores only: forward; else the error
+        view = teaching_view(text, args.model, wrt, folded=False)     # scores only: forward; else the error
         model = None
     if model is None and (args.jacobians or args.trace):
         raise GdslError("--jacobians and --trace need a loss: this model computes no scalar to "

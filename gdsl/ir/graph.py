@@ -40,6 +40,8 @@ class Node(TypedDict, total=False):
     backward: bool           # made by differentiation (the backward pass)
     grad_of: int             # the node whose gradient this is
     hint: str                # a name for emitted code where the model gives none (m, e, Z, ...)
+    step_of: int             # a loop drawn folded: the value of the step this input stands for
+    #                          (h[t] for the h[t - 1] the step reads), whose shape it takes
 
 
 @dataclass
@@ -62,6 +64,7 @@ class Model:
     grads: dict[str, int] = field(default_factory=dict)   # wrt name -> gradient node
     labels: set[str] = field(default_factory=set)         # inputs used as class labels
     declared: bool = False                                # any input/param/const declared
+    folded: bool = False        # each loop's body once, for a step t (drawings: passes.resolve)
     dims: Dims = field(default_factory=Dims)
     forward_order: list[int] = field(default_factory=list)     # the schedule of each pass
     backward_order: list[int] = field(default_factory=list)

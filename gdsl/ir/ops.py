@@ -348,8 +348,8 @@ def juxt(a: str, b: str) -> str:
     first, last = _word(b, False), _word(a, True)
     indexed = first[:1].isalpha() and first[1:].isdigit()          # 2λW1, but W1 · x
     if b[0].isdigit() or (len(last) > 1 and not last.isdigit()) or \
-            a.rstrip("ᵀ²³").endswith("}") or \
-            (len(first) > 1 and not indexed):
+            a.rstrip("ᵀ²³").endswith(("}", "]")) or b[len(first):].startswith("[") or \
+            (len(first) > 1 and not indexed):          # (W · h[t]: Wh[t] would read as Wh)
         return f"{a} · {b}"
     return a + b
 
@@ -1320,6 +1320,64 @@ defop("transpose", 1, transposed, lambda a, at, s: attr(a[0], "T"),
                "onnx": lambda e, a, at, s: e.op("Transpose", a[0])},
       notation=lambda t: (t.p(0, ATOM) + "ᵀ", ATOM))
 
+# slices along axis 0: x[t] of a model (the loop `for t in 1..T` reads a sequence so), and its
+# vjp, g put back at that slice of zeros shaped like x. `index` counts from 0 here; the model
+# text counts from 1, as the lecture's x_1 ... x_T (gdsl.passes.resolve turns one into the other)
+
+def _take_shape(dims, s, at):
+    x = s[0]
+    if x is None:
+        return None
+    if len(x) == 0:
+        raise Mismatch("a scalar has no slices to index")
+    size = dims.resolve(x[0])
+    if isinstance(size, int) and isinstance(at["index"], int) and not 0 <= at["index"] < size:
+        raise Mismatch(f"index {at['index'] + 1} is out of range: axis 0 has {size} slices, "
+                       f"1..{size}")
+    return tuple(x[1:])
+
+
+def _onnx_take_grad(e, a, at, s):
+    # where(slice number == index, g, 0), as _take_grad
+    g, x = a
+    numbers = e.op("Range", e.int(0), e.op("Gather", e.op("Shape", x), e.int(0)), e.int(1))
+    picked = e.op("Equal", numbers, e.int(at["index"]))
+    if len(s[1]) > 1:
+        picked = e.op("Unsqueeze", picked, e.ints(*range(1, len(s[1]))))
+    return e.op("Where", picked, e.op("Unsqueeze", g, e.ints(0)), e.lit(0))
+
+
+def _slice_text(at) -> str:
+    # the index as the model writes it: from 1, or (a loop drawn folded) `t`
+    index = at["index"]
+    return str(index + 1) if isinstance(index, int) else index
+
+
+def _take_emit(a, at, s):
+    return ast.Subscript(a[0], const(at["index"]), LOAD)
+
+
+defop("take", 1, _take_shape, _take_emit,
+      lambda g, ans, x, **at: call("take_grad", g, x, **at),
+      keywords={"index": 0}, user=False, kink=None, fresh=False, flops=0, zero_from=(0,),
+      affine=((0,),), jacobian=(lambda t: f"e_{{{_slice_text(t.attrs)}}}ᵀ ⊗ I",),
+      notation=lambda t: (f"{t.p(0, ATOM)}[{_slice_text(t.attrs)}]", ATOM),
+      doc="the slice x[t] along axis 0 (a view)",
+      targets={"numba": lambda k, a, at, s: k.slice(a[0], at["index"]),
+               # (the standard indexes every axis: x[i, ...])
+               "array_api": lambda a, at, s: ast.Subscript(
+                   a[0], ast.Tuple([const(at["index"]), ast.Constant(...)], LOAD), LOAD),
+               "onnx": lambda e, a, at, s: e.op("Gather", a[0], e.int(at["index"]), axis=0)})
+# linear in g: its adjoint is the slice again
+defop("take_grad", 2, like_second,
+      lambda a, at, s: helper("_take_grad", *a, const(at["index"])),
+      lambda c, ans, g, x, **at: call("take", c, **at), nothing,
+      keywords={"index": 0}, user=False, kink=None, helpers=("_take_grad",), flops=0,
+      shape_only=(1,), floats=True, affine=((0,),),
+      targets={"numba": lambda k, a, at, s: k.call("_take_grad", *a, shape=s[1],
+                                                   extra=(const(at["index"]),)),
+               "onnx": _onnx_take_grad})
+
 # reductions
 
 _RED = {"axis": None, "keepdims": False}
@@ -2092,6 +2150,13 @@ def _mm_grad_y(g, x, y):
         return np.multiply.outer(x, g) if y.ndim == 2 else g * x
     return x.T @ g
 ''',
+    "_take_grad": '''
+def _take_grad(g, x, index):
+    """g put at x[index] in zeros shaped like x: the gradient of the slice x[index]."""
+    out = np.zeros(x.shape, np.result_type(g, x))
+    out[index] = g
+    return out
+''',
 }
 
 # helpers that call other helpers
@@ -2246,6 +2311,13 @@ def _nb_maxpool_pick(h, x, m, size):
 def _nb_reshape(x, shape):
     return np.ascontiguousarray(x).reshape(shape)
 ''',
+    "_take_grad": '''
+def _take_grad(g, x, index):
+    """g put at x[index] in zeros shaped like x."""
+    out = np.zeros_like(x)
+    out[index] = g
+    return out
+''',
 }
 
 
@@ -2259,6 +2331,7 @@ NEG_OP, TRANSPOSE_OP = "neg", "transpose"           # -x, x.T
 SUM_OP, SUM_TO_OP, ZEROS_LIKE_OP = "sum", "sum_to", "zeros_like"
 EXPAND_OP = "expand_to"     # dJ/dJ = 1 for a loss of shape [1, 1] (the lecture's −log(yᵀp))
 VDOT_OP = "vdot"            # Σ_w <g_w, v_w>, whose gradient is the Hessian-vector product
+TAKE_OP = "take"            # x[t]: a slice along axis 0 (its `index` attribute counts from 0)
 
 
 def written(name: str, args: list[str]) -> str:

@@ -14,7 +14,9 @@ The layout, as the files in models/ are written:
   statement, at its own column or two spaces after the code if that is further right;
   a run of consecutive lines with end-of-line comments shares one column;
 - blank lines are kept, at most one in a row, none at the start or the end; the file ends
-  with one newline.
+  with one newline;
+- a loop's body, on the lines below its `for t in 1..T:`, is indented four spaces a loop
+  (`1..T` and `x[t]` take no spaces, `:` one after it).
 
 The formatter reads the grammar's own tokens (gdsl.lang.tokens, comments and whitespace
 included) and the AST of gdsl.lang.parse for what each statement is, so nothing but
@@ -49,6 +51,7 @@ class Line:
     column: int = 0                       # where the comment was (0-based), or 0 for "anywhere"
     indented: bool = False                # a full-line comment that did not start its line
     code: str = ""
+    depth: int = 0                        # how many loops the statement is inside
 
 
 def format_text(text: str) -> str:
@@ -61,7 +64,7 @@ def format_text(text: str) -> str:
     lines = _lines(tokens, program.statements)
     for line in lines:
         if line.tokens:
-            line.code = _join(line.tokens)
+            line.code = "    " * line.depth + _join(line.tokens)
     _align_declarations(lines)
     out = _render(lines)
     _check_same_tokens(tokens, lex(out))
@@ -78,11 +81,12 @@ def _lines(tokens: list[Token], statements: list[S.Stmt]) -> list[Line]:
     on_this_line: list[Line] = []    # statements that began on the current physical line
     comment: Token | None = None
     joined = False                   # the physical line went on past a `\`
-    stmts = iter(statements)
+    stmts = iter(S.walk(statements))       # (a loop's body, on its own lines, after the loop)
 
     def end_statement():
         if current:
-            line = Line(tokens=list(current), stmt=next(stmts))
+            stmt, depth = next(stmts)
+            line = Line(tokens=list(current), stmt=stmt, depth=depth)
             lines.append(line)
             on_this_line.append(line)
             current.clear()
@@ -139,9 +143,12 @@ def _join(tokens: list[Token]) -> str:
         kind, before = tok.type, prev.type
         if before in KEYWORD_TERMINALS and not depth:     # (in a call, `dim` is a keyword name)
             space = " "
-        elif (kind in ("COMMA", "RPAR", "RSQB") or before in ("LPAR", "LSQB")
-              or (kind in ("LPAR", "LSQB") and before == "NAME")):      # f(x), x[d, n]
+        elif (kind in ("COMMA", "RPAR", "RSQB", "DOTDOT", "COLON")
+              or before in ("LPAR", "LSQB", "DOTDOT")
+              or (kind in ("LPAR", "LSQB") and before == "NAME")):      # f(x), x[d, n], 1..T
             space = ""
+        elif before == "COLON":            # for t in 1..T: h[t] = ...
+            space = " "
         elif kind == "TRANSPOSE":        # x.T, x'; but `2 .T`: `2.T` would read as `2.` and T
             space = " " if before == "NUMBER" and tok.value == ".T" else ""
         elif before == "COMMA":

@@ -55,13 +55,18 @@ TERMINAL_NAMES = {
     "TRAIN": "`train`",
     "DIM": "`dim`",
     "METRIC": "`metric`",
+    "FOR": "`for`",
+    "IN": "`in`",
+    "DOTDOT": "`..`",
+    "COLON": "`:`",
 }
-KEYWORDS = {"input", "param", "const", "loss", "output", "train", "dim", "metric"}
+KEYWORDS = {"input", "param", "const", "loss", "output", "train", "dim", "metric", "for", "in"}
 KEYWORD_TERMINALS = {kw.upper() for kw in KEYWORDS}
 
 # `input = 3`: the parser has just shifted a keyword when the `=` comes. match_examples finds
 # which keyword by the parser's state, at the start of the text or after other statements.
-KEYWORD_THEN_EQUAL = {kw: [f"{kw} =", f"\n{kw} ="] for kw in sorted(KEYWORDS)}
+# (Not `in`: no statement starts with it, so `in =` fails at `in` itself, in the state `= 3` does.)
+KEYWORD_THEN_EQUAL = {kw: [f"{kw} =", f"\n{kw} ="] for kw in sorted(KEYWORDS - {"in"})}
 
 
 def _span(tok: Token) -> Span:
@@ -98,13 +103,28 @@ class ToAst(Transformer):
                                  _span(tok), help="the limit is gdsl.limits.MAX_NODES")
 
     def start(self, items):
-        return S.Program(list(items))
+        return S.Program(group_loops(items))
 
     # statements
     def assign(self, c):
         name, value = c
         span = _span(name)
         return S.Assign(name.value, value, _cover(span, value.span), span)
+
+    def indexed_assign(self, c):
+        name, _lsqb, index, rsqb, value = c
+        target = Span.cover(_span(name), _span(rsqb))
+        return S.Assign(name.value, value, _cover(target, value.span), target, index)
+
+    def for_stmt(self, c):
+        kw, var, _in, start, _dots, stop, *body = c
+        body = [b for b in body if b is not None]
+        if body and isinstance(body[0], S.For) and not body[0].body:
+            raise GdslSyntaxError("the loop has no body", body[0].span,
+                                  help="a loop after another's `:` takes its body on the same line")
+        end = body[0].span if body else stop.span
+        return S.For(var.value, start, stop, tuple(body), bool(body),
+                     Span.cover(_span(kw), end), _span(var))
 
     def input_decl(self, c):
         kw, name, *rest = c
@@ -228,6 +248,12 @@ class ToAst(Transformer):
         span = _span(func)
         return S.Call(func.value, positional, keywords, _cover(span, _span(rpar)), span)
 
+    def index(self, c):
+        name, _lsqb, index, rsqb = c
+        self.count_op(name)
+        span = _span(name)
+        return S.Index(name.value, index, _cover(span, _span(rsqb)), span)
+
     def group(self, c):
         lpar, inner, rpar = c
         return dataclasses.replace(inner, span=_cover(_span(lpar), _span(rpar)))
@@ -237,17 +263,64 @@ class ToAst(Transformer):
         return S.Keyword(name.value, value, _cover(_span(name), value.span))
 
 
+def group_loops(statements) -> list:
+    """The statements with each loop's indented lines made its body: after `for ...:` with
+    nothing after the `:`, the statements that start in a column right of the `for`'s, all in
+    the first one's column (or deeper, in a loop of their own). As Python reads indentation,
+    but by the statements' columns: the grammar's lexer ignores spaces and tabs."""
+    top: list = []
+    open_loops: list = []      # [loop, its body so far, the body's column or None]
+
+    def close():
+        loop, body, _ = open_loops.pop()
+        if not body:
+            raise GdslSyntaxError("the loop has no body", loop.span,
+                                  help="indent the lines it repeats under it, or write one "
+                                  "statement after the `:`")
+        done = dataclasses.replace(loop, body=tuple(body))
+        (open_loops[-1][1] if open_loops else top).append(done)
+
+    for st in statements:
+        col = st.span.col
+        while open_loops and col <= open_loops[-1][0].span.col:
+            close()
+        if open_loops:
+            loop = open_loops[-1]
+            if loop[2] is None:
+                loop[2] = col
+            elif col != loop[2]:
+                raise GdslSyntaxError(
+                    "unexpected indent" if col > loop[2] else "this line's indent matches no "
+                    "loop's body", Span(st.span.line, col, st.span.line, col + 1),
+                    notes=[f"the body of the loop at {loop[0].span} starts in column {loop[2]}"],
+                    help="indent every line of a loop's body alike")
+        elif top and isinstance(top[-1], S.For) and col > top[-1].span.col:
+            raise GdslSyntaxError("unexpected indent", Span(st.span.line, col, st.span.line, col + 1),
+                                  notes=[f"the loop at {top[-1].span} has its body on its own line"],
+                                  help="a loop's body is the statement after its `:`, or the "
+                                  "lines indented under a `for` line that ends with `:`")
+        if isinstance(st, S.For) and not st.inline:
+            open_loops.append([st, [], None])
+        else:
+            (open_loops[-1][1] if open_loops else top).append(st)
+    while open_loops:
+        close()
+    return top
+
+
 def grammar_text() -> str:
     """The grammar as shipped with the package (grammars/gdsl.lark).
 
-    Run from a source tree (the repository's root on sys.path, no install), `gdsl` is the
-    plain directory and the `gdsl.grammars` mapping of pyproject.toml does not exist:
-    the grammar is then read from the tree's top-level grammars/.
+    Run from a source tree (the repository's root on sys.path), `gdsl` is the plain directory
+    and the grammar is the tree's top-level grammars/: the `gdsl.grammars` mapping of
+    pyproject.toml may not exist, or (an editable install of another checkout) point at
+    another tree's grammar.
     """
-    try:
+    tree = resources.files("gdsl").joinpath("..")
+    if tree.joinpath("pyproject.toml").is_file() and tree.joinpath("grammars", "gdsl.lark").is_file():
+        where = tree.joinpath("grammars")
+    else:
         where = resources.files("gdsl.grammars")
-    except ModuleNotFoundError:
-        where = resources.files("gdsl").joinpath("..", "grammars")
     return where.joinpath("gdsl.lark").read_text(encoding="utf-8")
 
 

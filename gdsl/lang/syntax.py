@@ -65,7 +65,18 @@ class Call:
     func_span: Span
 
 
-Expr = Num | Name | BinOp | Unary | Transpose | Call
+@dataclass(frozen=True, eq=False)
+class Index:
+    """``x[t]``: the t-th slice of x along axis 0 (counted from 1), or ``h[t]``, a value a
+    loop names; the index is a whole number, the loop's variable or a dim, with + - *."""
+
+    name: str
+    index: Expr
+    span: Span
+    name_span: Span
+
+
+Expr = Num | Name | BinOp | Unary | Transpose | Call | Index
 
 
 @dataclass(frozen=True, eq=False)
@@ -89,6 +100,7 @@ class Assign:
     value: Expr
     span: Span
     target_span: Span
+    index: Expr | None = None       # h[t] = ...: the value named h[t] (target_span: `h[t]`)
 
 
 @dataclass(frozen=True, eq=False)
@@ -163,7 +175,35 @@ class Metric:
     span: Span
 
 
-Stmt = Assign | Input | Param | Const | Loss | Output | Train | DimDecl | Metric
+@dataclass(frozen=True, eq=False)
+class For:
+    """``for t in 1..T:`` and its body, unrolled at compile time for t = 1, 2, ..., T (both
+    ends included, as the lecture's t = 1..T). The body is the statement after the `:`
+    (inline) or the lines below indented further than `for`."""
+
+    var: str
+    start: Expr
+    stop: Expr
+    body: tuple[Stmt, ...]
+    inline: bool
+    span: Span          # `for t in 1..T:`
+    var_span: Span
+
+
+Stmt = Assign | Input | Param | Const | Loss | Output | Train | DimDecl | Metric | For
+
+
+def walk(statements) -> list[tuple[Stmt, int]]:
+    """Each statement in the order written, with how many loops it is inside; a loop's body
+    written on its own line (not inline) follows the loop. No recursion: loops nest deep."""
+    out: list[tuple[Stmt, int]] = []
+    todo = [(st, 0) for st in reversed(statements)]
+    while todo:
+        st, depth = todo.pop()
+        out.append((st, depth))
+        if isinstance(st, For) and not st.inline:
+            todo += [(b, depth + 1) for b in reversed(st.body)]
+    return out
 
 
 @dataclass(eq=False)

@@ -4,6 +4,15 @@ Single assignment: a name is defined once, before it is used. In a file
 with no declarations every free name is an input (the one-line model of the
 design card); once a file declares anything, a free name is an error.
 Expressions are walked with an explicit stack, never recursively.
+
+Loops are unrolled here: `for t in 1..T:` compiles its body once for each t, with the
+indices in it (`h[t]`, `x[t - 1]`) worked out to numbers. `h[3]` is a name of its own
+(the values a loop names); `x[3]` of any other value is its third slice along axis 0, a
+`take` node of the op table. Loops are walked with an explicit stack too.
+
+For drawing, a loop can be folded instead (``fold_loops``, model.folded): its body compiled
+once for a step t, the indices left as written (`x[t]`, `h[t]`), the values of the step
+before (`h[t - 1]`) given to it as inputs, and `h[T]` after the loop read as `h[t]`.
 """
 
 from __future__ import annotations
@@ -11,10 +20,10 @@ from __future__ import annotations
 import difflib
 
 from .. import limits
-from ..errors import GdslLimitError, GdslNameError, GdslTypeError, Span
+from ..errors import GdslLimitError, GdslNameError, GdslTypeError, GdslValueError, Span
 from ..ir.graph import GIVEN, Model
 from ..ir.init import INITS
-from ..ir.ops import BINARY_OPERATORS, NEG_OP, OPS, TRANSPOSE_OP, user_functions
+from ..ir.ops import BINARY_OPERATORS, NEG_OP, OPS, TAKE_OP, TRANSPOSE_OP, user_functions
 from ..lang import syntax as S
 
 TRAIN_OPTIONS = {
@@ -50,29 +59,46 @@ class _Resolver:
         self.metric_stmt: S.Metric | None = None
         self.label_option: S.Option | None = None
         self.m.declared = any(isinstance(s, (S.Input, S.Param, S.Const)) for s in program.statements)
+        self.env: dict[str, int] = {}          # the loops' variables, at this step
+        self.loops: list[S.For] = []           # the loops around the statement being compiled
+        self.families: dict[str, Span] = {}    # names a loop indexes (h of h[t]) -> first h[...]
+        self.slices: dict[tuple[int, int], int] = {}    # (value, index) -> its take node
+        self.step_values: dict[str, int] = {}  # folded: h -> the node of h[t]
+        self.step_inputs: list[tuple[int, str]] = []    # folded: (the node of h[t - 1], h)
+        self.family_last: dict[str, int] = {}  # folded: h -> its value defined last (h[0])
+        self.dim_values = {st.name: st.value for st in program.statements
+                           if isinstance(st, S.DimDecl)}
 
     def run(self) -> Model:
         m = self.m
-        for st in self.p.statements:
+        for st, _ in S.walk(self.p.statements):
+            if isinstance(st, S.For) and st.inline:
+                st = st.body[0]
             if isinstance(st, S.Assign):
                 self.later.setdefault(st.target, st.target_span)
+                if st.index is not None:
+                    self.families.setdefault(st.target, st.target_span)
         loss_stmt = None
         outputs: list[S.Name] = []
         last_assign = None
-        for st in self.p.statements:
+        for st in self._unrolled():
             if m._next > limits.MAX_NODES:       # declarations count too
                 raise GdslLimitError(f"the model has more than {limits.MAX_NODES} nodes", st.span,
                                      help="the limit is gdsl.limits.MAX_NODES")
             if isinstance(st, S.Assign):
-                self._define_check(st.target, st.target_span)
+                target = self._target(st)
                 n = self.expr(st.value, st.span)
                 d = m.node(n)
                 if d["name"] is None and d["op"] not in ("literal",):
-                    d["name"] = st.target
+                    d["name"] = target
                     d["line"] = st.span
-                m.names[st.target] = n
-                self.defined_at[st.target] = st.target_span
-                last_assign = st
+                m.names[target] = n
+                self.defined_at[target] = st.target_span
+                last_assign = target
+                if self.loops and m.folded:
+                    self.step_values[st.target] = n
+                elif st.index is not None:
+                    self.family_last[st.target] = n
             elif isinstance(st, (S.Input, S.Param)):
                 self._define_check(st.name, st.name_span)
                 kind = "input" if isinstance(st, S.Input) else "param"
@@ -109,8 +135,8 @@ class _Resolver:
             m.loss = self._lookup_final(loss_stmt.name, loss_stmt.name_span)
             m.loss_name = loss_stmt.name
         elif last_assign is not None:
-            m.loss = m.names[last_assign.target]
-            m.loss_name = last_assign.target
+            m.loss = m.names[last_assign]
+            m.loss_name = last_assign
         else:
             if self.p.statements:
                 what, span = "the model computes nothing: it has no assignment", \
@@ -127,7 +153,212 @@ class _Resolver:
             m.outputs[o.id] = self._lookup_final(o.id, o.span)
         self._choose_wrt()
         self._check_dims_and_label()
+        for n, family in self.step_inputs:
+            if family in self.step_values:
+                m.node(n)["step_of"] = self.step_values[family]
         return m
+
+    # -- loops ------------------------------------------------------------------------------
+    def _unrolled(self):
+        """The statements in the order they run: a loop's body once for each step, with
+        self.env holding the loops' variables (an explicit stack: loops nest deep)."""
+        todo = [iter(self.p.statements)]
+        steps = [None]          # per level: the loop and its remaining values of the variable
+        while todo:
+            st = next(todo[-1], None)
+            if st is None:
+                loop = steps[-1]
+                if loop is not None and loop[1]:           # the next step of the loop
+                    self.env[loop[0].var] = loop[1].pop()
+                    todo[-1] = iter(loop[0].body)
+                    continue
+                todo.pop()
+                steps.pop()
+                if loop is not None:
+                    del self.env[loop[0].var]
+                    self.loops.pop()
+                continue
+            if isinstance(st, S.For):
+                values = self._loop_values(st) if not self.m.folded else [st.var]
+                self.loops.append(st)
+                self.env[st.var] = values.pop()
+                todo.append(iter(st.body))
+                steps.append((st, values))
+                continue
+            if self.loops and not isinstance(st, S.Assign):
+                raise GdslNameError("a loop's body holds assignments and loops only", st.span,
+                                    notes=[f"in the loop at {self.loops[-1].span}"],
+                                    help="declare names and write `loss`, `output` and `train` "
+                                    "outside the loop")
+            yield st
+
+    def _loop_values(self, loop: S.For) -> list[int]:
+        """The values of the loop's variable, last first (popped in order)."""
+        if loop.var in self.env:
+            raise GdslNameError(f"`{loop.var}` is already the variable of an enclosing loop",
+                                loop.var_span, notes=[f"that loop is at {self._loop_of(loop.var)}"],
+                                help="give the inner loop a variable of its own, e.g. `s`")
+        if loop.var in self.later or loop.var in self.m.names or loop.var in self.families:
+            where = self.defined_at.get(loop.var) or self.later.get(loop.var) \
+                or self.families.get(loop.var)
+            raise GdslNameError(f"the loop's variable `{loop.var}` is already a name of the model",
+                                loop.var_span, notes=[f"`{loop.var}` is defined at {where}"] if where else [],
+                                help="choose another letter for the loop, e.g. `t`")
+        start = self.index_value(loop.start, "the start of a loop")
+        stop = self.index_value(loop.stop, "the end of a loop")
+        span = Span.cover(loop.start.span, loop.stop.span)
+        if stop < start:
+            raise GdslValueError(f"the loop runs no step: it counts up from {start} to {stop}",
+                                 span, help=f"both ends are included: `for {loop.var} in "
+                                 f"{min(start, stop)}..{max(start, stop)}` runs "
+                                 f"{abs(stop - start) + 1} steps")
+        count = stop - start + 1
+        for outer in self.loops:
+            count *= len(range(*self._range_of(outer)))
+        if count > limits.MAX_LOOP_STEPS:
+            raise GdslLimitError(f"the loop unrolls into {count} steps, more than the limit of "
+                                 f"{limits.MAX_LOOP_STEPS}", loop.span,
+                                 help="the limit is gdsl.limits.MAX_LOOP_STEPS")
+        return list(range(stop, start - 1, -1))
+
+    def _range_of(self, loop: S.For) -> tuple[int, int]:
+        return (self.index_value(loop.start, "the start of a loop"),
+                self.index_value(loop.stop, "the end of a loop") + 1)
+
+    def _loop_of(self, var: str) -> Span | None:
+        return next((lp.span for lp in self.loops if lp.var == var), None)
+
+    def index_value(self, root: S.Expr, what: str = "an index") -> int | str:
+        """The whole number an index (or a loop's end) stands for at this step: numbers, the
+        loops' variables and declared dims, with + - * (walked without recursion)."""
+        walk, todo = [], [root]
+        while todo:
+            node = todo.pop()
+            walk.append(node)
+            if type(node) is S.BinOp and node.op in "+-*":
+                todo += (node.left, node.right)
+            elif type(node) is S.Unary:
+                todo.append(node.operand)
+        values: list[int] = []
+        for node in reversed(walk):
+            kind = type(node)
+            if kind is S.Num and node.value == int(node.value):
+                values.append(int(node.value))
+            elif kind is S.Name and node.id in self.env:
+                values.append(self.env[node.id])        # (folded: the variable's name)
+            elif kind is S.Name and node.id in self.dim_values:
+                # a loop's length is fixed when it compiles: so is the dim's size, which the
+                # arrays of a call must then have
+                values.append(int(self.dim_values[node.id]))
+                self.m.dims.bound.setdefault(node.id, values[-1])
+            elif kind is S.BinOp and node.op in "+-*" and self.m.folded:
+                y, x = values.pop(), values.pop()
+                values.append(f"{x} {node.op} {y}")
+            elif kind is S.BinOp and node.op in "+-*":
+                y, x = values.pop(), values.pop()
+                values.append(x + y if node.op == "+" else x - y if node.op == "-" else x * y)
+            elif kind is S.Unary and self.m.folded:
+                values.append(f"{node.op}{values.pop()}")
+            elif kind is S.Unary:
+                values.append(-values.pop() if node.op == "-" else values.pop())
+            else:
+                loops = ", ".join(f"`{v}`" for v in self.env)
+                raise GdslTypeError(
+                    f"{what} is a whole number, a loop's variable or a dim, with + - * "
+                    f"between them", node.span,
+                    help="e.g. `h[t - 1]`, `x[1]` or `1..T` (`dim T = 8`)"
+                    + (f"; the loops' variables here: {loops}" if loops else "")
+                    if kind is not S.Name else
+                    f"`{node.id}` is not a loop's variable nor a declared dim (`dim {node.id} = 8`)")
+        return values[0]
+
+    def _step_note(self) -> list[str]:
+        return [", ".join(f"at {lp.var} = {self.env[lp.var]} of the loop at {lp.span}"
+                          for lp in self.loops)] if self.loops else []
+
+    def _target(self, st: S.Assign) -> str:
+        """The name an assignment defines: `h` or, indexed, `h[3]`."""
+        if st.index is None:
+            if self.loops:
+                raise GdslNameError(
+                    f"`{st.target}` would be defined again at each step of the loop",
+                    st.target_span, notes=[f"in the loop at {self.loops[-1].span}"],
+                    help=f"index it by the loop: `{st.target}[{self.loops[-1].var}] = ...`")
+            if st.target in self.families:
+                raise GdslNameError(f"`{st.target}` is already defined as indexed values",
+                                    st.target_span, notes=[(f"`{st.target}[...]` is defined at "
+                                                           f"{self.families[st.target]}")],
+                                    help="a name is defined once in gdsl; choose a new name")
+            self._define_check(st.target, st.target_span)
+            return st.target
+        target = f"{st.target}[{self.index_value(st.index)}]"
+        if st.target in self.defined_at or (st.target in self.m.names):
+            raise GdslNameError(f"`{st.target}` is already defined, not as indexed values",
+                                st.target_span, notes=[(f"first defined at "
+                                                       f"{self.defined_at.get(st.target)}")],
+                                help="a name is defined once in gdsl; choose a new name")
+        if target in self.defined_at:
+            raise GdslNameError(f"`{target}` is already defined", st.target_span,
+                                notes=[f"first defined at {self.defined_at[target]}",
+                                       *self._step_note()],
+                                help="a name is defined once in gdsl: is an index off by one?")
+        return target
+
+    def index(self, node: S.Index) -> int:
+        """`h[k]`, a value a loop named, or the k-th slice of any other value along axis 0."""
+        k = self.index_value(node.index)
+        key = f"{node.name}[{k}]"
+        m = self.m
+        if key in m.names:
+            return m.names[key]
+        folded = self._folded_index(node, k, key) if m.folded else None
+        if folded is not None:
+            return folded
+        if node.name in self.families:
+            raise GdslNameError(f"`{key}` is used before its definition", node.span,
+                                notes=[*self._step_note(), (f"`{node.name}[...]` is defined at "
+                                       f"{self.families[node.name]}")],
+                                help=f"define `{key}` first (a loop's first step reads what "
+                                     f"comes before it, e.g. `{node.name}[0] = ...`)")
+        x = self.name(S.Name(node.name, node.name_span))
+        shape = m.node(x)["shape"]
+        size = shape[0] if shape else None
+        size = int(self.dim_values[size]) if isinstance(size, str) and size in self.dim_values \
+            else size
+        if shape == () or k < 1 or isinstance(size, int) and k > size:
+            what = (f"`{node.name}` is a scalar: it has no slices" if shape == () else
+                    f"`{node.name}` has {size} slices along axis 0, {node.name}[1] .. "
+                    f"{node.name}[{size}]" if isinstance(size, int) else
+                    f"slices count from 1: {node.name}[1] is the first")
+            raise GdslValueError(f"index {k} is out of range in `{key}`", node.span,
+                                 notes=[what, *self._step_note()],
+                                 help="an index counts slices from 1, as x_1 ... x_T")
+        if (x, k) not in self.slices:
+            self.slices[(x, k)] = m.add(TAKE_OP, (x,), attrs={"index": k - 1}, span=node.span,
+                                        line=self.line, hint=f"{node.name}[{k}]")
+        return self.slices[(x, k)]
+
+    def _folded_index(self, node: S.Index, k, key: str) -> int | None:
+        """Folded: `h[t - 1]` is the step's input, `h[8]` after the loop its last h[t], and
+        `x[t]` the slice of x the step reads."""
+        m = self.m
+        if node.name in self.families:
+            if isinstance(k, str):
+                # (first the shape of the value before the loop, h[0]; then that of h[t])
+                before = self.family_last.get(node.name)
+                n = m.add("input", name=key, span=node.span, line=self.line,
+                          shape=None if before is None else m.node(before)["shape"])
+                m.inputs[key] = m.names[key] = n
+                self.step_inputs.append((n, node.name))
+                return n
+            return self.step_values.get(node.name)
+        if not isinstance(k, str):
+            return None
+        x = self.name(S.Name(node.name, node.name_span))
+        if (x, k) not in self.slices:
+            self.slices[(x, k)] = m.add(TAKE_OP, (x,), attrs={"index": k}, span=node.span,
+                                        line=self.line, name=key)
+        return self.slices[(x, k)]
 
     # -- names ------------------------------------------------------------------------------
     def _define_check(self, name: str, span: Span) -> None:
@@ -146,6 +377,16 @@ class _Resolver:
         m = self.m
         if node.id in m.names:
             return m.names[node.id]
+        if node.id in self.env and m.folded:      # drawn as the step's number, t, given to it
+            n = m.add("input", name=node.id, span=node.span, line=node.span, shape=())
+            m.inputs[node.id] = m.names[node.id] = n
+            return n
+        if node.id in self.env:         # a loop's variable, as a number: its value at this step
+            return self.literal(float(self.env[node.id]), node.span)
+        if node.id in self.families:
+            raise GdslNameError(f"`{node.id}` names indexed values: write which, e.g. "
+                                f"`{node.id}[{next(iter(self.env), 1)}]`", node.span,
+                                notes=[f"`{node.id}[...]` is defined at {self.families[node.id]}"])
         if node.id in self.later:
             raise GdslNameError(f"`{node.id}` is used before its definition", node.span,
                                 notes=[f"`{node.id}` is defined at {self.later[node.id]}"],
@@ -176,11 +417,14 @@ class _Resolver:
             elif kind is S.Call:
                 todo += node.args           # keyword values are read by call()
         m, names, literals = self.m, self.m.names, self.literals
+        self.line = line
         operands: list[int] = []
         for node in reversed(walk):
             kind = type(node)
             if kind is S.Name:
                 operands.append(names[node.id] if node.id in names else self.name(node))
+            elif kind is S.Index:
+                operands.append(self.index(node))
             elif kind is S.Num:
                 operands.append(literals[node.value] if node.value in literals
                                 else self.literal(node.value, node.span))
@@ -394,8 +638,11 @@ class _Resolver:
                 + help)
 
 
-def build(program: S.Program, model: Model, wrt: list[str] | None = None) -> dict:
-    """Resolve the program's names into the model's graph; returns the `train` line's settings."""
+def build(program: S.Program, model: Model, wrt: list[str] | None = None,
+          fold_loops: bool = False) -> dict:
+    """Resolve the program's names into the model's graph; returns the `train` line's settings.
+    ``fold_loops``: each loop's body once, for a symbolic step (see the module's docstring)."""
+    model.folded = fold_loops
     resolver = _Resolver(program, model, wrt)
     resolver.run()
     return resolver.train

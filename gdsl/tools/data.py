@@ -396,12 +396,29 @@ def as_targets(y: np.ndarray, declared, name: str, what: str) -> np.ndarray:
 
 
 def _columns(X: np.ndarray, declared, name: str, what: str) -> np.ndarray:
-    """Rows [n, d] -> the declared layout [d, n] (a 1-row input [n] stays 1-D)."""
+    """Rows [n, d] -> the declared layout [d, n] (a 1-row input [n] stays 1-D); for an input
+    of more axes, [d1, d2, ..., n] with d = d1 d2 ..., each row read in row-major order (the
+    64 pixels of an 8x8 digit as 8 rows of 8: `input x[8, 8, n]`)."""
     if declared is not None and len(declared) == 1:
         if X.shape[1] != 1:
             raise GdslDataError(f"{_p(what)}input `{name}` is declared 1-D, but the data has "
                                 f"{X.shape[1]} feature columns")
         return np.ascontiguousarray(X[:, 0])
+    if declared is not None and len(declared) > 2:
+        axes = declared[:-1]
+        shown = "[" + ", ".join(map(str, declared)) + "]"
+        if not all(isinstance(d, int) for d in axes):
+            raise GdslDataError(f"{_p(what)}input `{name}` is declared {shown}; a table's features "
+                                f"fill axes of known sizes only",
+                                help="give the sizes as numbers, e.g. `input x[8, 8, n]`, or the "
+                                "data as a .npz file of that shape")
+        if math.prod(axes) != X.shape[1]:
+            raise GdslDataError(f"{_p(what)}input `{name}` is declared {shown}: "
+                                f"{' x '.join(map(str, axes))} = {math.prod(axes)} features an "
+                                f"example, but the data has {X.shape[1]}",
+                                help="the features of each example fill the axes row-major "
+                                "(the last axis before n fastest)")
+        return np.ascontiguousarray(np.moveaxis(X.reshape(len(X), *axes), 0, -1))
     if declared is not None and len(declared) != 2:
         raise GdslDataError(f"{_p(what)}input `{name}` is declared with {len(declared)} axes; "
                             f"a table fills only [d, n]")

@@ -464,7 +464,7 @@ def draw(model, target, *, backward: bool = False, shapes: bool = False, note=No
     bytes for png). Raises GdslError for an unknown format or when nothing can draw it."""
     from ..files import write_atomic
     fmt, path = format_of(target)
-    data = render(View(teaching_model(model)), fmt, backward=backward, shapes=shapes, note=note)
+    data = render(View(teaching_model(model, folded=True)), fmt, backward=backward, shapes=shapes, note=note)
     if path is None:
         return data if fmt == "png" else data.decode("utf-8")
     write_atomic(path, data)

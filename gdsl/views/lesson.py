@@ -172,6 +172,7 @@ class JacobianArgs:
 
     def __init__(self, lesson: Lesson, c: int, args: list[int], inline: dict | None):
         self.lesson, self.c, self.args, self.inline = lesson, c, args, inline
+        self.attrs = lesson.m.node(c)["attrs"]        # (x[t]: its index)
         self.keys = {"x": args[0] if args else None, "y": args[1] if len(args) > 1 else None,
                      "ans": c}
 

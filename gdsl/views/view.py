@@ -100,6 +100,8 @@ class View:
             d = nodes[n]
             if d["op"] == "literal" or n in inner:
                 continue
+            if m.folded and d["op"] in LEAVES and not self.consumers[n]:
+                continue        # (h0 of h[0] = h0: read by the step the folded loop leaves out)
             if d["op"] not in LEAVES and not d["name"]:
                 base = self._lecture_name(n)
                 if base is None and n not in roots and len(self.consumers[n]) == 1:
@@ -321,11 +323,12 @@ class Notation:
 
 # -- the model a view reads ----------------------------------------------------------------------
 
-def teaching_model(model) -> Model:
-    """The unfused IR of a model (xent(softmax(s), y) keeps p and l apart, as on the slides)."""
+def teaching_model(model, folded: bool = False) -> Model:
+    """The unfused IR of a model (xent(softmax(s), y) keeps p and l apart, as on the slides);
+    ``folded``: each loop's body once, for a step t (as drawn)."""
     m = model.model if hasattr(model, "model") else model
     return run_pipeline(m.source, filename=m.filename, wrt=list(m.wrt) or None, optimize=False,
-                        outputs=list(m.outputs) or None).model
+                        outputs=list(m.outputs) or None, fold_loops=folded).model
 
 
 def names_a_loss(text: str) -> bool:
@@ -333,17 +336,30 @@ def names_a_loss(text: str) -> bool:
     return any(isinstance(st, S.Loss) for st in parse(text).statements)
 
 
-def teaching_view(text: str, filename: str | None = None, wrt: list[str] | None = None) -> View:
+def teaching_view(text: str, filename: str | None = None, wrt: list[str] | None = None,
+                  folded: bool = True) -> View:
     """The view of a model's text, for drawing and explaining. A model that names no loss and
     whose last value cannot be one (scores, probabilities, a decision: slides 1 to 4) is seen
-    forward only. Raises the compiler's GdslError otherwise."""
+    forward only. Raises the compiler's GdslError otherwise. ``folded``: a loop is seen once,
+    for a step t (as drawn); explaining needs it unrolled (folded=False)."""
+    if folded and any(isinstance(st, S.For) for st in parse(text).statements):
+        # folded, a loop is not checked step by step: its mistakes are reported as compiling
+        # the model reports them
+        try:
+            run_pipeline(text, filename=filename, wrt=wrt, optimize=False)
+        except GdslError:
+            if wrt or names_a_loss(text):
+                raise
+            run_pipeline(text, filename=filename, wrt=[], optimize=False)
     try:
-        return View(run_pipeline(text, filename=filename, wrt=wrt, optimize=False).model)
+        return View(run_pipeline(text, filename=filename, wrt=wrt, optimize=False,
+                                 fold_loops=folded).model)
     except GdslError:
         if wrt or names_a_loss(text):
             raise
         try:
-            model = run_pipeline(text, filename=filename, wrt=[], optimize=False).model
+            model = run_pipeline(text, filename=filename, wrt=[], optimize=False,
+                                 fold_loops=folded).model
         except GdslError:
             pass
         else:
