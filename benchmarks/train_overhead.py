@@ -1,0 +1,199 @@
+#!/usr/bin/env python3
+"""What gdsl's training loop adds to its gradient steps (issue 17, item 4: at most 10%).
+
+    python3 benchmarks/train_overhead.py                        # this tree, 7 runs per model
+    python3 benchmarks/train_overhead.py --tree before=/tmp/base --tree after=.   # side by side
+    python3 benchmarks/train_overhead.py --runs 3 --no-write
+
+Each run is a process of its own, pinned to one CPU (`taskset -c 0`) with one BLAS thread
+(OMP/OPENBLAS/MKL_NUM_THREADS=1), that calls ``gdsl.train`` on a model with the settings of
+its `train` line (what `gdsl run MODEL` does), with ``CompiledModel.value_and_grad`` wrapped
+in a timer. The loop is timed from the optimiser's creation (just before the first epoch) to
+the end of the last epoch's record (its metrics included), so
+
+    overhead = (loop - sum of the value_and_grad calls) / sum of the value_and_grad calls
+
+is what batching, the optimiser's update, the per-epoch metrics and the loop itself add.
+Trees (``--tree LABEL=PATH``, e.g. a `git archive` of main) are interleaved round by round,
+so that the load of the machine (shared; `uptime` is recorded at start and end) hits them
+alike; medians over the runs. Each run also prints the final validation cost and a checksum
+of the trained params: trees that train alike give the same ones (to rounding).
+Writes benchmarks/results-train-overhead.md and .json.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+# -- the child: one training run, timed -----------------------------------------------------------
+
+
+def child(model: str) -> dict:
+    import numpy as np
+
+    import gdsl.tools.train as T
+
+    tm = T.prepare(model)
+    spent = [0.0, 0]
+    stamps = {}
+    step = tm.compiled.value_and_grad
+
+    def timed(**arrays):
+        t = time.perf_counter()
+        try:
+            return step(**arrays)
+        finally:
+            spent[0] += time.perf_counter() - t
+            spent[1] += 1
+
+    tm.compiled.value_and_grad = timed
+
+    class Stamped(T.Optimizer):
+        """Made just before the first epoch: the loop starts here."""
+
+        def __init__(self, *a, **kw):
+            stamps["start"] = time.perf_counter()
+            super().__init__(*a, **kw)
+
+    T.Optimizer = Stamped
+    history = []
+
+    def on_epoch(r):
+        stamps["end"] = time.perf_counter()
+        history.append(r)
+
+    r = T.train(tm, on_epoch=on_epoch)
+    f = r.final
+    return {"loop": stamps["end"] - stamps["start"], "value_and_grad": spent[0],
+            "calls": spent[1], "epochs": len(history), "val_cost": f["val_cost"],
+            "val_accuracy": f["val_accuracy"], "train_cost": f["train_cost"],
+            "params_sum": float(sum(np.abs(v).sum() for v in r.params.values())),
+            "gdsl": T.__file__}
+
+
+if len(sys.argv) > 2 and sys.argv[1] == "--child":
+    print("RESULT " + json.dumps(child(sys.argv[2])), flush=True)
+    sys.exit(0)
+
+
+# -- the parent ---------------------------------------------------------------------------------
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
+
+
+def run(tree: Path, model: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("GDSL_DEBUG", "PYTHONSTARTUP")}
+    env["PYTHONPATH"] = str(tree)
+    env.update({k: "1" for k in THREAD_VARS})
+    p = subprocess.run(["taskset", "-c", "0", sys.executable, str(Path(__file__).resolve()),
+                        "--child", model], env=env, cwd=tree, capture_output=True, text=True,
+                       timeout=600, check=False)
+    if p.returncode != 0:
+        raise RuntimeError(f"{tree}: {model} exited {p.returncode}:\n{p.stderr[-3000:]}")
+    line = next(x for x in p.stdout.splitlines() if x.startswith("RESULT "))
+    r = json.loads(line[len("RESULT "):])
+    if not r["gdsl"].startswith(str(tree)):
+        raise RuntimeError(f"the child imported {r['gdsl']}, not the tree {tree}")
+    r["overhead"] = (r["loop"] - r["value_and_grad"]) / r["value_and_grad"]
+    return r
+
+
+def report(results: dict, trees: dict, models: list[str], info: dict, runs: int) -> str:
+    out = [(f"Run: `python3 benchmarks/train_overhead.py {' '.join(info['argv'])}` on "
+            f"{info['date']}; {runs} runs per tree and model, interleaved, each a process on "
+            f"one CPU (taskset -c 0) with one BLAS thread; medians."), "",
+           (f"- Machine: {info['cpu']}, nproc {info['nproc']}, Python {info['python']}, "
+            f"NumPy {info['numpy']}"),
+           f"- uptime at start: `{info['uptime_start']}`",
+           f"- uptime at end: `{info['uptime_end']}`",
+           *(f"- tree `{label}`: {what}" for label, what in info["trees"].items()), "",
+           ("| model | tree | loop ms | value_and_grad ms (calls) | **overhead** | overhead, "
+            "every run | final val cost | val acc |"),
+           "|---|---|---|---|---|---|---|---|"]
+    for model in models:
+        for label in trees:
+            rs = results[model][label]
+            med = {k: statistics.median(r[k] for r in rs)
+                   for k in ("loop", "value_and_grad", "overhead")}
+            each = " ".join(f"{100 * r['overhead']:.0f}" for r in rs)
+            costs = sorted({f"{r['val_cost']:.10f}" for r in rs})
+            accs = sorted({f"{100 * r['val_accuracy']:.2f}%" for r in rs
+                           if r["val_accuracy"] is not None}) or ["-"]
+            out.append(f"| {model} | {label} | {1e3 * med['loop']:.1f} | "
+                       f"{1e3 * med['value_and_grad']:.1f} ({rs[0]['calls']}) | "
+                       f"**{100 * med['overhead']:.1f}%** | "
+                       f"{each} | "
+                       f"{' / '.join(costs)} | {' / '.join(accs)} |")
+    return "\n".join(out)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", action="append",
+                    help="models to train (default: models/mlp2.gdsl, models/linear_softmax.gdsl)")
+    ap.add_argument("--tree", action="append", default=[],
+                    help="LABEL=PATH of a gdsl tree to time (default: this one)")
+    ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args(argv)
+    models = args.model or ["models/mlp2.gdsl", "models/linear_softmax.gdsl"]
+    trees = {}
+    for spec in args.tree or [f"this={ROOT}"]:
+        label, _, path = spec.partition("=")
+        trees[label] = Path(path).resolve()
+    head = subprocess.run(["git", "-C", str(ROOT), "log", "-1", "--format=%h %s"],
+                          capture_output=True, text=True, check=False).stdout.strip()[:70]
+    import numpy
+    info = {"date": time.strftime("%Y-%m-%d %H:%M"), "argv": sys.argv[1:] if argv is None else argv,
+            "python": platform.python_version(), "numpy": numpy.__version__,
+            "nproc": os.cpu_count(), "cpu": platform.processor() or platform.machine(),
+            "uptime_start": uptime(),
+            "trees": {k: f"{p}" + (f" (this repository, at {head})" if p == ROOT else "")
+                      for k, p in trees.items()}}
+    try:
+        info["cpu"] = next(x.split(":", 1)[1].strip() for x in
+                           Path("/proc/cpuinfo").read_text().splitlines()
+                           if x.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    results = {m: {k: [] for k in trees} for m in models}
+    for rnd in range(args.runs + 1):            # round 0 warms caches and is dropped
+        for model in models:
+            order = list(trees)[rnd % len(trees):] + list(trees)[:rnd % len(trees)]
+            for label in order:
+                r = run(trees[label], model)
+                print(f"round {rnd} {model} {label}: loop {1e3 * r['loop']:.1f} ms, "
+                      f"value_and_grad {1e3 * r['value_and_grad']:.1f} ms, overhead "
+                      f"{100 * r['overhead']:.1f}%", file=sys.stderr)
+                if rnd:
+                    results[model][label].append(r)
+    info["uptime_end"] = uptime()
+    text = report(results, trees, models, info, args.runs)
+    print(text)
+    if not args.no_write:
+        (HERE / "results-train-overhead.md").write_text(
+            "# Training-loop overhead (benchmarks/train_overhead.py)\n\n" + text + "\n",
+            encoding="utf-8")
+        (HERE / "results-train-overhead.json").write_text(
+            json.dumps({"machine": info, "results": results}, indent=1) + "\n", encoding="utf-8")
+        print(f"wrote {HERE / 'results-train-overhead.md'} and .json", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
