@@ -13,7 +13,10 @@ the end of the last epoch's record (its metrics included), so
 
     overhead = (loop - sum of the value_and_grad calls) / sum of the value_and_grad calls
 
-is what batching, the optimiser's update, the per-epoch metrics and the loop itself add.
+is what batching, the optimiser's update, the per-epoch metrics and the loop itself add,
+in wall time and in the process's CPU time (time.thread_time: what the process ran, not
+the time other processes on the shared CPU took from it; the timer's own calls, ~1 µs a
+step, count as loop).
 Trees (``--tree LABEL=PATH``, e.g. a `git archive` of main) are interleaved round by round,
 so that the load of the machine (shared; `uptime` is recorded at start and end) hits them
 alike; medians over the runs. Each run also prints the final validation cost and a checksum
@@ -36,16 +39,17 @@ def child(model: str) -> dict:
     import gdsl.tools.train as T
 
     tm = T.prepare(model)
-    spent = [0.0, 0]
+    spent = [0.0, 0, 0.0]       # wall seconds, calls, CPU seconds
     stamps = {}
     step = tm.compiled.value_and_grad
 
     def timed(**arrays):
-        t = time.perf_counter()
+        c, t = time.thread_time(), time.perf_counter()
         try:
             return step(**arrays)
         finally:
             spent[0] += time.perf_counter() - t
+            spent[2] += time.thread_time() - c
             spent[1] += 1
 
     tm.compiled.value_and_grad = timed
@@ -54,19 +58,20 @@ def child(model: str) -> dict:
         """Made just before the first epoch: the loop starts here."""
 
         def __init__(self, *a, **kw):
-            stamps["start"] = time.perf_counter()
+            stamps["start"] = time.perf_counter(), time.thread_time()
             super().__init__(*a, **kw)
 
     T.Optimizer = Stamped
     history = []
 
     def on_epoch(r):
-        stamps["end"] = time.perf_counter()
+        stamps["end"] = time.perf_counter(), time.thread_time()
         history.append(r)
 
     r = T.train(tm, on_epoch=on_epoch)
     f = r.final
-    return {"loop": stamps["end"] - stamps["start"], "value_and_grad": spent[0],
+    return {"loop": stamps["end"][0] - stamps["start"][0], "value_and_grad": spent[0],
+            "loop_cpu": stamps["end"][1] - stamps["start"][1], "value_and_grad_cpu": spent[2],
             "calls": spent[1], "epochs": len(history), "val_cost": f["val_cost"],
             "val_accuracy": f["val_accuracy"], "train_cost": f["train_cost"],
             "params_sum": float(sum(np.abs(v).sum() for v in r.params.values())),
@@ -110,6 +115,7 @@ def run(tree: Path, model: str) -> dict:
     if not r["gdsl"].startswith(str(tree)):
         raise RuntimeError(f"the child imported {r['gdsl']}, not the tree {tree}")
     r["overhead"] = (r["loop"] - r["value_and_grad"]) / r["value_and_grad"]
+    r["overhead_cpu"] = (r["loop_cpu"] - r["value_and_grad_cpu"]) / r["value_and_grad_cpu"]
     return r
 
 
@@ -123,13 +129,15 @@ def report(results: dict, trees: dict, models: list[str], info: dict, runs: int)
            f"- uptime at end: `{info['uptime_end']}`",
            *(f"- tree `{label}`: {what}" for label, what in info["trees"].items()), "",
            ("| model | tree | loop ms | value_and_grad ms (calls) | **overhead** | overhead, "
-            "every run | final val cost | val acc |"),
-           "|---|---|---|---|---|---|---|---|"]
+            "every run (%) | CPU: loop ms | value_and_grad ms | overhead | final val cost | "
+            "val acc |"),
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
     for model in models:
         for label in trees:
             rs = results[model][label]
             med = {k: statistics.median(r[k] for r in rs)
-                   for k in ("loop", "value_and_grad", "overhead")}
+                   for k in ("loop", "value_and_grad", "overhead", "loop_cpu",
+                             "value_and_grad_cpu", "overhead_cpu")}
             each = " ".join(f"{100 * r['overhead']:.0f}" for r in rs)
             costs = sorted({f"{r['val_cost']:.10f}" for r in rs})
             accs = sorted({f"{100 * r['val_accuracy']:.2f}%" for r in rs
@@ -137,7 +145,8 @@ def report(results: dict, trees: dict, models: list[str], info: dict, runs: int)
             out.append(f"| {model} | {label} | {1e3 * med['loop']:.1f} | "
                        f"{1e3 * med['value_and_grad']:.1f} ({rs[0]['calls']}) | "
                        f"**{100 * med['overhead']:.1f}%** | "
-                       f"{each} | "
+                       f"{each} | {1e3 * med['loop_cpu']:.1f} | "
+                       f"{1e3 * med['value_and_grad_cpu']:.1f} | {100 * med['overhead_cpu']:.1f}% | "
                        f"{' / '.join(costs)} | {' / '.join(accs)} |")
     return "\n".join(out)
 

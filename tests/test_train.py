@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from gdsl.errors import GdslDataError, GdslDivergedError, GdslValueError
-from gdsl.tools.train import evaluate, load_params, prepare, save_params, train
+from gdsl.tools.train import Optimizer, evaluate, load_params, prepare, save_params, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -35,11 +35,88 @@ def test_loss_falls_and_cost_is_loss_plus_regulariser(softmax):
     assert [x["epoch"] for x in h] == [1, 2, 3]
     assert h[-1]["train_cost"] < h[0]["train_cost"]
     for x in h:
-        assert x["train_cost"] > x["train_loss"] > 0      # lam * ||W||² > 0
         assert 0 <= x["val_accuracy"] <= 1
-    # cost - loss is exactly the regulariser lam * ||W||²
+        assert x["val_cost"] > x["val_loss"] > 0      # lam * ||W||² > 0
+    for x in h[:-1]:    # before the last epoch: the batches' mean cost only
+        assert x["train_cost"] > 0 and x["train_loss"] is None and x["train_accuracy"] is None
+    # after it, on the whole training set: cost - loss is exactly the regulariser lam * ||W||²
+    assert h[-1]["train_cost"] > h[-1]["train_loss"] > 0 and h[-1]["train_accuracy"] > 0.5
     W = r.params["W"]
     assert h[-1]["train_cost"] - h[-1]["train_loss"] == pytest.approx(0.01 * np.sum(W * W))
+
+
+def _softmax_cost(W, b, x, y, lam):
+    """models/linear_softmax.gdsl's J by hand: mean cross-entropy of softmax(W x + b) + lam ||W||²."""
+    s = W @ x + b
+    s = s - s.max(axis=0)
+    log_p = s - np.log(np.exp(s).sum(axis=0))
+    return -log_p[y, np.arange(len(y))].mean() + lam * np.sum(W * W)
+
+
+def test_train_cost_before_the_last_epoch_is_the_batches_mean(softmax):
+    # lr 1e-300 leaves the params where they start (p - 1e-300 g == p), so every batch of the
+    # epoch is costed at the same params: the example-weighted mean of the batches' costs is
+    # then the cost of the whole training set (30 examples in batches of 7, 7, 7, 7, 2: a
+    # plain mean of the five batch means would differ)
+    rng = np.random.default_rng(1)
+    data = {"x": rng.normal(size=(4, 30)), "y": rng.integers(0, 3, 30)}
+    val = {"x": rng.normal(size=(4, 5)), "y": rng.integers(0, 3, 5)}
+    params = {"W": rng.normal(size=(3, 4)), "b": rng.normal(size=(3, 1))}
+    r = train(softmax, data, val=val, params=params, epochs=2, batch_size=7, lr=1e-300)
+    assert r.params["W"].tobytes() == params["W"].tobytes()
+    want = _softmax_cost(params["W"], params["b"], data["x"], data["y"], 0.01)
+    first, last = r.history
+    assert first["train_cost"] == pytest.approx(want, rel=1e-12)
+    assert first["train_loss"] is None and first["train_accuracy"] is None
+    assert last["train_cost"] == pytest.approx(want, rel=1e-12)     # at the trained params
+    assert last["val_cost"] == pytest.approx(
+        _softmax_cost(params["W"], params["b"], val["x"], val["y"], 0.01), rel=1e-12)
+    # one batch per epoch: epoch 1's cost is at the initial params, epoch 2's at those after
+    # one step (the params that one epoch of training returns), epoch 3's (the last) at the
+    # trained params
+    one = train(softmax, data, val=val, params=params, epochs=1, batch_size=30)
+    three = train(softmax, data, val=val, params=params, epochs=3, batch_size=30)
+    at = [params, one.params, three.params]
+    for rec, p in zip(three.history, at):
+        assert rec["train_cost"] == pytest.approx(
+            _softmax_cost(p["W"], p["b"], data["x"], data["y"], 0.01), rel=1e-12)
+
+
+def _reference_steps(kind, params, grads_per_step, lrs, mu=0.9, b2=0.999):
+    """The optimisers' formulas param by param, in fresh arrays (as train.py had them)."""
+    p = {k: v.copy() for k, v in params.items()}
+    m = {k: np.zeros_like(v) for k, v in p.items()}
+    v2 = {k: np.zeros_like(v) for k, v in p.items()}
+    for t, (grads, lr) in enumerate(zip(grads_per_step, lrs), 1):
+        for k, g in grads.items():
+            if kind == "sgd":
+                p[k] = p[k] - lr * g
+            elif kind == "momentum":
+                m[k] = mu * m[k] - lr * g
+                p[k] = p[k] + m[k]
+            else:
+                m[k] = mu * m[k] + (1 - mu) * g
+                v2[k] = b2 * v2[k] + (1 - b2) * (g * g)
+                p[k] = p[k] - lr * (m[k] / (1 - mu ** t)) / (np.sqrt(v2[k] / (1 - b2 ** t)) + 1e-8)
+    return p
+
+
+@pytest.mark.parametrize("kind", ["sgd", "momentum", "adam"])
+def test_optimizer_updates_follow_the_formulas(kind):
+    rng = np.random.default_rng(2)
+    shapes = {"W1": (5, 3), "b1": (5, 1), "w": (4,), "c": ()}
+    params = {k: rng.normal(size=s) for k, s in shapes.items()}
+    steps = [{k: rng.normal(size=s) for k, s in shapes.items()} for _ in range(6)]
+    lrs = [0.1, 0.1, 0.05, 0.05, 0.02, 0.01]
+    want = _reference_steps(kind, params, steps, lrs)
+    mine = {k: v.copy() for k, v in params.items()}
+    opt = Optimizer(kind, mine, 0.9)
+    held = dict(mine)       # the arrays the optimiser updates in place
+    for grads, lr in zip(steps, lrs):
+        opt.step(mine, grads, lr)
+    for k, shape in shapes.items():
+        assert mine[k] is held[k] and mine[k].shape == shape
+        np.testing.assert_allclose(mine[k], want[k], rtol=1e-12, atol=1e-15)
 
 
 def test_accuracy_is_argmax_over_classes(softmax):

@@ -496,6 +496,12 @@ def take(arrays: dict, idx: np.ndarray, labels) -> dict:
     return {k: (a[idx] if k in labels else a[..., idx]) if a.ndim else a for k, a in arrays.items()}
 
 
+def examples(arrays: dict, start: int, stop: int, labels) -> dict:
+    """Examples ``start`` to ``stop`` of every array, as views (a slice of each: no copy)."""
+    return {k: (a[start:stop] if k in labels else a[..., start:stop]) if a.ndim else a
+            for k, a in arrays.items()}
+
+
 def split(arrays: dict, labels, fraction: float, seed: int) -> tuple[dict, dict | None]:
     """Shuffle once with ``seed`` and hold out ``fraction`` of the examples for validation."""
     n = n_examples(arrays, labels)
