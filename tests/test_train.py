@@ -223,3 +223,20 @@ def test_spiral_nonlinear_beats_linear():
     assert mlp.data_source.startswith("spiral") and lin.data_source.startswith("spiral")
     assert mlp.final["val_accuracy"] >= 0.95
     assert lin.final["val_accuracy"] < 0.70
+
+
+def test_labels_made_one_hot_once_train_as_integer_labels(monkeypatch):
+    import gdsl.tools.train as T
+    tm = prepare(model("mlp2.gdsl"))
+    y = np.array([3, 0, 9, 3, 1])
+    Y = T.one_hot(tm, {"x": np.zeros((64, 5)), "y": y}, {"C": 10})["y"]
+    assert Y.shape == (10, 5) and np.array_equal(Y, np.eye(10)[:, y])
+    # too many classes for the features: left to the steps
+    assert T.one_hot(tm, {"x": np.zeros((2, 5)), "y": y}, {"C": 10})["y"] is y
+    made = train(tm, "digits", epochs=2, seed=4)
+    monkeypatch.setattr(T, "one_hot", lambda tm, arrays, dims: arrays)   # the steps make it
+    steps = train(tm, "digits", epochs=2, seed=4)
+    for k in made.params:
+        assert made.params[k].tobytes() == steps.params[k].tobytes()
+    assert made.history == [dict(r, seconds=m["seconds"]) for r, m in zip(steps.history,
+                                                                          made.history)]

@@ -526,13 +526,16 @@ def one_hot(tm: Trainable, arrays: dict, dims: dict) -> dict:
     the model's loss makes of them, for an input declared so (y[C, n]), when C is known.
     Made once for the training run rather than in each step, as the loss's one-hot op passes
     one-hot labels through: the labels' one-hot took ~7 µs of a step of models/mlp2.gdsl
-    (~75 µs). The same values, so the same steps."""
+    (~75 µs). The same values, so the same steps. Not when the one-hot would outweigh the
+    features (many classes: C x n numbers against d x n); the steps make theirs then."""
     out = dict(arrays)
+    features = sum(a.nbytes for k, a in arrays.items() if k not in tm.labels)
     for k in tm.labels:
         declared = tm.inputs.get(k) or ()
         C = dims.get(declared[0], declared[0]) if len(declared) == 2 else None
         y = arrays.get(k)
-        if isinstance(C, int) and y is not None and y.ndim == 1 and y.dtype.kind in "iu":
+        if isinstance(C, int) and y is not None and y.ndim == 1 and y.dtype.kind in "iu" \
+                and C * y.size * 8 <= features:
             Y = np.zeros((C, y.size))
             Y[y, np.arange(y.size)] = 1.0
             out[k] = Y
