@@ -974,12 +974,10 @@ def _descend(tm: Trainable, s: Settings, params: dict, train_arrays: dict, const
         for epoch in range(1, s.epochs + 1):
             t0 = time.perf_counter()
             lr = s.lr * s.decay ** (epoch - 1)
-            # the epoch's examples in shuffled order, gathered once: each batch is then a
-            # slice (a view), not a gather of its own
-            shuffled = D.take(train_arrays, shuffle.permutation(n), labels)
+            perm = shuffle.permutation(n)
             total = 0.0
             for step, start in enumerate(range(0, n, B), 1):
-                arrays.update(D.examples(shuffled, start, start + B, labels))
+                arrays.update(D.take(train_arrays, perm[start:start + B], labels))
                 J, grads = value_and_grad(**arrays)
                 J = _number(J)
                 if not math.isfinite(J):
