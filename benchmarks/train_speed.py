@@ -418,11 +418,11 @@ def report(results: dict, loops: dict, s: dict, info: dict, args) -> str:
             if not rs.get(impl):
                 continue
             walls = [r["wall"] for r in rs[impl]]
-            loops = [r["loop"] for r in (gl if impl == "gdsl" else rs[impl])]
+            times = [r["loop"] for r in (gl if impl == "gdsl" else rs[impl])]
             accs = sorted({round(100 * r["val_accuracy"], 2) for r in rs[impl]})
             ratio = f"{med(walls) / gw:.2f}x" if gw else "-"
             line(f"| {NAMES[impl]} | **{fmt(med(walls))}** ({fmt(min(walls))}) | ",
-                 f"{fmt(med(loops))} ({fmt(min(loops))})", "*" if impl == "gdsl" else "",
+                 f"{fmt(med(times))} ({fmt(min(times))})", "*" if impl == "gdsl" else "",
                  f" | {' / '.join(f'{a:.2f}%' for a in accs)} | ",
                  f"{ratio} | {' '.join(fmt(w) for w in walls)} |")
         line()
