@@ -40,7 +40,10 @@ def test_text_report_and_no_progress_bar_when_not_a_terminal(capsys):
     code, out, err = run(capsys, SOFTMAX, "--epochs", 2, "--batch-size", 200, "--lr", 0.2,
                          "--optimizer", "momentum", "--seed", 4)
     assert code == 0
-    assert out.splitlines()[0].startswith("epoch 1/2  train loss")
+    # before the last epoch, the mean cost of its batches; after it, every figure of the
+    # training set
+    assert out.splitlines()[0].startswith("epoch 1/2  train cost ") and "(its batches)" in out
+    assert out.splitlines()[1].startswith("epoch 2/2  train loss ")
     assert "val loss" in out and "momentum, lr 0.2, batch 200, seed 4" in out
     assert "step/s" not in err and "it/s" not in err
 

@@ -114,8 +114,11 @@ def _metrics(r: dict, which: str, metrics) -> str:
 
 def format_epoch(r: dict, epochs: int, metrics=("accuracy",), unit: str = "epoch") -> str:
     w = len(str(epochs))
-    line = (f"{unit} {r['epoch']:>{w}}/{epochs}  train loss {_num(r['train_loss'])} "
-            f"cost {_num(r['train_cost'])}{_metrics(r, 'train', metrics)}")
+    if r["train_loss"] is None:     # (an epoch before the last: its steps' mean cost only)
+        line = f"{unit} {r['epoch']:>{w}}/{epochs}  train cost {_num(r['train_cost'])} (its batches)"
+    else:
+        line = (f"{unit} {r['epoch']:>{w}}/{epochs}  train loss {_num(r['train_loss'])} "
+                f"cost {_num(r['train_cost'])}{_metrics(r, 'train', metrics)}")
     if r["val_cost"] is not None:
         line += (f"  |  val loss {_num(r['val_loss'])} cost {_num(r['val_cost'])}"
                  f"{_metrics(r, 'val', metrics)}")
