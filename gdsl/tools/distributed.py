@@ -74,6 +74,7 @@ from .train import (
 
 SHARD_SUFFIXES = (".npy", ".npz", ".csv", ".tsv", ".txt")
 WAIT = 30.0         # seconds to wait for a worker when none is left
+CONNECT = 10.0      # seconds to wait for the scheduler of --scheduler ADDRESS
 RETRIES = 5         # times a shard's call is placed again before gdsl gives up
 
 
@@ -362,7 +363,8 @@ def _predictions(tm: Trainable, params: dict, arrays: dict, consts: dict) -> tup
 
 # -- the cluster -----------------------------------------------------------------------------------
 
-def _dask():
+def require_dask():
+    """dask.distributed, or a GdslError saying how to install it."""
     try:
         import distributed
     except ImportError:
@@ -378,12 +380,13 @@ class Cluster:
     is at ``scheduler``. A context manager: what it started, it stops."""
 
     def __init__(self, workers: int | None = None, scheduler: str | None = None,
-                 processes: bool = True, timeout: float = 10.0):
-        distributed = _dask()
+                 processes: bool = True, timeout: float | None = None):
+        distributed = require_dask()
         self.cluster = None
         if scheduler is not None:
             try:
-                self.client = distributed.Client(scheduler, timeout=timeout)
+                self.client = distributed.Client(scheduler, timeout=CONNECT if timeout is None
+                                                 else timeout)
             except Exception as e:  # noqa: BLE001 (no scheduler there, a bad address: one message)
                 raise GdslError(f"--scheduler {scheduler}: cannot reach a dask scheduler there "
                                 f"({D._why(e)})", filename=scheduler,
@@ -395,9 +398,12 @@ class Cluster:
             if workers is None or workers < 1:
                 raise GdslValueError(f"--workers must be at least 1, got {workers}")
             kw = {"host": "127.0.0.1"} if processes else {}
+            # no dashboard, and the scheduler's HTTP server (health checks) on the loopback
+            # interface at a free port
             self.cluster = distributed.LocalCluster(
                 n_workers=workers, threads_per_worker=1, processes=processes,
-                dashboard_address=None, silence_logs=logging.ERROR, **kw)
+                dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                silence_logs=logging.ERROR, **kw)
             try:
                 self.client = distributed.Client(self.cluster)
             except BaseException:
@@ -443,6 +449,7 @@ class _Placed:
         self.wait, self.on_loss = wait, on_loss
         self.stats: dict | None = None
         self.actors: list = [None] * len(sources)
+        self.placed: list = [None] * len(sources)      # (the futures of the actors)
         self.where: list[str | None] = [None] * len(sources)
         self.place(range(len(sources)))
 
@@ -472,16 +479,28 @@ class _Placed:
                                                 actor=True, workers=[w],
                                                 allow_other_workers=False, pure=False)))
         for k, w, future in pending:
-            self.actors[k], self.where[k] = future.result(), w
+            self.actors[k], self.where[k], self.placed[k] = future.result(), w, future
+
+    def _start(self, k: int, method: str, args: tuple):
+        """The actor's call under way, or None when the worker holding it is known lost (its
+        actor then refuses calls)."""
+        try:
+            return getattr(self.actors[k], method)(*args)
+        except RuntimeError:
+            if self.placed[k].status in ("finished", "pending"):
+                raise
+            return None
 
     def call(self, method: str, args: dict) -> dict:
         """{shard: result} of ``method(*args[shard])`` on each shard of ``args``."""
         results, todo = {}, dict(args)
         for attempt in range(RETRIES + 1):
-            futures = {k: getattr(self.actors[k], method)(*a) for k, a in todo.items()}
+            futures = {k: self._start(k, method, a) for k, a in todo.items()}
             failed, gone = [], set()
             for k, f in futures.items():
                 try:
+                    if f is None:
+                        raise OSError("the worker holding this shard was lost")
                     results[k] = f.result()
                 except Exception as e:   # (sorted out below)
                     if not _lost(e):
@@ -547,7 +566,7 @@ def _combine(parts: list[tuple[int, float, dict]], n: int) -> tuple[float, dict]
 
 
 def train(model, data=None, *, workers: int | None = None, scheduler: str | None = None,
-          processes: bool = True, wait: float = WAIT, val=None, params: dict | None = None,
+          processes: bool = True, wait: float | None = None, val=None, params: dict | None = None,
           consts: dict | None = None, on_epoch: Callable[[dict], None] | None = None,
           on_step: Callable[[int, int], None] | None = None, progress: bool = False,
           params_file: str = "the params", params_path: str | None = None,
@@ -561,7 +580,7 @@ def train(model, data=None, *, workers: int | None = None, scheduler: str | None
     with ``processes=False``); ``scheduler``: the address of an existing cluster instead.
     Neither: no cluster; ``data`` must then be sharded (a directory or glob of .npy/.npz/.csv
     files), streamed shard by shard. ``wait``: seconds to wait for a worker when none is
-    left. ``on_step(epoch, step)`` is called after each step.
+    left (default WAIT). ``on_step(epoch, step)`` is called after each step.
 
     With a cluster, each step's batch (the same as serial training's) is split across the
     shards and the trained params equal serial training's up to rounding (1e-12 relative
@@ -597,6 +616,7 @@ def train(model, data=None, *, workers: int | None = None, scheduler: str | None
         raise GdslValueError(f"--workers must be at least 1, got {workers}")
     spec = model_spec(tm)
     labels = tm.labels
+    wait = WAIT if wait is None else wait
     loss_events = []
 
     def on_loss(message):
