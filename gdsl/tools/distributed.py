@@ -403,7 +403,7 @@ class Cluster:
             self.cluster = distributed.LocalCluster(
                 n_workers=workers, threads_per_worker=1, processes=processes,
                 dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-                silence_logs=logging.ERROR, **kw)
+                silence_logs=logging.CRITICAL, **kw)
             try:
                 self.client = distributed.Client(self.cluster)
             except BaseException:
