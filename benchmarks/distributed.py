@@ -50,9 +50,9 @@ HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 sys.path.insert(0, str(HERE.parent))
 
-from gdsl.tools import data as D  # noqa: E402
-from gdsl.tools import distributed  # noqa: E402
-from gdsl.tools.train import prepare  # noqa: E402
+from gdsl.tools import data as D
+from gdsl.tools import distributed
+from gdsl.tools.train import prepare
 
 N, DIMS = 100_000, {"d": 64, "m": 100, "C": 10}
 SIZES = [2, 32, 256, 1024, 4096, 16384, 65536, 100_000]
@@ -236,18 +236,18 @@ def markdown(r: dict, modes: list[str]) -> str:
     m = r["machine"]
     lines = ["# Data-parallel training on 2 dask workers: one step of mlp2",
              "",
-             "`python3 benchmarks/distributed.py` (what is measured: its docstring). "
+             ("`python3 benchmarks/distributed.py` (what is measured: its docstring). "
              f"{m['cpu']}, {m['nproc']} cores (nproc), Python {m['python']}, NumPy "
              f"{m['numpy']}, dask {m['dask']}; BLAS threads: {m['blas threads (driver)']} in "
-             f"the driver, {m.get('blas threads (worker processes)')} in each worker process.",
+             f"the driver, {m.get('blas threads (worker processes)')} in each worker process."),
              "",
-             f"The machine is shared with other jobs: {m['load before']} before the run, "
+             (f"The machine is shared with other jobs: {m['load before']} before the run, "
              f"{m['load after']} after (uptime). Medians of {r['rounds']} interleaved rounds; "
-             "read the ratios, measured in the same rounds.",
+             "read the ratios, measured in the same rounds."),
              "",
-             f"mlp2 (d={r['workload']['d']}, m={r['workload']['m']}, C={r['workload']['C']}), "
+             (f"mlp2 (d={r['workload']['d']}, m={r['workload']['m']}, C={r['workload']['C']}), "
              f"N={r['workload']['N']:,} examples, float64; one step: the batch's examples "
-             "gathered, loss and gradient (combined from the shards for the workers).",
+             "gathered, loss and gradient (combined from the shards for the workers)."),
              "",
              "Speed-ups are serial's time over the workers' (above 1: the workers are faster).",
              "",
@@ -262,21 +262,24 @@ def markdown(r: dict, modes: list[str]) -> str:
                      + f" | {s / row['2 threads']['median_ms']:.2f}x"
                      f" | {s / row['2 processes']['median_ms']:.2f}x"
                      + (f" | {one / row['2 processes']['median_ms']:.2f}x |" if one else " | - |"))
-    o, p = r["overhead_per_step_ms"], r["pays_from_batch"]
+    def size(B):
+        return "none measured" if B is None else f"{B:,}"
+
+    o, p = r["overhead_per_step_ms"], {k: size(v) for k, v in r["pays_from_batch"].items()}
     first = next(iter(r["steps"]))
     lines += ["",
-              f"- **Per-step overhead of the cluster** (batch of {first}, one example per "
+              (f"- **Per-step overhead of the cluster** (batch of {first}, one example per "
               f"shard, minus serial's step): {o['2 threads']:.2f} ms with 2 threads, "
-              f"{o['2 processes']:.2f} ms with 2 processes.",
+              f"{o['2 processes']:.2f} ms with 2 processes."),
               f"- **`--workers 2` pays from a batch of** {p['2 processes']} (processes) and "
               f"{p['2 threads']} (threads) against `gdsl run` as it runs by default (BLAS "
               "on every core): the smallest size measured from which the step is faster at "
               "every larger size measured"
               + ("" if "pays_from_batch_vs_serial_1_thread" not in r else
                  "; against serial on one BLAS thread, from "
-                 f"{r['pays_from_batch_vs_serial_1_thread']['2 processes']} (processes) and "
-                 f"{r['pays_from_batch_vs_serial_1_thread']['2 threads']} (threads)") + ".",
-              f"- Cluster start and placing the data (s): "
+                 f"{size(r['pays_from_batch_vs_serial_1_thread']['2 processes'])} (processes) and "
+                 f"{size(r['pays_from_batch_vs_serial_1_thread']['2 threads'])} (threads)") + ".",
+              "- Cluster start and placing the data (s): "
               + ", ".join(f"{k} {v:.2f}" for k, v in r["cluster_start_s"].items()) + ".",
               ""]
     return "\n".join(lines)
