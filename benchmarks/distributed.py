@@ -12,7 +12,8 @@ gdsl runs it:
 
 - **serial**: what `gdsl run` does per step (gdsl/tools/train.py): gather the batch's
   examples, `value_and_grad` on them. NumPy's BLAS with its default threads (both cores
-  here), and again on one thread (threadpoolctl) to show what one core does.
+  here), and again on one thread (threadpoolctl, set around each round) to show what one
+  core does.
 - **2 threads**: `--workers 2` with `processes=False`: a LocalCluster of 2 worker threads in
   this process, each holding half of the examples (one shard each).
 - **2 processes**: `--workers 2`: a LocalCluster of 2 worker processes on 127.0.0.1 (dask's
@@ -34,6 +35,7 @@ are the figures to read. The combined full-batch gradient is checked against ser
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -104,16 +106,14 @@ def parallel_step(pool, offsets: np.ndarray, params: dict):
     return step
 
 
-def one_blas_thread(step):
+def one_blas_thread():
+    """A context in which NumPy's BLAS uses one thread, or None without threadpoolctl (set
+    around a whole round: entering it costs ~2 ms, as much as a small step)."""
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
         return None
-
-    def limited(idx):
-        with threadpool_limits(1, user_api="blas"):
-            return step(idx)
-    return limited
+    return lambda: threadpool_limits(1, user_api="blas")
 
 
 def timed(step, idx, budget: float = 0.02) -> float:
@@ -154,9 +154,10 @@ def main() -> int:
     spec = distributed.model_spec(tm)
 
     steps = {"serial": serial_step(tm, arrays, params)}
-    one = one_blas_thread(steps["serial"])
+    contexts = {}
+    one = one_blas_thread()
     if one is not None:
-        steps["serial 1 thread"] = one
+        steps["serial 1 thread"], contexts["serial 1 thread"] = steps["serial"], one
     clusters, start = [], {}
     try:
         for mode, processes in (("2 threads", False), ("2 processes", True)):
@@ -188,7 +189,8 @@ def main() -> int:
             runs = {m: [] for m in modes}
             for _ in range(rounds):
                 for m in modes:
-                    runs[m].append(timed(steps[m], idx))
+                    with contexts.get(m, contextlib.nullcontext)():
+                        runs[m].append(timed(steps[m], idx))
             med = {m: statistics.median(v) for m, v in runs.items()}
             table[B] = {m: {"median_ms": 1e3 * med[m], "min_ms": 1e3 * min(runs[m]),
                             "rounds_ms": [1e3 * t for t in runs[m]]} for m in modes}
