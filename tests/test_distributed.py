@@ -13,7 +13,9 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import warnings
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -144,6 +146,34 @@ def test_worker_killed_mid_epoch_is_survived_with_the_same_params(scheduler, clu
         assert_same_params(dict(saved), want.params)
     records = [json.loads(line) for line in out.splitlines()]
     assert_same_history(records, want.history)
+
+
+class ClosesItsWorker(distributed.Shard):
+    """A shard whose first making closes the worker making it (for worker threads; defined
+    here so that dask passes it by reference and ``made`` is this module's)."""
+
+    made: ClassVar[list] = []
+
+    def __init__(self, *args, **kwargs):
+        from distributed import get_worker
+        worker = get_worker()
+        self.made.append(worker.address)
+        if len(self.made) == 1:
+            worker.loop.add_callback(worker.close)
+            time.sleep(0.5)         # (closing while the shard is being made)
+        super().__init__(*args, **kwargs)
+
+
+def test_worker_lost_while_the_shards_are_placed(monkeypatch):
+    """The first worker (a thread) to make a shard closes while making it: the shard is made
+    again on the other worker, and training is serial training's."""
+    monkeypatch.setattr(distributed, "Shard", ClosesItsWorker)
+    monkeypatch.setattr(ClosesItsWorker, "made", [])
+    want = serial_train(SOFTMAX, epochs=2, seed=3)
+    got = distributed.train(SOFTMAX, workers=2, processes=False, epochs=2, seed=3)
+    made = ClosesItsWorker.made
+    assert len(made) == 3 and made[2] != made[0]
+    assert_same_params(got.params, want.params)
 
 
 def test_no_worker_left_stops_cleanly_and_keeps_the_old_save(tmp_path, capsys, monkeypatch):
