@@ -102,8 +102,8 @@ def digits_shards(tmp_path, kind: str, sizes=(600, 600, 597)) -> tuple[str, str]
 # -- the same params as serial training ---------------------------------------------------------
 
 def test_two_worker_processes_train_as_serial_training_does(scheduler):
-    want = serial_train(MLP2, epochs=3, seed=3)
-    got = distributed.train(MLP2, scheduler=scheduler, epochs=3, seed=3)
+    want = serial_train(MLP2, epochs=2, seed=3)
+    got = distributed.train(MLP2, scheduler=scheduler, epochs=2, seed=3)
     assert_same_params(got.params, want.params)
     assert_same_history(got.history, want.history)
     assert got.workers_lost == []
@@ -219,7 +219,7 @@ def test_csv_shards_streamed_without_workers(tmp_path, capsys):
     file (the batch's mean summed in another order: 1e-12); mini-batches from a glob that
     matches one shard are serial training's on that file."""
     whole, folder = digits_shards(tmp_path, "csv")
-    settings = {"epochs": 3, "seed": 2, "batch_size": 2000, "lr": 0.5}
+    settings = {"epochs": 2, "seed": 2, "batch_size": 2000, "lr": 0.5}
     want = serial_train(SOFTMAX, whole, **settings)
     got = distributed.train(SOFTMAX, folder, **settings)
     assert got.data_source == "3 shards"
