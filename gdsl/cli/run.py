@@ -1,4 +1,6 @@
-"""`gdsl run MODEL [--data FILE] [--epochs N] ... [--save PARAMS.npz] [--json]`: train a model."""
+"""`gdsl run MODEL [--data FILE] [--epochs N] ... [--save PARAMS.npz] [--json]`: train a model;
+with --workers N or --scheduler ADDRESS data-parallel on dask.distributed, and with --data DIR or
+GLOB on data in shards (gdsl/tools/distributed.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import numpy as np
 from ..errors import GdslError, GdslUsageError
 from ..files import check_output
 from ..passes.resolve import METRICS
+from ..tools import distributed
 from ..tools.data import BUILTIN
 from ..tools.train import OPTIMIZERS, SECOND_ORDER, load_params, prepare, save_params, train
 
@@ -29,10 +32,12 @@ def register(sub):
         "Settings in the model's `train` line are the defaults; flags override them. With no "
         "--data: the model's `train data=` or the built-in digits set.")
     p.add_argument("model", help="the .gdsl model file")
-    p.add_argument("--data", metavar="FILE",
+    p.add_argument("--data", metavar="FILE|DIR|GLOB",
                    help="training data: .npz (arrays named like the model's inputs), .npy or .csv "
                    "(one example per row, label in the last column or a column named label), "
-                   "or a built-in set: " + ", ".join(BUILTIN))
+                   "or a built-in set: " + ", ".join(BUILTIN) + "; or data in shards, a "
+                   "directory or a quoted glob of such files ('shards/*.npz'): read by the "
+                   "workers with --workers/--scheduler, else streamed one shard at a time")
     p.add_argument("--val", metavar="FILE", help="validation data (same formats); "
                    "default: hold out --val-fraction of the training data")
     p.add_argument("--val-fraction", type=float, metavar="F",
@@ -77,6 +82,15 @@ def register(sub):
     p.add_argument("--json", action="store_true",
                    help="print one JSON object per epoch on standard output")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the final summary")
+    cluster = p.add_mutually_exclusive_group()
+    cluster.add_argument("--workers", type=int, metavar="N",
+                         help="train data-parallel on N local worker processes (a dask "
+                         "LocalCluster on 127.0.0.1): each batch split across them, the same "
+                         "params as without (pip install 'gdsl[dask]')")
+    cluster.add_argument("--scheduler", metavar="ADDRESS",
+                         help="train data-parallel on the workers of an existing dask cluster, "
+                         "e.g. tcp://host:8786 (started with `dask scheduler` and `dask worker "
+                         "ADDRESS`)")
     p.add_argument("--target", choices=("numpy", "numba"), default="numpy",
                    help="compile the model for numba: one fused step (pip install gdsl[numba])")
     return p
@@ -206,6 +220,13 @@ def check_outputs(args) -> None:
 
 def _main(args) -> int:
     check_outputs(args)
+    parallel = args.workers is not None or args.scheduler is not None
+    if args.workers is not None and args.workers < 1:
+        raise GdslUsageError(f"--workers {args.workers}: give 1 or more worker processes")
+    if parallel:
+        distributed.require_dask()
+    if args.data is not None and distributed.shard_paths(args.data) is not None:
+        parallel = True     # (shards: read by the workers, or streamed without)
     sets = parse_sets(args.set)
     tm = prepare(args.model, label=args.label, target=args.target)
     for w in tm.compiled.model.warnings:
@@ -236,13 +257,15 @@ def _main(args) -> int:
     settings = settings_for(tm, epochs=args.epochs, optimizer=args.optimizer, metric=args.metric)
     metrics = tm.metric_names(settings.metric)
     unit = "iteration" if settings.optimizer in SECOND_ORDER else "epoch"
-    result = train(tm, args.data, val=args.val, params=params, consts=sets, on_epoch=on_epoch,
+    how = {"workers": args.workers, "scheduler": args.scheduler} if parallel else {}
+    result = (distributed.train if parallel else train)(
+                   tm, args.data, val=args.val, params=params, consts=sets, on_epoch=on_epoch,
                    progress=progress, params_file=f"the params in {args.load}", params_path=args.load,
                    lr=args.lr, epochs=args.epochs, batch_size=args.batch_size,
                    optimizer=args.optimizer, seed=args.seed, momentum=args.momentum,
                    decay=args.decay, val_fraction=args.val_fraction, classes=args.classes,
                    standardize=args.standardize, label_column=args.label_column,
-                   label=args.label, metric=args.metric, on_warning=on_warning)
+                   label=args.label, metric=args.metric, on_warning=on_warning, **how)
     if args.save:
         save_params(args.save, result.params, result.standardization)
     if args.plot:
@@ -256,11 +279,13 @@ def _main(args) -> int:
     if not args.json:
         s = result.settings
         out = sys.stdout
+        where = (f", {args.workers} workers" if args.workers else
+                 f", the workers of {args.scheduler}" if args.scheduler else "")
         what = "evaluated" if s.epochs == 0 else (
             f"trained by {s.optimizer} (full batch: {solver['iterations']} iterations, "
             f"{solver['evaluations']} evaluations of J, seed {s.seed})" if solver else
             f"trained {s.epochs} epochs ({s.optimizer}, lr {s.lr:g}, batch {s.batch_size}, "
-            f"seed {s.seed})")
+            f"seed {s.seed}{where})")
         print(f"{args.model}: {what} on {result.data_source or 'data'}: {result.n_train} "
               f"training / {result.n_val} validation examples", file=out)
         print(f"final: train{_metrics(f, 'train', metrics)} cost {_num(f['train_cost'])}"

@@ -74,6 +74,9 @@ from .train import (
 
 SHARD_SUFFIXES = (".npy", ".npz", ".csv", ".tsv", ".txt")
 WAIT = 30.0         # seconds to wait for a worker when none is left
+CONNECT = 10.0      # seconds to wait for the scheduler of --scheduler ADDRESS
+# the loggers dask.distributed gives levels of their own (distributed.config's defaults)
+DASK_LOGGERS = ("distributed", "distributed.client", "distributed.gc")
 RETRIES = 5         # times a shard's call is placed again before gdsl gives up
 
 
@@ -362,7 +365,8 @@ def _predictions(tm: Trainable, params: dict, arrays: dict, consts: dict) -> tup
 
 # -- the cluster -----------------------------------------------------------------------------------
 
-def _dask():
+def require_dask():
+    """dask.distributed, or a GdslError saying how to install it."""
     try:
         import distributed
     except ImportError:
@@ -378,12 +382,29 @@ class Cluster:
     is at ``scheduler``. A context manager: what it started, it stops."""
 
     def __init__(self, workers: int | None = None, scheduler: str | None = None,
-                 processes: bool = True, timeout: float = 10.0):
-        distributed = _dask()
+                 processes: bool = True, timeout: float | None = None):
+        distributed = require_dask()
         self.cluster = None
+        # dask's own log lines (a lost worker, a lost scheduler, with tracebacks) are not
+        # printed: gdsl reports what happened, in one line each
+        self.log_levels = {name: logging.getLogger(name).level for name in DASK_LOGGERS}
+        for name in DASK_LOGGERS:
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+        try:
+            self._start(distributed, workers, scheduler, processes, timeout)
+        except BaseException:
+            self._restore_logs()
+            raise
+
+    def _restore_logs(self) -> None:
+        for name, level in self.log_levels.items():
+            logging.getLogger(name).setLevel(level)
+
+    def _start(self, distributed, workers, scheduler, processes, timeout) -> None:
         if scheduler is not None:
             try:
-                self.client = distributed.Client(scheduler, timeout=timeout)
+                self.client = distributed.Client(scheduler, timeout=CONNECT if timeout is None
+                                                 else timeout)
             except Exception as e:  # noqa: BLE001 (no scheduler there, a bad address: one message)
                 raise GdslError(f"--scheduler {scheduler}: cannot reach a dask scheduler there "
                                 f"({D._why(e)})", filename=scheduler,
@@ -395,9 +416,12 @@ class Cluster:
             if workers is None or workers < 1:
                 raise GdslValueError(f"--workers must be at least 1, got {workers}")
             kw = {"host": "127.0.0.1"} if processes else {}
+            # no dashboard, and the scheduler's HTTP server (health checks) on the loopback
+            # interface at a free port
             self.cluster = distributed.LocalCluster(
                 n_workers=workers, threads_per_worker=1, processes=processes,
-                dashboard_address=None, silence_logs=logging.ERROR, **kw)
+                dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                silence_logs=logging.CRITICAL, **kw)
             try:
                 self.client = distributed.Client(self.cluster)
             except BaseException:
@@ -413,8 +437,11 @@ class Cluster:
         try:
             self.client.close()
         finally:
-            if self.cluster is not None:
-                self.cluster.close()
+            try:
+                if self.cluster is not None:
+                    self.cluster.close()
+            finally:
+                self._restore_logs()
 
     def __enter__(self):
         return self
@@ -443,45 +470,98 @@ class _Placed:
         self.wait, self.on_loss = wait, on_loss
         self.stats: dict | None = None
         self.actors: list = [None] * len(sources)
+        self.placed: list = [None] * len(sources)      # (the futures of the actors)
         self.where: list[str | None] = [None] * len(sources)
         self.place(range(len(sources)))
 
+    def check_scheduler(self) -> None:
+        """Raise a GdslError when the client has lost its scheduler (killed, its machine
+        gone): the workers' shards went with it."""
+        if self.cluster.client.status != "running":
+            raise GdslError(f"lost the connection to {self.cluster.where}; training stopped, "
+                            f"nothing was saved",
+                            help="start the scheduler and workers again and run again")
+
+    def _workers(self, avoid=()) -> list[str]:
+        """The workers to place shards on (not those of ``avoid`` while others are there),
+        waiting ``wait`` seconds for one when none is left."""
+        try:
+            workers = self.cluster.workers()
+            if not workers:
+                self.cluster.client.wait_for_workers(1, timeout=self.wait)
+                workers = self.cluster.workers()
+        except Exception as e:      # (a timeout, or the scheduler gone)
+            if isinstance(e, GdslError):
+                raise
+            self.check_scheduler()
+            raise GdslError(f"no worker is left in {self.cluster.where} (waited "
+                            f"{self.wait:g} s); training stopped, nothing was saved",
+                            help="start workers again (dask worker ADDRESS) and run again"
+                            ) from None
+        return [w for w in workers if w not in avoid] or workers
+
     def place(self, shards, avoid=()) -> None:
+        """Place ``shards`` on the workers, fewest shards first; those whose worker is lost
+        while they are placed, again on the workers left."""
         client = self.cluster.client
-        workers = [w for w in self.cluster.workers() if w not in avoid]
-        if not workers:
-            try:
-                client.wait_for_workers(1, timeout=self.wait)
-            except Exception:  # noqa: BLE001 (a timeout, or the scheduler gone)
-                raise GdslError(f"no worker is left in {self.cluster.where} (waited "
-                                f"{self.wait:g} s); training stopped, nothing was saved",
-                                help="start workers again (dask worker ADDRESS) and run again"
-                                ) from None
-            workers = [w for w in self.cluster.workers() if w not in avoid] or \
-                self.cluster.workers()
-        load = {w: sum(1 for p in self.where if p == w) for w in workers}
-        pending = []
-        for k in shards:
-            w = min(workers, key=lambda w: (load[w], workers.index(w)))
-            load[w] += 1
-            source = self.sources[k]()
-            if source[0] == "arrays":       # the data go to their worker once, directly
-                source = (source[0], client.scatter([source[1]], workers=[w], hash=False,
-                                                    direct=True), None)
-            pending.append((k, w, client.submit(Shard, self.spec, source, self.stats,
-                                                actor=True, workers=[w],
-                                                allow_other_workers=False, pure=False)))
-        for k, w, future in pending:
-            self.actors[k], self.where[k] = future.result(), w
+        todo = list(shards)
+        for _attempt in range(RETRIES + 1):
+            workers = self._workers(avoid)
+            load = {w: sum(1 for p in self.where if p == w) for w in workers}
+            pending, failed = [], []
+            for k in todo:
+                w = min(workers, key=lambda w: (load[w], workers.index(w)))
+                load[w] += 1
+                if self.placed[k] is not None:  # (or dask would make the lost actor again)
+                    self.placed[k].cancel()
+                try:
+                    source = self.sources[k]()
+                    if source[0] == "arrays":       # the data go to their worker once, directly
+                        source = (source[0], client.scatter([source[1]], workers=[w],
+                                                            hash=False, direct=True), None)
+                    # (another worker if w is lost before the shard is made there)
+                    pending.append((k, client.submit(Shard, self.spec, source, self.stats,
+                                                     actor=True, workers=[w],
+                                                     allow_other_workers=True, pure=False)))
+                except Exception as e:   # (a lost worker, or a failure to report)
+                    if not _lost(e):
+                        raise
+                    failed.append(k)
+            for k, future in pending:
+                try:
+                    self.actors[k], self.placed[k] = future.result(), future
+                    self.where[k] = (client.who_has([future]).get(future.key) or [None])[0]
+                except Exception as e:   # (the same)
+                    if not _lost(e):
+                        raise
+                    failed.append(k)
+            if not failed:
+                return
+            self.check_scheduler()
+            todo, avoid = failed, ()
+        raise GdslError(f"training stopped: the workers of {self.cluster.where} kept failing "
+                        f"({RETRIES} attempts); nothing was saved")
+
+    def _start(self, k: int, method: str, args: tuple):
+        """The actor's call under way, or None when the worker holding it is known lost (its
+        actor then refuses calls)."""
+        try:
+            return getattr(self.actors[k], method)(*args)
+        except RuntimeError:
+            if self.placed[k].status in ("finished", "pending"):
+                raise
+            return None
 
     def call(self, method: str, args: dict) -> dict:
         """{shard: result} of ``method(*args[shard])`` on each shard of ``args``."""
         results, todo = {}, dict(args)
         for attempt in range(RETRIES + 1):
-            futures = {k: getattr(self.actors[k], method)(*a) for k, a in todo.items()}
+            futures = {k: self._start(k, method, a) for k, a in todo.items()}
             failed, gone = [], set()
             for k, f in futures.items():
                 try:
+                    if f is None:
+                        raise OSError("the worker holding this shard was lost")
                     results[k] = f.result()
                 except Exception as e:   # (sorted out below)
                     if not _lost(e):
@@ -490,19 +570,14 @@ class _Placed:
                     gone.add(self.where[k])
             if not failed:
                 return results
+            self.check_scheduler()
             if attempt == RETRIES:
                 break
             self.on_loss(f"lost worker{'s' if len(gone) > 1 else ''} "
                          f"{', '.join(sorted(map(str, gone)))}: "
                          f"{len(failed)} shard{'s' if len(failed) > 1 else ''} placed again on "
                          f"the workers left, and their part of the step computed again")
-            try:
-                self.place(failed, avoid=gone)
-            except GdslError:
-                raise
-            except Exception as e:
-                if not _lost(e):
-                    raise
+            self.place(failed, avoid=gone)
             todo = {k: todo[k] for k in failed}
         raise GdslError(f"training stopped: the workers of {self.cluster.where} kept failing "
                         f"({RETRIES} attempts); nothing was saved")
@@ -547,7 +622,7 @@ def _combine(parts: list[tuple[int, float, dict]], n: int) -> tuple[float, dict]
 
 
 def train(model, data=None, *, workers: int | None = None, scheduler: str | None = None,
-          processes: bool = True, wait: float = WAIT, val=None, params: dict | None = None,
+          processes: bool = True, wait: float | None = None, val=None, params: dict | None = None,
           consts: dict | None = None, on_epoch: Callable[[dict], None] | None = None,
           on_step: Callable[[int, int], None] | None = None, progress: bool = False,
           params_file: str = "the params", params_path: str | None = None,
@@ -561,7 +636,7 @@ def train(model, data=None, *, workers: int | None = None, scheduler: str | None
     with ``processes=False``); ``scheduler``: the address of an existing cluster instead.
     Neither: no cluster; ``data`` must then be sharded (a directory or glob of .npy/.npz/.csv
     files), streamed shard by shard. ``wait``: seconds to wait for a worker when none is
-    left. ``on_step(epoch, step)`` is called after each step.
+    left (default WAIT). ``on_step(epoch, step)`` is called after each step.
 
     With a cluster, each step's batch (the same as serial training's) is split across the
     shards and the trained params equal serial training's up to rounding (1e-12 relative
@@ -597,6 +672,7 @@ def train(model, data=None, *, workers: int | None = None, scheduler: str | None
         raise GdslValueError(f"--workers must be at least 1, got {workers}")
     spec = model_spec(tm)
     labels = tm.labels
+    wait = WAIT if wait is None else wait
     loss_events = []
 
     def on_loss(message):
