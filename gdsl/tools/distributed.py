@@ -709,9 +709,14 @@ def train(model, data=None, *, workers: int | None = None, scheduler: str | None
         shards = range(len(counts))
         offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
-        def record(epoch, lr, seconds):
-            tr = _evaluate(pool, [k for k in shards if counts[k]], 0, params, const_values,
-                           metrics, tm)
+        def record(epoch, lr, seconds, running_cost=None):
+            # as serial training records: after an epoch before the last, the mean cost of
+            # its batches; after the last, every figure of the training set
+            if running_cost is None or epoch == s.epochs:
+                tr = _evaluate(pool, [k for k in shards if counts[k]], 0, params, const_values,
+                               metrics, tm)
+            else:
+                tr = {"loss": None, "cost": running_cost, "accuracy": None}
             va = {}
             if val_arrays:
                 va = evaluate(tm, params, val_arrays, const_values, metrics)
@@ -785,18 +790,20 @@ def _descend(pool, s, params, consts, counts, offsets, record, on_step, progress
             t0 = time.perf_counter()
             lr = s.lr * s.decay ** (epoch - 1)
             perm = shuffle.permutation(n)
+            total = 0.0
             for step in range(steps):
                 idx = perm[step * s.batch_size:(step + 1) * s.batch_size]
                 mine = _split_by_shard(idx, offsets)
                 got = pool.call("grad", {k: (i, params, consts) for k, i in mine.items()})
                 J, grads = _combine([(len(mine[k]), *got[k]) for k in sorted(mine)], len(idx))
                 _check_finite(J, epoch, step + 1, lr, tm)
+                total += J * len(idx)
                 opt.step(params, grads, lr)
                 if bar is not None:
                     bar.update(1)
                 if on_step is not None:
                     on_step(epoch, step + 1)
-            record(epoch, lr, time.perf_counter() - t0)
+            record(epoch, lr, time.perf_counter() - t0, total / n)
     finally:
         if bar is not None:
             bar.close()
@@ -817,14 +824,15 @@ def _stream(pool: _Local, s, params, consts, counts, record, on_step, progress, 
             t0 = time.perf_counter()
             lr = s.lr * s.decay ** (epoch - 1)
             order = order_rng.permutation(len(counts)) if len(counts) > 1 else [0]
-            step, carry = 0, None
+            step, carry, total = 0, None, 0.0
 
             def descend(batch, epoch=epoch, lr=lr):
-                nonlocal step
+                nonlocal step, total
                 step += 1
                 J, grads = tm.compiled.value_and_grad(**batch, **params, **consts)
                 J = float(np.sum(J))
                 _check_finite(J, epoch, step, lr, tm)
+                total += J * D.n_examples(batch, labels)
                 opt.step(params, grads, lr)
                 if bar is not None:
                     bar.update(1)
@@ -852,7 +860,7 @@ def _stream(pool: _Local, s, params, consts, counts, record, on_step, progress, 
                 del train
             if carry is not None:
                 descend(carry)
-            record(epoch, lr, time.perf_counter() - t0)
+            record(epoch, lr, time.perf_counter() - t0, total / n)
     finally:
         if bar is not None:
             bar.close()
