@@ -59,8 +59,14 @@ TERMINAL_NAMES = {
     "IN": "`in`",
     "DOTDOT": "`..`",
     "COLON": "`:`",
+    "STATE": "`state`",
+    "IF": "`if`",
+    "ELSE": "`else`",
+    "TRAINING": "`training`",
+    "UPDATE": "`<-`",
 }
-KEYWORDS = {"input", "param", "const", "loss", "output", "train", "dim", "metric", "for", "in"}
+KEYWORDS = {"input", "param", "const", "loss", "output", "train", "dim", "metric", "for", "in",
+            "state", "if", "else", "training"}
 KEYWORD_TERMINALS = {kw.upper() for kw in KEYWORDS}
 
 # `input = 3`: the parser has just shifted a keyword when the `=` comes. match_examples finds
@@ -174,6 +180,16 @@ class ToAst(Transformer):
         names = tuple(S.Name(n.value, _span(n)) for n in names)
         return S.Metric(names, Span.cover(_span(kw), names[-1].span))
 
+    def state_decl(self, c):
+        kw, name, shape, value = c
+        number, vspan = self.signed_value(value)
+        return S.State(name.value, shape[0], number, Span.cover(_span(kw), vspan), _span(name))
+
+    def update_stmt(self, c):
+        name, _, value = c
+        span = _span(name)
+        return S.Update(name.value, value, _cover(span, value.span), span)
+
     def option(self, c):
         name, value = c
         if isinstance(value, Token) and value.type == "NAME":  # a bare word: optimizer=adam
@@ -230,6 +246,10 @@ class ToAst(Transformer):
         operand, tok = c
         self.count_op(tok)
         return S.Transpose(operand, _cover(operand.span, _span(tok)))
+
+    def choice(self, c):
+        train, _, _, _, other = c
+        return S.Choice(train, other, _cover(train.span, other.span))
 
     def number(self, c):
         (tok,) = c

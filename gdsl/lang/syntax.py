@@ -76,7 +76,16 @@ class Index:
     name_span: Span
 
 
-Expr = Num | Name | BinOp | Unary | Transpose | Call | Index
+@dataclass(frozen=True, eq=False)
+class Choice:
+    """``a if training else b``: a in training mode, b in evaluation mode."""
+
+    train: Expr
+    eval: Expr
+    span: Span
+
+
+Expr = Num | Name | BinOp | Unary | Transpose | Call | Index | Choice
 
 
 @dataclass(frozen=True, eq=False)
@@ -190,7 +199,29 @@ class For:
     var_span: Span
 
 
-Stmt = Assign | Input | Param | Const | Loss | Output | Train | DimDecl | Metric | For
+@dataclass(frozen=True, eq=False)
+class State:
+    """State the training loop updates, not differentiated: ``state mu[m, 1] = 0``."""
+
+    name: str
+    shape: tuple[DimSpec, ...]
+    value: float
+    span: Span
+    name_span: Span
+
+
+@dataclass(frozen=True, eq=False)
+class Update:
+    """A state's update in training mode: ``mu <- 0.9 * mu + 0.1 * mean(z, axis=1)``."""
+
+    target: str
+    value: Expr
+    span: Span
+    target_span: Span
+
+
+Stmt = (Assign | Input | Param | Const | Loss | Output | Train | DimDecl | Metric | For
+        | State | Update)
 
 
 def walk(statements) -> list[tuple[Stmt, int]]:
