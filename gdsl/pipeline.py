@@ -30,6 +30,9 @@ from .passes.schedule import schedule
 from .passes.warn import warn_unstable
 
 
+MODES = ("train", "eval")      # what `a if training else b` is, and whether states update
+
+
 @dataclass
 class Options:
     wrt: list[str] | None = None
@@ -47,6 +50,8 @@ class Options:
     hvp: bool = False
     # each loop's body once, for a step t, rather than unrolled (drawings: gdsl graph)
     fold_loops: bool = False
+    # "train": `a if training else b` is a and the states' updates are returned; "eval": b
+    mode: str = "train"
 
 
 @dataclass
@@ -70,7 +75,7 @@ def _parse(c: Compilation):
 
 def _resolve(c: Compilation):
     m, o = c.model, c.options
-    c.train = build(c.program, m, o.wrt, fold_loops=o.fold_loops)
+    c.train = build(c.program, m, o.wrt, fold_loops=o.fold_loops, mode=o.mode)
     c.program = None            # the graph says it all from here on
     for name in o.outputs or ():
         if name not in m.names:
@@ -155,7 +160,7 @@ def run_pipeline(text: str, *, filename: str | None = None, wrt: list[str] | Non
                  target: str = "numpy", model: Model | None = None,
                  start: str = "parse", shapes: dict[str, tuple] | None = None,
                  at_call: bool = False, hvp: bool = False,
-                 fold_loops: bool = False) -> Compilation:
+                 fold_loops: bool = False, mode: str = "train") -> Compilation:
     """Run every stage from ``start``; ``after(stage, compilation)`` is called after each
     (--dump-after). Returns the Compilation: ``.model`` is the IR, ``.code`` the module.
 
@@ -165,12 +170,16 @@ def run_pipeline(text: str, *, filename: str | None = None, wrt: list[str] | Non
     ``at_call``: the caller does that (see Options). ``hvp``: also emit the
     Hessian-vector product ``hvp(*, v, **arrays)``. ``fold_loops``: each loop's body
     compiled once, for a step t (what a drawing shows; the module is not for running).
+    Hessian-vector product ``hvp(*, v, **arrays)``. ``mode``: "train" or "eval", for a model
+    with `state` or `a if training else b` (see Options).
     """
     m = model if model is not None else Model(source=text, filename=filename)
     get_target(target)          # an unknown target is an error before any work
+    if mode not in MODES:
+        raise GdslUsageError(f"unknown mode `{mode}`; the modes are: " + ", ".join(MODES))
     c = Compilation(m, Options(wrt=wrt, optimize=optimize, outputs=outputs, losses=losses,
                                target=target, shapes=shapes, at_call=at_call, hvp=hvp,
-                               fold_loops=fold_loops),
+                               fold_loops=fold_loops, mode=mode),
                     start=start)
     with _no_gc():
         return _run_stages(c, text, filename, start, after)

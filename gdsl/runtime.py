@@ -113,10 +113,14 @@ class CompiledModel:
         self.outputs = list(self.module.OUTPUTS)
         self.labels = list(self.module.LABELS)
         self.train_options = dict(self.module.TRAIN)
+        # state (`state mu[m, 1] = 0`): name -> (shape, initial value); the mode compiled
+        self.states = dict(getattr(self.module, "STATE", {}))
+        self.mode = compilation.options.mode
         self.filename = model.filename
         self._checked: dict = {}
         self._needed: dict = {}
-        self._known = {**self.inputs, **self.params, **self.consts}
+        self._known = {**self.inputs, **self.params, **self.consts,
+                       **{k: shape for k, (shape, _) in self.states.items()}}
         self._unknown = any(model.node(n)["shape"] is None
                             for n in [*model.inputs.values(), *model.params.values()])
         # the calls seen, per pass (forward, value_and_grad): call signature -> (the model
@@ -152,11 +156,13 @@ class CompiledModel:
     # forward and value_and_grad, runs a call with the signature of the last one straight
     # away, at the cost of comparing each array's type, shape and dtype.
     def forward(self, /, **arrays) -> dict:
-        """The loss and every output, by name. Raises GdslError on bad arrays."""
+        """The loss and every output, by name (in training mode, a model with state also
+        returns each state's new value under its name). Raises GdslError on bad arrays."""
         return self._call(0, arrays)
 
     def value_and_grad(self, /, **arrays) -> tuple:
-        """(loss, {name: gradient}) for the wrt names. Raises GdslError on bad arrays."""
+        """(loss, {name: gradient}) for the wrt names; in training mode, a model with state
+        returns (loss, gradients, {state: new value}). Raises GdslError on bad arrays."""
         return self._call(1, arrays)
 
     def specialised(self, /, **arrays) -> CompiledModel:
@@ -315,7 +321,7 @@ class CompiledModel:
             spec = CompiledModel(run_pipeline(m.source, filename=m.filename, wrt=o.wrt,
                                               optimize=o.optimize, outputs=o.outputs,
                                               losses=o.losses, target=o.target, shapes=shapes,
-                                              at_call=True, hvp=o.hvp))
+                                              at_call=True, hvp=o.hvp, mode=o.mode))
             spec._specialises = False
             if len(self._specialised) >= MAX_SPECIALISED:   # the oldest goes, and the calls
                 del self._specialised[next(iter(self._specialised))]    # that ran it
@@ -355,7 +361,7 @@ class CompiledModel:
         m = self.model
         needed = self._needed.get(id(order))
         if needed is None:      # the leaves this pass reads, found once per pass
-            needed = [n for n in order if m.node(n)["op"] in ("input", "param")]
+            needed = [n for n in order if m.node(n)["op"] in ("input", "param", "state")]
             needed += [n for n in order if m.node(n)["op"] == "const" and m.node(n)["value"] is None]
             self._needed[id(order)] = needed
         known = self._known
@@ -494,8 +500,52 @@ class CompiledModel:
             m = self.model
             self._hvp_model = CompiledModel(run_pipeline(
                 m.source, filename=m.filename, wrt=o.wrt, optimize=o.optimize,
-                outputs=o.outputs, losses=o.losses, target=o.target, at_call=True, hvp=True))
+                outputs=o.outputs, losses=o.losses, target=o.target, at_call=True, hvp=True,
+                mode=o.mode))
         return self._hvp_model
+
+    # -- training and evaluation modes (state, `a if training else b`) --------------------------
+    def train(self) -> CompiledModel:
+        """The model in training mode (`a if training else b` is a; a state's new value is
+        returned by forward and value_and_grad), as nn.Module.train() puts a module. Compiled
+        once and kept; a model compiled in training mode is its own."""
+        return self._in_mode("train")
+
+    def eval(self) -> CompiledModel:
+        """The model in evaluation mode (`a if training else b` is b: batch norm with its
+        running statistics; nothing is updated), as nn.Module.eval(). Compiled once and kept."""
+        return self._in_mode("eval")
+
+    def _in_mode(self, mode: str) -> CompiledModel:
+        o = self.compilation.options
+        if o.mode == mode:
+            return self
+        twins = self.__dict__.setdefault("_modes", {})
+        if mode not in twins:
+            m = self.model
+            twin = CompiledModel(run_pipeline(
+                m.source, filename=m.filename, wrt=o.wrt, optimize=o.optimize,
+                outputs=o.outputs, losses=o.losses, target=o.target, at_call=True, hvp=o.hvp,
+                mode=mode))
+            twin._modes = {o.mode: self}
+            twins[mode] = twin
+        return twins[mode]
+
+    def init_state(self, dims: dict[str, int], dtype=np.float64) -> dict:
+        """Each state's initial value (`state mu[m, 1] = 0`), with symbolic dims bound by
+        ``dims``; {} for a model without state."""
+        m = self.model
+        out = {}
+        for name, (shape, value) in self.states.items():
+            missing = [d for d in shape if isinstance(d, str) and d not in dims]
+            if missing:
+                raise GdslShapeError(f"state `{name}` needs the size of `{missing[0]}`",
+                                     m.node(self._leaf(name))["span"],
+                                     help=f"give it, e.g. init_state({{'{missing[0]}': 10}})"
+                                     ).attach(m.source, m.filename)
+            out[name] = np.full(tuple(dims[d] if isinstance(d, str) else d for d in shape),
+                                value, dtype)
+        return out
 
     def _directions(self, v, arrays: dict) -> dict:
         """The directions of an hvp call, checked: one real array per wrt name, shaped like it."""

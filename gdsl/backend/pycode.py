@@ -22,7 +22,7 @@ from .unparse import statement
 MAX_INLINE_DEPTH = 4
 # the names every emitted module defines
 MODULE_NAMES = {"arrays", "forward", "value_and_grad", "INPUTS", "PARAMS", "CONSTS", "INIT",
-                "LOSS", "OUTPUTS", "WRT", "LABELS", "SHAPES", "TRAIN"}
+                "LOSS", "OUTPUTS", "WRT", "LABELS", "SHAPES", "TRAIN", "STATE", "MODE"}
 PYTHON_NAMES = set(keyword.kwlist) | set(keyword.softkwlist) | set(dir(builtins))
 
 
@@ -175,11 +175,16 @@ def metadata(model, train: dict) -> list[ast.stmt]:
         ("TRAIN", ast.Dict([string(k) for k in train],
                            [string(v) if isinstance(v, str) else const(v) for v in train.values()])),
     ]
+    if model.states:    # (shape, initial value) of each state, and the mode compiled
+        rows += [("STATE", table(model.states, lambda k, n: ast.Tuple(
+                     [shape_of(n), const(model.node(n)["value"])], LOAD))),
+                 ("MODE", string(model.mode))]
     return [ast.Assign([ast.Name(k, STORE)], v) for k, v in rows]
 
 
 def model_leaves(model) -> list[int]:
-    return [*model.inputs.values(), *model.params.values(), *model.consts.values()]
+    return [*model.inputs.values(), *model.params.values(), *model.consts.values(),
+            *model.states.values()]
 
 
 def signature(model, namer: Namer, fname: str, order: list[int], first: tuple = ()) -> str:
@@ -243,12 +248,16 @@ def write_module(model, title: str, *, namer: Namer, note: str, imports: list[st
     lines: list[str] = []               # the functions, written first (then what goes above)
     linemap: dict[int, int] = {}
 
+    updates = list(model.updates.values())      # training mode: the states' new values
     fwd_roots = [model.loss, *model.outputs.values()] if model.loss is not None else list(model.outputs.values())
-    sections = [("forward", model.forward_order, fwd_roots,
-                 "The forward pass: the loss and every output, by name.")]
+    new_state = " and the new value of each state" if updates else ""
+    sections = [("forward", model.forward_order, fwd_roots + updates,
+                 f"The forward pass: the loss, every output{new_state}, by name.")]
     if model.loss is not None:
-        sections.append(("value_and_grad", model.backward_order, [model.loss, *model.grads.values()],
-                         "The loss and its gradient with respect to " + (", ".join(model.wrt) or "nothing") + "."))
+        sections.append(("value_and_grad", model.backward_order,
+                         [model.loss, *model.grads.values(), *updates],
+                         "The loss and its gradient with respect to " + (", ".join(model.wrt) or "nothing")
+                         + (", and {state: new value}" if updates else "") + "."))
     if model.hvps:
         sections.append(("hvp", model.hvp_order, list(model.hvps.values()),
                          "H v: the Hessian of the loss times v = {name: direction} (one array "
@@ -263,13 +272,16 @@ def write_module(model, title: str, *, namer: Namer, note: str, imports: list[st
         if fname == "forward":
             keys = ([model.loss_name] if model.loss is not None else []) + list(model.outputs)
             vals = ([model.loss] if model.loss is not None else []) + list(model.outputs.values())
+            keys, vals = keys + list(model.updates), vals + updates
             ret = ast.Return(ast.Dict([string(k) for k in keys], [f.result(v) for v in vals]))
         elif fname == "hvp":
             ret = ast.Return(ast.Dict([string(k) for k in model.hvps],
                                       [f.result(v) for v in model.hvps.values()]))
         else:
             grads = ast.Dict([string(k) for k in model.grads], [f.result(v) for v in model.grads.values()])
-            ret = ast.Return(ast.Tuple([f.result(model.loss), grads], LOAD))
+            state = [ast.Dict([string(k) for k in model.updates], [f.result(v) for v in updates])]
+            ret = ast.Return(ast.Tuple([f.result(model.loss), grads] + (state if updates else []),
+                                       LOAD))
         returned = {v for n in roots for v in ex[n][2]}
         dead_after = liveness(body, returned)
         for i, (text, stmt, node, _, _) in enumerate(body):

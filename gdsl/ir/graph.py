@@ -20,7 +20,8 @@ from ..errors import GdslError, Span
 from ..lang.source import source_text
 from .shapes import Dims, Shape
 
-GIVEN = ("input", "param", "const")     # what is given to the model: its interface
+# what is given to the model: its interface (a state: updated by the training loop, by its rule)
+GIVEN = ("input", "param", "const", "state")
 LEAVES = (*GIVEN, "literal")            # the nodes without arguments
 
 
@@ -56,6 +57,11 @@ class Model:
     inputs: dict[str, int] = field(default_factory=dict)
     params: dict[str, int] = field(default_factory=dict)
     consts: dict[str, int] = field(default_factory=dict)
+    # state (`state mu[m, 1] = 0`): leaves the training loop updates; in training mode each
+    # state's new value (`mu <- ...`) is a root; mode: "train" or "eval" (`a if training else b`)
+    states: dict[str, int] = field(default_factory=dict)
+    updates: dict[str, int] = field(default_factory=dict)
+    mode: str = "train"
     names: dict[str, int] = field(default_factory=dict)   # every model name -> node
     loss: int | None = None
     loss_name: str | None = None
@@ -162,7 +168,7 @@ class Model:
 
     def _tables(self) -> tuple[dict, ...]:
         """The tables that point at nodes by name: a merge re-points them."""
-        return (self.outputs, self.grads, self.names, self.hvps)
+        return (self.outputs, self.grads, self.names, self.hvps, self.updates)
 
     def topo(self, nodes=None) -> list[int]:
         """Deterministic topological order (creation order breaks ties), without recursion.
@@ -253,7 +259,7 @@ class Model:
 
     def roots(self) -> list[int]:
         return [n for n in (self.loss, *self.outputs.values(), *self.grads.values(),
-                            *self.hvps.values()) if n is not None]
+                            *self.hvps.values(), *self.updates.values()) if n is not None]
 
     # -- checking and printing ----------------------------------------------------
     def check(self, stage: str) -> None:
@@ -298,6 +304,8 @@ class Model:
             marks.append(f"loss {self.label(self.loss)}")
         if self.outputs:
             marks.append("output " + ", ".join(self.outputs))
+        if self.updates:
+            marks.append("updates " + ", ".join(f"{k}={self.label(v)}" for k, v in self.updates.items()))
         if self.grads:
             marks.append("grads " + ", ".join(f"{k}={self.label(v)}" for k, v in self.grads.items()))
         return "\n".join(lines + marks) + "\n"

@@ -2332,6 +2332,7 @@ SUM_OP, SUM_TO_OP, ZEROS_LIKE_OP = "sum", "sum_to", "zeros_like"
 EXPAND_OP = "expand_to"     # dJ/dJ = 1 for a loss of shape [1, 1] (the lecture's −log(yᵀp))
 VDOT_OP = "vdot"            # Σ_w <g_w, v_w>, whose gradient is the Hessian-vector product
 TAKE_OP = "take"            # x[t]: a slice along axis 0 (its `index` attribute counts from 0)
+COUNT_OP = "count"          # a dimension's name in an expression: its size (n = x.shape[1])
 
 
 def written(name: str, args: list[str]) -> str:

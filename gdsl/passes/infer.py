@@ -40,6 +40,7 @@ def infer(model, dims: Dims | None = None, order=None, leaf_shapes: dict | None 
             d["shape"] = shape
     if store:
         check_scalar_loss(model, dims)
+        check_updates(model, dims)
     elif model.loss in out and any(g in out for g in model.grads.values()):
         check_scalar_loss(model, dims, out[model.loss])   # at call time, before value_and_grad
     return out
@@ -59,6 +60,26 @@ def check_scalar_loss(model, dims: Dims, shape: Shape = None) -> None:
         f"the loss `{name}` must be a scalar to differentiate, but it has shape {show_shape(shape)}",
         d["span"], notes=[f"differentiating with respect to {', '.join(model.wrt)}"],
         help="reduce it, e.g. `J = sum(...)` or `mean(...)`, and name it with `loss J`")
+
+
+def check_updates(model, dims: Dims) -> None:
+    """A state's update has the state's own shape (broadcasting must not grow it: the
+    mean of [m, n] over axis 1 without keepdims is [m], and [m, 1] + [m] is [m, m])."""
+    for name, n in model.updates.items():
+        want = dims.shape(model.nodes[model.states[name]]["shape"])
+        got = dims.shape(model.nodes[n]["shape"])
+        if got is None or want is None:
+            continue
+        if len(got) == len(want) and all(dims.resolve(a) == dims.resolve(b)
+                                         for a, b in zip(got, want)):
+            continue
+        d = model.nodes[n]
+        raise GdslShapeError(
+            f"the update of state `{name}` has shape {show_shape(got)}, but the state is "
+            f"declared {show_shape(want)}", d["line"] or d["span"],
+            notes=[f"`{name}` is declared at {model.nodes[model.states[name]]['span']}"],
+            help="a reduction over the examples keeps its axis with keepdims=True, e.g. "
+                 "`mean(z, axis=1, keepdims=True)` is [m, 1]")
 
 
 def shape_error(model, n: int, why: str, dims: Dims, shapes: dict) -> GdslShapeError:

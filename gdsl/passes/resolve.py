@@ -23,7 +23,8 @@ from .. import limits
 from ..errors import GdslLimitError, GdslNameError, GdslTypeError, GdslValueError, Span
 from ..ir.graph import GIVEN, Model
 from ..ir.init import INITS
-from ..ir.ops import BINARY_OPERATORS, NEG_OP, OPS, TAKE_OP, TRANSPOSE_OP, user_functions
+from ..ir.ops import (BINARY_OPERATORS, COUNT_OP, NEG_OP, OPS, TAKE_OP, TRANSPOSE_OP,
+                      user_functions)
 from ..lang import syntax as S
 
 TRAIN_OPTIONS = {
@@ -48,8 +49,12 @@ def _did_you_mean(name: str, choices) -> str | None:
 
 
 class _Resolver:
-    def __init__(self, program: S.Program, model: Model, wrt: list[str] | None):
+    def __init__(self, program: S.Program, model: Model, wrt: list[str] | None,
+                 mode: str = "train"):
         self.p, self.m, self.wrt = program, model, wrt
+        model.mode = mode
+        self.updated: dict[str, S.Update] = {}     # state -> its update statement
+        self.sizes: dict[str, int] = {}            # dim -> the node of its size (`n` in n - 1)
         self.defined_at: dict[str, Span] = {}
         self.later: dict[str, Span] = {}   # names assigned somewhere, for "used before definition"
         self.literals: dict[float, int] = {}
@@ -58,7 +63,8 @@ class _Resolver:
         self.dims: dict[str, S.DimDecl] = {}   # `dim m = 100`
         self.metric_stmt: S.Metric | None = None
         self.label_option: S.Option | None = None
-        self.m.declared = any(isinstance(s, (S.Input, S.Param, S.Const)) for s in program.statements)
+        self.m.declared = any(isinstance(s, (S.Input, S.Param, S.Const, S.State))
+                              for s in program.statements)
         self.env: dict[str, int] = {}          # the loops' variables, at this step
         self.loops: list[S.For] = []           # the loops around the statement being compiled
         self.families: dict[str, Span] = {}    # names a loop indexes (h of h[t]) -> first h[...]
@@ -131,6 +137,10 @@ class _Resolver:
                 self._dim(st)
             elif isinstance(st, S.Metric):
                 self._metric(st)
+            elif isinstance(st, S.State):
+                self._state(st)
+            elif isinstance(st, S.Update):
+                self._update(st)
         if loss_stmt is not None:
             m.loss = self._lookup_final(loss_stmt.name, loss_stmt.name_span)
             m.loss_name = loss_stmt.name
@@ -150,7 +160,17 @@ class _Resolver:
         for o in outputs:
             if o.id in m.outputs:
                 raise GdslNameError(f"`{o.id}` is listed as an output twice", o.span)
+            if o.id in m.states:
+                raise GdslNameError(f"`{o.id}` is a state: its new value is returned with the "
+                                    f"outputs already, by its name", o.span,
+                                    help=f"remove it from the output list")
             m.outputs[o.id] = self._lookup_final(o.id, o.span)
+        for name, n in m.states.items():
+            if name not in self.updated:
+                d = m.node(n)
+                raise GdslNameError(f"state `{name}` has no update", d["line"],
+                                    help=f"say how training updates it, e.g. `{name} <- 0.9 * "
+                                    f"{name} + 0.1 * ...`; a value that never changes is a const")
         self._choose_wrt()
         self._check_dims_and_label()
         for n, family in self.step_inputs:
@@ -387,6 +407,9 @@ class _Resolver:
             raise GdslNameError(f"`{node.id}` names indexed values: write which, e.g. "
                                 f"`{node.id}[{next(iter(self.env), 1)}]`", node.span,
                                 notes=[f"`{node.id}[...]` is defined at {self.families[node.id]}"])
+        size = self._size(node.id)
+        if size is not None:
+            return size
         if node.id in self.later:
             raise GdslNameError(f"`{node.id}` is used before its definition", node.span,
                                 notes=[f"`{node.id}` is defined at {self.later[node.id]}"],
@@ -416,6 +439,12 @@ class _Resolver:
                 todo.append(node.operand)
             elif kind is S.Call:
                 todo += node.args           # keyword values are read by call()
+            elif kind is S.Choice:          # the branch of the mode compiled: the other checked
+                walk.pop()
+                chosen, other = ((node.train, node.eval) if self.m.mode == "train"
+                                 else (node.eval, node.train))
+                self._check_names(other)
+                todo.append(chosen)
         m, names, literals = self.m, self.m.names, self.literals
         self.line = line
         operands: list[int] = []
@@ -522,6 +551,84 @@ class _Resolver:
         raise GdslTypeError(f"`axis=` of `{func}` takes an integer (or None)", kw.value.span,
                             help="e.g. axis=0 for classes along rows, axis=1 along columns")
 
+    def _check_names(self, root: S.Expr) -> None:
+        """The names and functions of a branch that this mode does not compute are defined
+        (its shapes are checked when the other mode is compiled)."""
+        todo = [root]
+        while todo:
+            node = todo.pop()
+            kind = type(node)
+            if kind is S.Name:
+                if node.id not in self.m.names:
+                    self.name(node)
+            elif kind is S.BinOp:
+                todo += (node.left, node.right)
+            elif kind is S.Unary or kind is S.Transpose:
+                todo.append(node.operand)
+            elif kind is S.Choice:
+                todo += (node.train, node.eval)
+            elif kind is S.Index:
+                todo.append(node.index)
+            elif kind is S.Call:
+                if node.func not in user_functions():
+                    self.call(node, (), node.span)     # (raises: unknown function)
+                todo += node.args
+
+    def _size(self, name: str) -> int | None:
+        """A dimension's name in an expression is its size: `n` is the number of examples of
+        `input x[d, n]` (x.shape[1] at run time). None when no declaration has that dim."""
+        if name in self.sizes:
+            return self.sizes[name]
+        m = self.m
+        for leaf in [*m.inputs.values(), *m.params.values(), *m.states.values()]:
+            d = m.node(leaf)
+            shape = d["shape"] if d.get("declared") else None
+            if shape and name in shape:
+                self.sizes[name] = m.add(COUNT_OP, (leaf,), attrs={"axis": shape.index(name)},
+                                         span=d["span"], line=d["line"], hint=name)
+                return self.sizes[name]
+        return None
+
+    # -- state ---------------------------------------------------------------------------------
+    def _state(self, st: S.State) -> None:
+        self._define_check(st.name, st.name_span)
+        m = self.m
+        n = m.add("state", name=st.name, span=st.name_span, line=st.span,
+                  shape=tuple(ds.value for ds in st.shape), value=st.value, declared=True)
+        m.states[st.name] = n
+        m.names[st.name] = n
+        self.defined_at[st.name] = st.name_span
+
+    def _update(self, st: S.Update) -> None:
+        m = self.m
+        if st.target not in m.states:
+            n = m.names.get(st.target)
+            if n is None:
+                raise GdslNameError(f"`{st.target} <- ...` updates a state, but `{st.target}` is "
+                                    f"not declared", st.target_span,
+                                    help=_did_you_mean(st.target, m.states) or
+                                    f"declare it first, e.g. `state {st.target}[m, 1] = 0`")
+            kind = m.node(n)["op"]
+            what = {"param": "a param: the optimiser updates params by their gradient",
+                    "input": "an input: the data give it", "const": "a const"}.get(
+                kind, f"computed by the model (`{st.target} = ...`)")
+            raise GdslNameError(f"`{st.target}` is not a state, it is {what}", st.target_span,
+                                notes=[f"`{st.target}` is defined at {self.defined_at[st.target]}"],
+                                help="`<-` updates a state declared with `state NAME[shape] = value`")
+        if st.target in self.updated:
+            raise GdslNameError(f"state `{st.target}` is updated twice", st.target_span,
+                                notes=[f"first updated at {self.updated[st.target].span}"],
+                                help="a state has one update; write it as one expression")
+        self.updated[st.target] = st
+        if m.mode != "train":           # evaluation updates nothing: the names are checked
+            self._check_names(st.value)
+            return
+        n = self.expr(st.value, st.span)
+        m.updates[st.target] = n
+        d = m.node(n)
+        if d["name"] is None and d["op"] != "literal":
+            d["hint"] = f"{st.target}_new"      # (its name in emitted code)
+
     # -- declarations --------------------------------------------------------------------------
     def _init(self, init: S.Init):
         if init.name not in INITS:
@@ -591,7 +698,7 @@ class _Resolver:
     def _check_dims_and_label(self) -> None:
         """A `dim` sizes a dimension some declaration uses; `train label=` names an input."""
         m = self.m
-        used = {d for n in [*m.inputs.values(), *m.params.values()]
+        used = {d for n in [*m.inputs.values(), *m.params.values(), *m.states.values()]
                 for d in m.node(n)["shape"] or () if isinstance(d, str)}
         for name, st in self.dims.items():
             if name not in used:
@@ -630,6 +737,11 @@ class _Resolver:
             raise GdslTypeError(
                 f"cannot differentiate with respect to `{w}`: it is used as class labels "
                 f"(by {self.label_use[w]}), which are not differentiable", d["span"], help=help)
+        if d["op"] == "state":
+            raise GdslTypeError(
+                f"cannot differentiate with respect to `{w}`: it is a state, which training "
+                f"updates by its rule (`{w} <- ...`), not by its gradient", d["span"],
+                help=help)
         if d["op"] not in GIVEN:
             raise GdslTypeError(
                 f"cannot differentiate with respect to `{w}`: it is computed by the model, "
@@ -639,10 +751,12 @@ class _Resolver:
 
 
 def build(program: S.Program, model: Model, wrt: list[str] | None = None,
-          fold_loops: bool = False) -> dict:
+          fold_loops: bool = False, mode: str = "train") -> dict:
     """Resolve the program's names into the model's graph; returns the `train` line's settings.
-    ``fold_loops``: each loop's body once, for a symbolic step (see the module's docstring)."""
+    ``fold_loops``: each loop's body once, for a symbolic step (see the module's docstring).
+    ``mode``: "train" (`a if training else b` is a, the states' updates are built) or "eval"
+    (b, no updates)."""
     model.folded = fold_loops
-    resolver = _Resolver(program, model, wrt)
+    resolver = _Resolver(program, model, wrt, mode)
     resolver.run()
     return resolver.train

@@ -2,8 +2,8 @@
 
 forward_order holds what the loss and the outputs need; backward_order what
 the loss and the requested gradients need (the forward values they use
-included), in the order the lecture's generic forward and backward passes
-visit them; hvp_order what the Hessian-vector products need (gdsl compile --hvp).
+included), both also what the state's updates need (training mode), in the
+order the lecture's generic forward and backward passes visit them; hvp_order what the Hessian-vector products need (gdsl compile --hvp).
 Nothing else is computed.
 """
 
@@ -11,8 +11,9 @@ from __future__ import annotations
 
 
 def schedule(model) -> None:
-    fwd_roots = [model.loss, *model.outputs.values()]
+    updates = list(model.updates.values())      # the state's new values: both passes return them
+    fwd_roots = [model.loss, *model.outputs.values(), *updates]
     model.forward_order = model.topo(model.needed(fwd_roots))
-    model.backward_order = model.topo(model.needed([model.loss, *model.grads.values()]))
+    model.backward_order = model.topo(model.needed([model.loss, *model.grads.values(), *updates]))
     if model.hvps:
         model.hvp_order = model.topo(model.needed(model.hvps.values()))

@@ -27,8 +27,14 @@ class GdslWarning(GdslError):
 def warn_unstable(model) -> None:
     nodes = model.nodes
     zero_from: dict[int, int] = {}      # a value that can be 0 -> the zero-able value it keeps
+    # what only the states' updates need is not the loss's: the unbiased running variance's
+    # n / (n - 1) is inf for a batch of one example, which training with state never takes
+    only_updates = (model.needed(model.updates.values())
+                    - model.needed([model.loss, *model.outputs.values()])) if model.updates else ()
     for n in model.topo():
         d = nodes[n]
+        if n in only_updates:
+            continue
         row = OPS.get(d["op"])
         if row is None or d.get("backward"):
             continue
