@@ -518,7 +518,7 @@ class CompiledModel:
 
     def _in_mode(self, mode: str) -> CompiledModel:
         o = self.compilation.options
-        if o.mode == mode:
+        if o.mode == mode or not self.model.modal:
             return self
         twins = self.__dict__.setdefault("_modes", {})
         if mode not in twins:

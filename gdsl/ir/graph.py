@@ -62,6 +62,7 @@ class Model:
     states: dict[str, int] = field(default_factory=dict)
     updates: dict[str, int] = field(default_factory=dict)
     mode: str = "train"
+    modal: bool = False      # the model has state or `a if training else b`: the modes differ
     names: dict[str, int] = field(default_factory=dict)   # every model name -> node
     loss: int | None = None
     loss_name: str | None = None

@@ -441,6 +441,7 @@ class _Resolver:
                 todo += node.args           # keyword values are read by call()
             elif kind is S.Choice:          # the branch of the mode compiled: the other checked
                 walk.pop()
+                self.m.modal = True
                 chosen, other = ((node.train, node.eval) if self.m.mode == "train"
                                  else (node.eval, node.train))
                 self._check_names(other)
@@ -597,6 +598,7 @@ class _Resolver:
                   shape=tuple(ds.value for ds in st.shape), value=st.value, declared=True)
         m.states[st.name] = n
         m.names[st.name] = n
+        m.modal = True
         self.defined_at[st.name] = st.name_span
 
     def _update(self, st: S.Update) -> None:

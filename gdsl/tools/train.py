@@ -633,11 +633,13 @@ def standardized(arrays: dict, stats: dict) -> dict:
 # -- evaluation ---------------------------------------------------------------------------------
 
 def evaluate(tm: Trainable, params: dict, arrays: dict, consts: dict | None = None,
-             metrics: tuple[str, ...] | None = None) -> dict:
+             metrics: tuple[str, ...] | None = None, state: dict | None = None) -> dict:
     """{'loss', 'cost', 'accuracy', and each of ``metrics``} over all the examples in
-    ``arrays`` (in chunks); ``metrics`` defaults to the task's, accuracy is None when it is
-    not one of them."""
-    consts = consts or {}
+    ``arrays`` (in chunks), in evaluation mode (batch norm with the running statistics of
+    ``state``); ``metrics`` defaults to the task's, accuracy is None when it is not one of
+    them."""
+    consts = {**(consts or {}), **(state or {})}
+    forward = tm.compiled.eval().forward
     metrics = tm.task.metrics if metrics is None else metrics
     n = D.n_examples(arrays, tm.labels)
     cost = loss = 0.0
@@ -648,7 +650,7 @@ def evaluate(tm: Trainable, params: dict, arrays: dict, consts: dict | None = No
     preds, targets = [], []
     for i in range(0, n, EVAL_CHUNK):
         batch = D.examples(arrays, i, i + EVAL_CHUNK, tm.labels)     # views, not copies
-        out = tm.compiled.forward(**batch, **params, **consts)
+        out = forward(**batch, **params, **consts)
         w = (min(n, i + EVAL_CHUNK) - i) / n
         J = float(np.sum(out[tm.compiled.loss]))
         cost += w * J
@@ -829,6 +831,7 @@ class TrainResult:
     n_val: int = 0
     data_source: str = ""
     standardization: dict = field(default_factory=dict)   # feature input -> (mean, std)
+    state: dict = field(default_factory=dict)   # the states' values after training (running stats)
     metrics: tuple[str, ...] = ()       # reported per epoch, besides loss and cost
     solver: dict = field(default_factory=dict)  # lbfgs/newton-cg: iterations, objective, ...
 
@@ -891,6 +894,16 @@ def train(model, data=None, *, val=None, params: dict | None = None, consts: dic
         train_arrays, val_arrays = D.split(train_arrays, tm.labels, s.val_fraction, s.seed)
     if params is not None:
         params = {k: np.array(v, dtype=np.float64) for k, v in params.items()}
+    # the states saved with the params (--save writes them beside them): training goes on
+    # from them, evaluation uses them
+    state = {k: params.pop(k) for k in tm.compiled.states if k in params} if params else {}
+    if tm.compiled.states and s.optimizer in SECOND_ORDER:
+        raise GdslValueError(f"--optimizer {s.optimizer} minimises one full-batch objective, but "
+                             f"a model with state (batch norm) changes it at every step",
+                             filename=tm.filename, help="train it with sgd, momentum or adam")
+    if tm.compiled.states and s.batch_size < 2 and s.epochs > 0:
+        raise GdslValueError(f"batch size {s.batch_size}: a model with state (batch norm) "
+                             f"needs batches of at least 2 examples", filename=tm.filename)
     stats = standardization(tm, train_arrays, params, s.standardize, str(source) or "data")
     if stats:
         params = {k: v for k, v in (params or {}).items() if k not in stats_keys(stats)} or None \
@@ -907,9 +920,10 @@ def train(model, data=None, *, val=None, params: dict | None = None, consts: dic
                           min(n, max(s.batch_size, EVAL_CHUNK)))
     if params is None:
         params = tm.compiled.init_params(dims, s.seed)
+    state = {**tm.compiled.init_state(dims), **state}
     result = TrainResult(params, [], s, dims, const_values, n,
                          D.n_examples(val_arrays, tm.labels) if val_arrays else 0, str(source),
-                         stats, metrics)
+                         stats, metrics=metrics, state=state)
     others = [k for k in metrics if k != "accuracy"]
 
     def record(epoch, lr, seconds, running_cost=None, **extra):
@@ -917,10 +931,10 @@ def train(model, data=None, *, val=None, params: dict | None = None, consts: dic
         # running cost: second-order iterations, epochs=0); after the other epochs only the
         # cost, the mean over the epoch's batches (see the module's doc)
         if running_cost is None or epoch == s.epochs:
-            tr = evaluate(tm, params, train_arrays, const_values, metrics)
+            tr = evaluate(tm, params, train_arrays, const_values, metrics, state)
         else:
             tr = {"loss": None, "cost": running_cost, "accuracy": None}
-        va = evaluate(tm, params, val_arrays, const_values, metrics) if val_arrays else {}
+        va = evaluate(tm, params, val_arrays, const_values, metrics, state) if val_arrays else {}
         if not math.isfinite(tr["cost"]):
             raise GdslDivergedError(
                 f"training diverged: the training cost is {tr['cost']} after epoch {epoch}"
@@ -945,7 +959,7 @@ def train(model, data=None, *, val=None, params: dict | None = None, consts: dic
             result.solver = _minimize(tm, s, params, train_arrays, const_values, record)
         else:
             _descend(tm, s, params, one_hot(tm, train_arrays, dims), const_values, n, record,
-                     progress)
+                     progress, state)
     return result
 
 
@@ -958,9 +972,10 @@ def progress_bar(progress: bool, total: int):
 
 
 def _descend(tm: Trainable, s: Settings, params: dict, train_arrays: dict, const_values: dict,
-             n: int, record: Callable, progress: bool) -> None:
+             n: int, record: Callable, progress: bool, state: dict) -> None:
     """The epochs of mini-batch gradient descent, each followed by ``record(epoch, lr,
-    seconds, cost)``, ``cost`` the mean of the cost of the epoch's batches."""
+    seconds, cost)``, ``cost`` the mean of the cost of the epoch's batches; ``state`` (the
+    model's states) is updated after each step, as the step's value_and_grad says."""
     shuffle = np.random.default_rng([s.seed, 1])
     opt = Optimizer(s.optimizer, params, s.momentum)
     B = s.batch_size
@@ -968,7 +983,7 @@ def _descend(tm: Trainable, s: Settings, params: dict, train_arrays: dict, const
     value_and_grad = tm.compiled.value_and_grad
     # the arguments of every step: the params (updated in place by opt), the consts, and the
     # batch's arrays put in before each step
-    arrays = {**params, **const_values}
+    arrays = {**params, **const_values, **state}
     labels = [k for k in tm.labels if k in train_arrays and train_arrays[k].ndim == 1]
     try:
         for epoch in range(1, s.epochs + 1):
@@ -977,8 +992,13 @@ def _descend(tm: Trainable, s: Settings, params: dict, train_arrays: dict, const
             perm = shuffle.permutation(n)
             total = 0.0
             for step, start in enumerate(range(0, n, B), 1):
+                if state and min(n, start + B) - start < 2:     # batch statistics need two
+                    continue            # examples (as PyTorch's batch norm does): it waits
                 arrays.update(D.take(train_arrays, perm[start:start + B], labels))
-                J, grads = value_and_grad(**arrays)
+                J, grads, *new = value_and_grad(**arrays)
+                if new:         # the states' new values, from this step's batch
+                    state.update(new[0])
+                    arrays.update(new[0])
                 J = _number(J)
                 if not math.isfinite(J):
                     raise GdslDivergedError(
@@ -1060,10 +1080,12 @@ def _number(J) -> float:
 
 # -- params files -------------------------------------------------------------------------------
 
-def save_params(path, params: dict, standardization: dict | None = None) -> None:
+def save_params(path, params: dict, standardization: dict | None = None,
+                state: dict | None = None) -> None:
     """Write params as .npz atomically: the old file or the whole new one, never half. The
-    statistics of standardised features go beside them, as x.mean and x.std."""
-    arrays = {k: np.asarray(v) for k, v in params.items()}
+    statistics of standardised features go beside them, as x.mean and x.std, and the
+    model's states (running statistics) under their own names."""
+    arrays = {k: np.asarray(v) for k, v in {**params, **(state or {})}.items()}
     for k, (mean, std) in (standardization or {}).items():
         arrays[f"{k}.mean"], arrays[f"{k}.std"] = mean, std
     buf = io.BytesIO()
