@@ -325,7 +325,8 @@ def check(model, *, tol: float = 1e-6, eps: float = 1e-6, h: float = 1e-3, margi
     for name in compiled.wrt:       # a const differentiated at its default value
         if name not in arrays and name in compiled.consts:
             arrays[name] = np.float64(compiled.consts[name])
-    loss, grads = compiled.value_and_grad(**arrays)
+    arrays.update(compiled.init_state(dim_sizes))   # (what the updates read: not the loss)
+    loss, grads, *_ = compiled.value_and_grad(**arrays)
     eps = noise_floor(eps, loss, h, tol)
 
     def f():
