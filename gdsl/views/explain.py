@@ -24,6 +24,8 @@ import itertools
 import re
 
 from ..errors import GdslError, GdslUsageError
+from ..ir.shapes import show_shape
+from ..lang.source import source_text
 from .lesson import Lesson, example_dim
 from .numbers import MATRIX_LIMIT, JacobianCheck, Trace, example_shapes, pseudocode
 from .view import View, teaching_model
@@ -58,10 +60,26 @@ def forward_section(L: Lesson, minibatch: bool):
                                               "node holds ")),
                           ("m", f"{_big(v.name[n])} = 1/|D| Σ_{{(x,y)∈D}} {v.name[n]}"),
                           ("t", ", the mean over its examples")])
+    order += state_lines(m)
     title = "Forward pass: the order in which values are computed"
     if not v.has_loss:
         title += " (no loss: nothing to differentiate)"
     return title, head + order + represented(L)
+
+
+def state_lines(m) -> list:
+    """The states and their updates as written (batch norm's running statistics): training
+    computes them after the loss from the step's values, and nothing differentiates them."""
+    if not m.states:
+        return []
+    lines = [[("t", "state, updated after each training step (not differentiated): ")]]
+    for name, n in m.states.items():
+        d = m.node(n)
+        update = m.node(m.updates[name]) if name in m.updates else None
+        rule = source_text(m.source, update["line"]) if update and update.get("line") else name
+        lines.append([("t", "   "), ("m", f"{rule.replace('<-', '←')}"),
+                      ("t", f"   ({name} {show_shape(d['shape'])}, at first {d['value']:g})")])
+    return lines
 
 
 def represented(L: Lesson) -> list:

@@ -111,6 +111,8 @@ def draw_values(lesson: Lesson, shapes: dict, seed: int = 0, arrays: dict | None
                 a = np.asarray(arrays[name], dtype=np.float64)
             elif d["op"] == "const" and d.get("value") is not None:
                 a = np.float64(d["value"])
+            elif d["op"] == "state":        # (batch norm's running statistics, at first)
+                a = np.full(shape, d["value"])
             elif name in m.labels and len(shape) >= 1:
                 a = np.zeros(shape)
                 classes = rng.integers(shape[0], size=shape[1:] or (1,))
@@ -253,7 +255,7 @@ class JacobianCheck:
                                                          initial=0.0))
         self.rules_max = max(self.rule_diffs.values(), default=0.0)
         self.grad = fd.grads()
-        loss, ref = compiled.value_and_grad(**self.arrays)
+        loss, ref, *_ = compiled.value_and_grad(**self.arrays)
         self.loss = float(np.asarray(values[m.loss]).reshape(()))
         self.ref_loss = float(np.asarray(loss).reshape(()))
         self.ref = ref
@@ -394,7 +396,7 @@ class Trace:
         lines = []
         if self.compiled is None:
             return ("Check", [[("t", "no compiled model to compare with")]])
-        _, ref = self.compiled.value_and_grad(**self.arrays)
+        _, ref, *_ = self.compiled.value_and_grad(**self.arrays)
         worst = 0.0
         for w in m.wrt:
             node = m.names[w]

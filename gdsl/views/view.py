@@ -61,7 +61,11 @@ class View:
     def __init__(self, model: Model, has_loss: bool | None = None):
         m = self.m = model
         nodes = m.nodes
-        fwd = [n for n in m.forward_order if not nodes[n].get("backward")]
+        # the graph of the loss and the outputs: what only the states' updates need is not
+        # drawn (explain lists the updates as written)
+        drawn = m.needed([m.loss, *m.outputs.values()]) if m.updates else None
+        fwd = [n for n in m.forward_order if not nodes[n].get("backward")
+               and (drawn is None or n in drawn)]
         self.fwd = fwd
         fwd_set = set(fwd)
         self.has_loss = (m.loss is not None and bool(m.wrt)) if has_loss is None else has_loss
