@@ -52,6 +52,7 @@ KIND_OF_TERMINAL = {
     "LINE_CONT": "continuation",
     "ADDOP": "operator", "MULOP": "operator", "POW": "operator", "TRANSPOSE": "operator",
     "EQUAL": "operator", "TILDE": "operator", "DOTDOT": "operator", "COLON": "operator",
+    "UPDATE": "operator",
     "LPAR": "bracket", "RPAR": "bracket", "LSQB": "bracket", "RSQB": "bracket",
     "COMMA": "comma",
 }

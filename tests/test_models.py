@@ -21,6 +21,7 @@ def arrays_for(model, rng, dims=DIMS):
                 continue
             concrete = tuple(dims[d] if isinstance(d, str) else d for d in shape)
             out[name] = rng.normal(size=concrete)
+    out.update(model.init_state(dims))      # batch norm's running statistics, as at first
     return out
 
 

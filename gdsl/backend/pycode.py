@@ -250,9 +250,9 @@ def write_module(model, title: str, *, namer: Namer, note: str, imports: list[st
 
     updates = list(model.updates.values())      # training mode: the states' new values
     fwd_roots = [model.loss, *model.outputs.values()] if model.loss is not None else list(model.outputs.values())
-    new_state = " and the new value of each state" if updates else ""
     sections = [("forward", model.forward_order, fwd_roots + updates,
-                 f"The forward pass: the loss, every output{new_state}, by name.")]
+                 "The forward pass: the loss, every output and the new value of each state, "
+                 "by name." if updates else "The forward pass: the loss and every output, by name.")]
     if model.loss is not None:
         sections.append(("value_and_grad", model.backward_order,
                          [model.loss, *model.grads.values(), *updates],

@@ -68,15 +68,21 @@ def fd_jacobians(m: Model, c: int, values: dict, positions, h: float = 1e-3) -> 
             x = args[i]
             cols = []
             for k in range(x.size):
-                f = []
-                for step in (2, 1, -1, -2):
-                    xs = x.copy().reshape(-1)
-                    xs[k] += step * h
-                    moved = list(args)
-                    moved[i] = xs.reshape(x.shape)
-                    f.append(np.asarray(evaluate_node(d["op"], d["attrs"], moved),
-                                        dtype=np.float64).ravel())
-                cols.append((-f[0] + 8 * f[1] - 8 * f[2] + f[3]) / (12 * h))
+                # a smaller step where the stencil leaves the op's domain (√(v + ε) of a
+                # batch variance v = 0 at 1e-5 from it)
+                for step_h in (h, h * 1e-5):
+                    f = []
+                    for step in (2, 1, -1, -2):
+                        xs = x.copy().reshape(-1)
+                        xs[k] += step * step_h
+                        moved = list(args)
+                        moved[i] = xs.reshape(x.shape)
+                        f.append(np.asarray(evaluate_node(d["op"], d["attrs"], moved),
+                                            dtype=np.float64).ravel())
+                    col = (-f[0] + 8 * f[1] - 8 * f[2] + f[3]) / (12 * step_h)
+                    if np.all(np.isfinite(col)):
+                        break
+                cols.append(col)
             out[i] = np.array(cols).T if cols else np.zeros((0, 0))
     return out
 
