@@ -157,7 +157,8 @@ class CompiledModel:
     # away, at the cost of comparing each array's type, shape and dtype.
     def forward(self, /, **arrays) -> dict:
         """The loss and every output, by name (in training mode, a model with state also
-        returns each state's new value under its name). Raises GdslError on bad arrays."""
+        returns each state's new value under its name; a state not given is at its initial
+        value). Raises GdslError on bad arrays."""
         return self._call(0, arrays)
 
     def value_and_grad(self, /, **arrays) -> tuple:
@@ -178,6 +179,8 @@ class CompiledModel:
 
     def _call(self, which: int, arrays: dict):
         """Pass `which` (0 forward, 1 value_and_grad) of the arrays of one call."""
+        if self.states and not self.states.keys() <= arrays.keys():
+            arrays = self._with_initial_state(arrays)
         key = tuple([(k, v.shape, v.dtype) if type(v) is ndarray else (k, type(v))
                      for k, v in arrays.items()])
         call = self._calls[which].get(key)
@@ -461,6 +464,8 @@ class CompiledModel:
         the first call and kept. Raises GdslError on bad arrays or directions."""
         twin = self._second_order()
         m = twin.model
+        if self.states and not self.states.keys() <= arrays.keys():
+            arrays = self._with_initial_state(arrays)
         out = twin._prepare(arrays, m.backward_order)
         owner = twin._specialised_for(out) if twin._specialises else twin
         out[_direction_arg(owner.module)] = twin._directions(v, out)
@@ -474,6 +479,8 @@ class CompiledModel:
         from .limits import check_memory
         twin = self._second_order()
         m = twin.model
+        if self.states and not self.states.keys() <= arrays.keys():
+            arrays = self._with_initial_state(arrays)
         out = twin._prepare(arrays, m.backward_order)
         owner = twin._specialised_for(out) if twin._specialises else twin
         arg = _direction_arg(owner.module)
@@ -531,6 +538,26 @@ class CompiledModel:
             twins[mode] = twin
         return twins[mode]
 
+    def _with_initial_state(self, arrays: dict) -> dict:
+        """The arrays of a call, with each state not given at its initial value (as a const
+        not given takes its default): a fresh nn.BatchNorm1d's running statistics. Its dims
+        come from the declared shapes of the arrays given."""
+        m = self.model
+        binding = Binding(m.dims.bound)
+        dtype = np.float64
+        for k, a in arrays.items():
+            if k not in self._known or k in self.consts or k in self.labels:
+                continue
+            d = m.node(self._leaf(k))
+            shape = np.shape(a)
+            if d.get("declared") and d["shape"] is not None and len(shape) == len(d["shape"]):
+                binding.bind(d["shape"], shape, k)      # (a misfit is reported by the checks)
+            if k in self.params and getattr(a, "dtype", None) is not None and a.dtype.kind == "f":
+                dtype = a.dtype
+        given = self.init_state({**binding.sizes, **{k: v for k, v in m.dims.bound.items()}},
+                                dtype)
+        return {**{k: v for k, v in given.items() if k not in arrays}, **arrays}
+
     def init_state(self, dims: dict[str, int], dtype=np.float64) -> dict:
         """Each state's initial value (`state mu[m, 1] = 0`), with symbolic dims bound by
         ``dims``; {} for a model without state."""
@@ -587,12 +614,16 @@ class CompiledModel:
     def _forward_any(self, /, **arrays) -> dict:
         """The loss and every output, by name, as arrays of the caller's library. Raises
         GdslError on bad arrays."""
+        if self.states and not self.states.keys() <= arrays.keys():
+            arrays = self._with_initial_state(arrays)
         arrays = self._prepare_any(arrays, self.model.forward_order)
         return self._run(self.module.forward, arrays)
 
     def _value_and_grad_any(self, /, **arrays) -> tuple:
         """(loss, {name: gradient}) for the wrt names, as arrays of the caller's library.
         Raises GdslError on bad arrays."""
+        if self.states and not self.states.keys() <= arrays.keys():
+            arrays = self._with_initial_state(arrays)
         arrays = self._prepare_any(arrays, self.model.backward_order)
         return self._run(self.module.value_and_grad, arrays)
 

@@ -47,7 +47,7 @@ def _cache(tmp_path, monkeypatch):
 
 # -- helpers ------------------------------------------------------------------------------------
 
-def ir(text, *, shapes=None, wrt=None, optimize=True, filename="m.gdsl"):
+def ir(text, *, shapes=None, wrt=None, optimize=True, filename="m.gdsl", mode="train"):
     """The IR of a model, with shapes given to names it does not declare (as gdsl export's
     --shape gives them)."""
     def give(stage, c):
@@ -56,7 +56,8 @@ def ir(text, *, shapes=None, wrt=None, optimize=True, filename="m.gdsl"):
                 d = c.model.node(c.model.names[name])
                 if d["shape"] is None:
                     d["shape"] = shape
-    return run_pipeline(text, filename=filename, wrt=wrt, optimize=optimize, after=give).model
+    return run_pipeline(text, filename=filename, wrt=wrt, optimize=optimize, after=give,
+                        mode=mode).model
 
 
 def feed(proto, arrays):
@@ -152,11 +153,18 @@ def test_models_agree_with_gdsl(path, with_grad, labels, rng):
     compiled = gdsl.compile(text, filename=str(path))
     if not compiled.labels and labels == "int":
         pytest.skip("no class labels")
-    proto = onnx_target.export(ir(text, shapes=shapes, filename=str(path)), with_grad=with_grad,
-                               labels=labels)
+    mode = "train"
+    if compiled.states:     # batch norm: ONNX takes its evaluation mode, the running statistics
+        with pytest.raises(GdslError, match="exported in evaluation mode"):   # as inputs
+            onnx_target.export(ir(text, shapes=shapes, filename=str(path)), with_grad=with_grad)
+        compiled, mode = compiled.eval(), "eval"
+    proto = onnx_target.export(ir(text, shapes=shapes, filename=str(path), mode=mode),
+                               with_grad=with_grad, labels=labels)
     onnx.checker.check_model(proto, full_check=True)
     assert proto.opset_import[0].version >= 18
     arrays = model_arrays(compiled, rng, labels == "int", shapes)
+    for k, (shape, _) in compiled.states.items():      # running statistics: variances > 0
+        arrays[k] = rng.uniform(0.5, 1.5, size=tuple(SIZES.get(d, d) for d in shape))
     got = run_reference(proto, arrays)
     assert not disagreement(got, expected(compiled, arrays, with_grad, proto))
     label_types = {i.name: i.type.tensor_type.elem_type for i in proto.graph.input

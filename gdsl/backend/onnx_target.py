@@ -295,9 +295,11 @@ def _bind_params(model, params: dict, where: str) -> tuple[dict, dict, Binding]:
 
     binding = Binding()
     values, stats = {}, {}
-    for name, n in model.params.items():
+    given = {**model.params, **model.states}    # (a state: its running value, as saved)
+    for name, n in given.items():
         if name not in params:
-            raise GdslDataError(f"{where} has no array `{name}` for the param `{name}`",
+            kind = "param" if name in model.params else "state"
+            raise GdslDataError(f"{where} has no array `{name}` for the {kind} `{name}`",
                                 model.node(n)["span"],
                                 help="give every param, e.g. the file gdsl run --save wrote")
         a = np.asarray(params[name])
@@ -310,7 +312,7 @@ def _bind_params(model, params: dict, where: str) -> tuple[dict, dict, Binding]:
                                 if misfit.bound is not None else [])
         values[n] = a
     for key in params:
-        if key in model.params:
+        if key in given:
             continue
         base = next((key[:-len(s)] for s in STATS if key.endswith(s)), None)
         if base is None or base not in model.inputs:
@@ -354,6 +356,13 @@ def export(model, *, title: str = "", with_grad: bool = False, params: dict | No
         raise GdslError(f"unknown float type `{float_type}`: use " + " or ".join(FLOAT_TYPES))
     if labels is not None and labels not in LABEL_KINDS:
         raise GdslError(f"unknown kind of labels `{labels}`: use " + " or ".join(LABEL_KINDS))
+    if model.updates:       # (ONNX here is for inference: evaluation mode has no updates)
+        name, n = next(iter(model.updates.items()))
+        raise GdslError(f"the onnx target cannot return the new value of state `{name}`: a "
+                        f"model with state is exported in evaluation mode",
+                        model.node(model.states[name])["span"],
+                        help="gdsl export MODEL --eval (the running statistics are inputs, or "
+                             "initialisers from --params)")
     if with_grad and (model.loss is None or not model.grads):
         raise GdslError("nothing to differentiate: " + (
             "the model has no loss" if model.loss is None else "the model has no params (and no --wrt)"),
@@ -396,7 +405,8 @@ def export(model, *, title: str = "", with_grad: bool = False, params: dict | No
     inputs, initializers = [], []
     value: dict[int, str] = {}
     used = set(order)
-    leaves = [*model.inputs.values(), *model.params.values(), *model.consts.values()]
+    leaves = [*model.inputs.values(), *model.params.values(), *model.consts.values(),
+              *model.states.values()]
     for n in leaves:
         if n not in used:
             continue

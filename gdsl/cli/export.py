@@ -38,6 +38,9 @@ def register(sub):
                    "(--shape lam= for a scalar); repeat for each")
     p.add_argument("--wrt", metavar="NAMES",
                    help="comma-separated names to differentiate with respect to (default: the params)")
+    p.add_argument("--eval", action="store_true",
+                   help="export the evaluation mode (`a if training else b` is b: batch norm "
+                   "with its running statistics); a model with state is exported only so")
     p.add_argument("--float32", action="store_true",
                    help="compute in float32 (default float64, as the NumPy module does)")
     p.add_argument("-O", dest="opt", type=int, choices=[0, 1], default=1,
@@ -88,7 +91,7 @@ def main(args) -> int:
             d["shape"] = shape
 
     c = run_pipeline(text, filename=args.model, wrt=parse_names(args.wrt), optimize=args.opt > 0,
-                     after=give_shapes)
+                     after=give_shapes, mode="eval" if args.eval else "train")
     for w in c.model.warnings:
         print(w.attach(text, args.model).render(), file=sys.stderr)
     what = "loss and gradients" if args.with_grad else "forward pass"
