@@ -166,7 +166,10 @@ class Reference:
 
     def _order(self):
         import networkx as nx
-        return nx.lexicographical_topological_sort(self.G)
+        # what the loss needs (not a state's update: training computes it beside the loss)
+        loss = next(n for n in self.G.nodes if self.G.nodes[n].get("name") == self.m.loss)
+        return nx.lexicographical_topological_sort(
+            self.G.subgraph(nx.ancestors(self.G, loss) | {loss}))
 
     def flat(self, values: dict | None = None) -> np.ndarray:
         values = values if values is not None else self.arrays
@@ -189,7 +192,7 @@ class Reference:
             op = d["op"]
             if op == "literal":
                 vals[n] = d["value"]
-            elif op in ("input", "param", "const"):
+            elif op in ("input", "param", "const", "state"):
                 vals[n] = env[d["name"]]
             else:
                 vals[n] = self.ops[op](*[vals[a] for a in d["args"]], **d["attrs"])

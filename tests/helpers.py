@@ -121,13 +121,15 @@ def compare(ref, got, what: str) -> list[str]:
 def model_arrays(model, rng, dims=DIMS) -> tuple[dict, dict]:
     """A call's arrays for a compiled model with declared shapes (labels as integers), and
     their declared shapes."""
-    shapes = {**model.inputs, **model.params}
+    shapes = {**model.inputs, **model.params, **{k: s for k, (s, _) in model.states.items()}}
     sizes = {**dims, **model.model.dims.bound}
     arrays = {}
     for k, shape in shapes.items():
         real = tuple(sizes[d] if isinstance(d, str) else d for d in shape)
         if k in model.labels:
             arrays[k] = rng.integers(0, real[0], size=real[1:])
+        elif k in model.states:     # (batch norm's running variance: positive)
+            arrays[k] = rng.uniform(0.5, 1.5, size=real)
         else:
             arrays[k] = rng.normal(size=real)
     return arrays, shapes

@@ -54,7 +54,7 @@ def disagreements(text: str, wrt, optimize: bool, arrays: dict) -> list[str]:
     for m in (reference, model):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            loss, grads = m.value_and_grad(**arrays) if m.loss else (None, {})
+            loss, grads, *_ = m.value_and_grad(**arrays) if m.loss else (None, {}, {})
             runs.append((loss, grads, m.forward(**arrays)))
     return compare(*runs, "numba")
 

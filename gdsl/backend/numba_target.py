@@ -532,13 +532,16 @@ def emit_module(model, title: str, in_place: bool = True,
     put("import numpy as np")
     fwd_roots = [model.loss, *model.outputs.values()] if model.loss is not None \
         else list(model.outputs.values())
-    sections = [("forward", model.forward_order, fwd_roots,
-                 "The forward pass: the loss and every output, by name.")]
+    updates = list(model.updates.values())      # training mode: the states' new values
+    sections = [("forward", model.forward_order, fwd_roots + updates,
+                 "The forward pass: the loss, every output and the new value of each state, "
+                 "by name." if updates else "The forward pass: the loss and every output, by name.")]
     if model.loss is not None:
         sections.append(("value_and_grad", model.backward_order,
-                         [model.loss, *model.grads.values()],
+                         [model.loss, *model.grads.values(), *updates],
                          "The loss and its gradient with respect to "
-                         + (", ".join(model.wrt) or "nothing") + "."))
+                         + (", ".join(model.wrt) or "nothing")
+                         + (", and {state: new value}" if updates else "") + "."))
     steps = [_step(model, namer, shape, *section) for section in sections]
     for h in sorted(set().union(*(helpers for _, _, helpers in steps))):
         put("")
@@ -654,9 +657,15 @@ def _step(model, namer: Namer, shape: dict, fname: str, order: list[int], roots:
     wrapper.append(("    " + _text(ast.Assign([target], call)), roots[0]))
     if fname == "forward":
         keys = ([model.loss_name] if model.loss is not None else []) + list(model.outputs)
+        keys += list(model.updates)
         ret = ast.Dict([ast.Constant(key) for key in keys], [_name(o) for o in outs])
     else:
-        ret = ast.Tuple([_name(outs[0]), ast.Dict([ast.Constant(key) for key in model.grads],
-                                                  [_name(o) for o in outs[1:]])], LOAD)
+        end = 1 + len(model.grads)
+        parts = [_name(outs[0]), ast.Dict([ast.Constant(key) for key in model.grads],
+                                          [_name(o) for o in outs[1:end]])]
+        if model.updates:
+            parts.append(ast.Dict([ast.Constant(key) for key in model.updates],
+                                  [_name(o) for o in outs[end:]]))
+        ret = ast.Tuple(parts, LOAD)
     wrapper.append(("    " + _text(ast.Return(ret)), None))
     return step, wrapper, k.helpers
