@@ -167,6 +167,11 @@ def check_shardable(tm: Trainable, arrays: dict, params: dict) -> None:
     arrays for some examples (their shapes give undeclared inputs theirs)."""
     n = _example_axis(tm)
     m = tm.compiled.model
+    for name, v in m.states.items():     # (batch norm: each shard's statistics are not the batch's)
+        raise GdslValueError(f"state `{name}` is updated from the statistics of the whole batch: "
+                             f"gdsl run --workers splits each batch across workers, which would "
+                             f"change this model", m.node(v)["span"], filename=m.filename,
+                             source=m.source, help="train without --workers")
     shapes = {}
     for name, declared in tm.inputs.items():
         a = arrays.get(name)
