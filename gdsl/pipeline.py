@@ -29,7 +29,6 @@ from .passes.resolve import build
 from .passes.schedule import schedule
 from .passes.warn import warn_unstable
 
-
 MODES = ("train", "eval")      # what `a if training else b` is, and whether states update
 
 

@@ -30,6 +30,9 @@ def register(sub):
     p.add_argument("--hvp", action="store_true",
                    help="also emit hvp(*, v, **arrays): the Hessian of the loss times directions v "
                         "= {name: array}, by reverse over reverse in the same IR")
+    p.add_argument("--eval", action="store_true",
+                   help="emit the evaluation mode: `a if training else b` is b (batch norm with "
+                        "its running statistics) and no state is updated (default: training)")
     p.add_argument("--dump-after", metavar="STAGE", choices=STAGE_NAMES,
                    help="print the IR after a stage: " + ", ".join(STAGE_NAMES))
     return p
@@ -58,7 +61,8 @@ def main(args) -> int:
                 print(c.model.dump(), file=sys.stderr, end="")
 
     c = run_pipeline(text, filename=args.model, wrt=parse_names(args.wrt),
-                     optimize=args.opt > 0, after=after, target=args.target, hvp=args.hvp)
+                     optimize=args.opt > 0, after=after, target=args.target, hvp=args.hvp,
+                     mode="eval" if args.eval else "train")
     for w in c.model.warnings:
         print(w.attach(text, args.model).render(), file=sys.stderr)
     if args.rewrites:

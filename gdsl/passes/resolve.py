@@ -163,7 +163,7 @@ class _Resolver:
             if o.id in m.states:
                 raise GdslNameError(f"`{o.id}` is a state: its new value is returned with the "
                                     f"outputs already, by its name", o.span,
-                                    help=f"remove it from the output list")
+                                    help="remove it from the output list")
             m.outputs[o.id] = self._lookup_final(o.id, o.span)
         for name, n in m.states.items():
             if name not in self.updated:
