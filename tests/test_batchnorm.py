@@ -303,7 +303,7 @@ BAD = [
     ("input x[d, n]\nstate mu[d, 1] = 0\nmu <- mu\nmu <- 2 * mu\nJ = sum(x)", "4:1",
      "state `mu` is updated twice"),
     ("input x[d, n]\nstate mu[d, 1] = 0\nmu <- 0.9 * mu + 0.1 * mean(x, axis=1)\nJ = sum(x)",
-     "3:1", "the update of state `mu` has shape [d, d], but the state is declared [d, 1]"),
+     "3:7", "the update of state `mu` has shape [d, d], but the state is declared [d, 1]"),
     ("input x[d, n]\nstate mu[d, 1] = 0\nparam mu[d, 1]\nmu <- mu\nJ = sum(x)", "3:7",
      "`mu` is already defined"),
     ("input x[d, n]\nstate mu[d, 1] = 0\nmu <- mu\nJ = sum(x)\noutput mu", "5:8",

@@ -76,7 +76,7 @@ def check_updates(model, dims: Dims) -> None:
         d = model.nodes[n]
         raise GdslShapeError(
             f"the update of state `{name}` has shape {show_shape(got)}, but the state is "
-            f"declared {show_shape(want)}", d["line"] or d["span"],
+            f"declared {show_shape(want)}", d["span"] or d["line"],
             notes=[f"`{name}` is declared at {model.nodes[model.states[name]]['span']}"],
             help="a reduction over the examples keeps its axis with keepdims=True, e.g. "
                  "`mean(z, axis=1, keepdims=True)` is [m, 1]")
