@@ -279,7 +279,7 @@ FORBIDDEN = {"exec", "eval", "open", "compile", "__import__", "getattr", "setatt
              "globals", "locals", "vars", "breakpoint", "input", "__builtins__", "help", "memoryview",
              "os", "sys", "subprocess", "importlib", "builtins", "type", "object", "super"}
 METADATA = {"INPUTS", "PARAMS", "CONSTS", "INIT", "LOSS", "OUTPUTS", "WRT", "LABELS", "SHAPES",
-            "TRAIN"}
+            "TRAIN", "STATE", "MODE"}
 ENTRY_POINTS = {"forward", "value_and_grad"}
 _LINE_BREAKS = "\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
 

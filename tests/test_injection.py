@@ -109,15 +109,19 @@ def compile_and_compare(text: str, twin: str, rename: dict) -> str:
         assert e.span is not None and e.render()
         return "error"
     audit_emitted(m.source)
-    t, safe, f_t, (l_t, g_t) = _twin(twin)
+    t, safe, f_t, (l_t, g_t, *s_t) = _twin(twin)     # (s_t: the new state, of a model with one)
     assert [rename.get(k, k) for k in t.wrt] == m.wrt
     hostile = {rename.get(k, k): v for k, v in safe.items()}
     f_m = m.forward(**hostile)
     assert [rename.get(k, k) for k in f_t] == list(f_m)
     for k, v in f_t.items():
         np.testing.assert_allclose(f_m[rename.get(k, k)], v, rtol=1e-12)
-    l_m, g_m = m.value_and_grad(**hostile)
+    l_m, g_m, *s_m = m.value_and_grad(**hostile)
     np.testing.assert_allclose(l_m, l_t, rtol=1e-12)
+    for new_t, new_m in zip(s_t, s_m, strict=True):
+        assert [rename.get(k, k) for k in new_t] == list(new_m)
+        for k, v in new_t.items():
+            np.testing.assert_allclose(new_m[rename.get(k, k)], v, rtol=1e-12)
     assert [rename.get(k, k) for k in g_t] == list(g_m)
     for k, v in g_t.items():
         np.testing.assert_allclose(g_m[rename.get(k, k)], v, rtol=1e-12)

@@ -23,6 +23,7 @@ def _arrays(m, rng, dims):
     for name in m.module.LABELS:
         C, *rest = a[name].shape
         a[name] = np.eye(C)[rng.integers(0, C, size=rest)].T
+    a.update(m.init_state(dims))        # (batch norm's running statistics: never written either)
     return a
 
 
@@ -32,15 +33,16 @@ def test_inputs_are_never_written_and_gradients_share_no_memory(path, rng):
     arrays = _arrays(m, rng, {"n": 7, "d": 5, "C": 3, "m": 4})
     before = {k: v.copy() for k, v in arrays.items()}
     out = m.forward(**arrays)
-    _loss, grads = m.value_and_grad(**arrays)
+    _loss, grads, *state = m.value_and_grad(**arrays)    # (a model with state: its new values)
     for k, v in arrays.items():
         np.testing.assert_array_equal(v, before[k], err_msg=k)
-    values = [*grads.values(), *(v for v in out.values() if np.ndim(v)), *arrays.values()]
+    values = [*grads.values(), *(v for v in out.values() if np.ndim(v)), *arrays.values(),
+              *(v for new in state for v in new.values())]
     for i, a in enumerate(values):
         for b in values[:i]:
             assert not np.shares_memory(a, b)
     plain = gdsl.compile_file(path, optimize=False)
-    _, want = plain.value_and_grad(**arrays)
+    _, want, *_ = plain.value_and_grad(**arrays)
     for k in grads:
         np.testing.assert_allclose(grads[k], want[k], rtol=1e-10, atol=1e-12, err_msg=k)
 

@@ -91,10 +91,14 @@ def test_passes_change_no_value_or_gradient(path, rng):
     assert fo.keys() == so.keys()
     for k in fo:
         np.testing.assert_allclose(fo[k], so[k], rtol=1e-12, atol=1e-14)
-    (jf, gf), (js, gs) = fast.value_and_grad(**A), slow.value_and_grad(**A)
+    (jf, gf, *sf), (js, gs, *ss) = fast.value_and_grad(**A), slow.value_and_grad(**A)
     np.testing.assert_allclose(jf, js, rtol=1e-12)
     for k in gf:
         np.testing.assert_allclose(gf[k], gs[k], rtol=1e-10, atol=1e-14)
+    for new_fast, new_slow in zip(sf, ss):      # a model with state: its new values
+        assert new_fast.keys() == new_slow.keys()
+        for k in new_fast:
+            np.testing.assert_allclose(new_fast[k], new_slow[k], rtol=1e-12, atol=1e-14)
 
 
 def softmax(s):
