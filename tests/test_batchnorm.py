@@ -284,10 +284,12 @@ def test_mlp_bn_reaches_97_percent_on_the_digits():
     assert last["val_accuracy"] >= 0.97, last
 
 
-def test_a_batch_of_one_is_refused_for_a_model_with_state():
+def test_a_batch_of_one_and_second_order_training_are_refused_for_a_model_with_state():
     from gdsl.tools.train import train
     with pytest.raises(GdslError, match="batches of at least 2"):
         train("models/mlp_bn.gdsl", epochs=1, batch_size=1)
+    r = run_cli("run", "models/mlp_bn.gdsl", "--optimizer", "lbfgs")
+    assert r.returncode == 1 and "a model with state (batch norm) changes it" in r.stderr
 
 
 # -- mistakes, at the model's line ------------------------------------------------------------------
