@@ -23,8 +23,7 @@ from .. import limits
 from ..errors import GdslLimitError, GdslNameError, GdslTypeError, GdslValueError, Span
 from ..ir.graph import GIVEN, Model
 from ..ir.init import INITS
-from ..ir.ops import (BINARY_OPERATORS, COUNT_OP, NEG_OP, OPS, TAKE_OP, TRANSPOSE_OP,
-                      user_functions)
+from ..ir.ops import BINARY_OPERATORS, COUNT_OP, NEG_OP, OPS, TAKE_OP, TRANSPOSE_OP, user_functions
 from ..lang import syntax as S
 
 TRAIN_OPTIONS = {
