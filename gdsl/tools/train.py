@@ -831,9 +831,9 @@ class TrainResult:
     n_val: int = 0
     data_source: str = ""
     standardization: dict = field(default_factory=dict)   # feature input -> (mean, std)
-    state: dict = field(default_factory=dict)   # the states' values after training (running stats)
     metrics: tuple[str, ...] = ()       # reported per epoch, besides loss and cost
     solver: dict = field(default_factory=dict)  # lbfgs/newton-cg: iterations, objective, ...
+    state: dict = field(default_factory=dict)   # the states' values after training (running stats)
 
     @property
     def final(self) -> dict:
