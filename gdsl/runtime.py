@@ -82,6 +82,18 @@ BAD_KINDS = {"O": "object", "U": "string", "S": "bytes", "V": "structured", "c":
              "M": "datetime", "m": "timedelta"}
 
 
+def _as_callers(out: dict, arrays: dict) -> dict:
+    """The results of a function that read none of the caller's arrays (a loss of consts
+    alone: NumPy values) as arrays of the caller's library and device."""
+    from array_api_compat import array_namespace, device, is_array_api_obj, is_numpy_array
+    callers = [a for a in arrays.values() if is_array_api_obj(a) and not is_numpy_array(a)]
+    if not callers:
+        return out
+    xp, dev = array_namespace(*callers), device(callers[0])
+    return {k: xp.asarray(v, device=dev) if isinstance(v, (ndarray, np.generic)) else v
+            for k, v in out.items()}
+
+
 class CompiledModel:
     """A compiled model: call ``forward`` and ``value_and_grad`` with arrays by name.
 
@@ -617,7 +629,7 @@ class CompiledModel:
         if self.states and not self.states.keys() <= arrays.keys():
             arrays = self._with_initial_state(arrays)
         arrays = self._prepare_any(arrays, self.model.forward_order)
-        return self._run(self.module.forward, arrays)
+        return _as_callers(self._run(self.module.forward, arrays), arrays)
 
     def _value_and_grad_any(self, /, **arrays) -> tuple:
         """(loss, {name: gradient}) for the wrt names, as arrays of the caller's library.

@@ -343,6 +343,21 @@ def test_float32_stays_float32():
     assert all(v.dtype == torch.float32 for v in model.forward(**given).values())
 
 
+def test_a_function_that_reads_no_array():
+    """forward of a loss of consts alone reads none of the caller's arrays: the module
+    computes with NumPy's namespace (array_namespace of nothing is an error) and the model
+    returns the result in the caller's library, as value_and_grad does."""
+    text = "const k = 2.0\nparam W[3] ~ normal(0, 1)\nJ = sqnorm(k)\nloss J"
+    m = gdsl.compile(text, wrt=["W"], target="array-api")
+    W = strict.asarray(np.arange(3.0))
+    J = m.forward(W=W)["J"]
+    assert float(J) == 4.0 and _kind_of(J) == "strict"
+    assert float(m.module.forward()["J"]) == 4.0        # the module alone: NumPy's
+    J, grads = m.value_and_grad(W=W)
+    assert float(J) == 4.0 and _kind_of(grads["W"]) == "strict"
+    assert np.array_equal(to_numpy(grads["W"]), np.zeros(3))
+
+
 def test_integers_become_floats_of_the_call():
     """An integer input (not labels) becomes a float array of the caller's library and dtype."""
     model = gdsl.compile("input x[n]\nparam w[n]\nJ = sum(w * x)\n", target="array-api")
