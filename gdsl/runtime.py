@@ -474,12 +474,7 @@ class CompiledModel:
 
         The emitted module's ``hvp`` (reverse over reverse, gdsl compile --hvp), compiled on
         the first call and kept. Raises GdslError on bad arrays or directions."""
-        twin = self._second_order()
-        m = twin.model
-        if self.states and not self.states.keys() <= arrays.keys():
-            arrays = self._with_initial_state(arrays)
-        out = twin._prepare(arrays, m.backward_order)
-        owner = twin._specialised_for(out) if twin._specialises else twin
+        twin, owner, out = self._second_order_call(arrays)
         out[_direction_arg(owner.module)] = twin._directions(v, out)
         return owner._run(owner.module.hvp, out)
 
@@ -489,17 +484,12 @@ class CompiledModel:
         hvp each. For models with few params (the matrix must fit in memory). Raises
         GdslError on bad arrays."""
         from .limits import check_memory
-        twin = self._second_order()
-        m = twin.model
-        if self.states and not self.states.keys() <= arrays.keys():
-            arrays = self._with_initial_state(arrays)
-        out = twin._prepare(arrays, m.backward_order)
-        owner = twin._specialised_for(out) if twin._specialises else twin
+        twin, owner, out = self._second_order_call(arrays)
         arg = _direction_arg(owner.module)
         shapes = {k: np.shape(out[k]) if k in out else () for k in twin.wrt}
         size = sum(math.prod(s) for s in shapes.values())
         check_memory([((size, size), 1, "the Hessian", None)], "the Hessian",
-                     m.filename, m.source)
+                     self.model.filename, self.model.source)
         H = np.zeros((size, size))
         starts = np.cumsum([0] + [math.prod(s) for s in shapes.values()])
         for i in range(size):
@@ -509,6 +499,15 @@ class CompiledModel:
             hv = owner._run(owner.module.hvp, {**out, arg: v})
             H[:, i] = np.concatenate([np.reshape(hv[k], -1) for k in shapes])
         return H
+
+    def _second_order_call(self, arrays: dict) -> tuple:
+        """(the model with its hvp, the module that runs this call, the call's arrays as
+        checked): the first steps of hvp and hessian."""
+        twin = self._second_order()
+        if self.states and not self.states.keys() <= arrays.keys():
+            arrays = self._with_initial_state(arrays)
+        out = twin._prepare(arrays, twin.model.backward_order)
+        return twin, twin._specialised_for(out) if twin._specialises else twin, out
 
     def _second_order(self) -> CompiledModel:
         """This model compiled with its Hessian-vector product (once)."""
