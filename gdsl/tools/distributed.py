@@ -65,6 +65,7 @@ from .train import (
     metric_values,
     prepare,
     progress_bar,
+    read_split,
     settings_for,
     split_consts,
     standardization,
@@ -877,15 +878,7 @@ def _in_memory(tm, s, data, val, params, label_column, workers: int) -> dict:
     """Data the driver reads whole (a file, a built-in set, arrays), prepared as ``train``
     prepares them, cut into one block of consecutive examples per worker (scattered to the
     workers once)."""
-    source = data if isinstance(data, str) else ""
-    train_arrays = arrays_for(tm, data, str(source) or "data", label_column)
-    if isinstance(data, D.Table):
-        source = data.source
-    if val is not None:
-        val_arrays = arrays_for(tm, val, str(val) if isinstance(val, str) else "validation data",
-                                label_column)
-    else:
-        train_arrays, val_arrays = D.split(train_arrays, tm.labels, s.val_fraction, s.seed)
+    train_arrays, val_arrays, source = read_split(tm, s, data, val, label_column)
     stats = standardization(tm, train_arrays, params, s.standardize, str(source) or "data")
     if stats:
         train_arrays = standardized(train_arrays, stats)

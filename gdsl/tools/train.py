@@ -880,18 +880,9 @@ def train(model, data=None, *, val=None, params: dict | None = None, consts: dic
                              help="declare what is learned, e.g. `param W[C, d] ~ normal(0, 0.01)`"
                              "; with --epochs 0 gdsl run only evaluates the model")
     const_values, set_dims = split_consts(tm, consts)
-    source = data if isinstance(data, str) else ""
     if data is None:
         data = s.data
-        source = s.data
-    train_arrays = arrays_for(tm, data, str(source) or "data", label_column)
-    if isinstance(data, D.Table):
-        source = data.source
-    if val is not None:
-        val_arrays = arrays_for(tm, val, str(val) if isinstance(val, str) else "validation data",
-                                label_column)
-    else:
-        train_arrays, val_arrays = D.split(train_arrays, tm.labels, s.val_fraction, s.seed)
+    train_arrays, val_arrays, source = read_split(tm, s, data, val, label_column)
     if params is not None:
         params = {k: np.array(v, dtype=np.float64) for k, v in params.items()}
     # the states saved with the params (--save writes them beside them): training goes on
@@ -961,6 +952,21 @@ def train(model, data=None, *, val=None, params: dict | None = None, consts: dic
             _descend(tm, s, params, one_hot(tm, train_arrays, dims), const_values, n, record,
                      progress, state)
     return result
+
+
+def read_split(tm: Trainable, s: Settings, data, val, label_column) -> tuple:
+    """(training arrays, validation arrays, where the data came from): ``data`` read (a file,
+    a built-in set, a Table, arrays), and ``val`` read or held out of it (--val-fraction)."""
+    source = data if isinstance(data, str) else ""
+    train_arrays = arrays_for(tm, data, str(source) or "data", label_column)
+    if isinstance(data, D.Table):
+        source = data.source
+    if val is not None:
+        val_arrays = arrays_for(tm, val, str(val) if isinstance(val, str) else "validation data",
+                                label_column)
+    else:
+        train_arrays, val_arrays = D.split(train_arrays, tm.labels, s.val_fraction, s.seed)
+    return train_arrays, val_arrays, source
 
 
 def progress_bar(progress: bool, total: int):
