@@ -373,11 +373,9 @@ def _draw_case(rng, sa, sb, domain):
     return a, b
 
 
-SEEN_OPS: set = set()      # the ops of every case's hvp (this process's runs)
-
-
-@pytest.mark.parametrize("case", sorted(OP_CASES) + sorted(EXTRA_CASES))
-def test_second_derivative_of_every_op(case, rng):
+def _case_model(case: str, rng) -> tuple[str, dict, list]:
+    """The model text of an op case (J = sum(G * o) + sqnorm(o) / 2 of o = the expression),
+    its arrays and the names it is differentiated for."""
     expr, sa, sb, domain = {**OP_CASES, **EXTRA_CASES}[case]
     a, b = _draw_case(rng, sa, sb, domain)
     lines = [f"input a[{', '.join(map(str, sa))}]"]
@@ -395,25 +393,33 @@ def test_second_derivative_of_every_op(case, rng):
     lines.append(f"input G[{', '.join(map(str, out_shape))}]" if out_shape else "input G")
     arrays["G"] = rng.normal(size=out_shape)
     lines += [f"o = {expr}", "J = sum(G * o) + sqnorm(o) / 2"]
+    return "\n".join(lines), arrays, wrt
+
+
+@pytest.mark.parametrize("case", sorted(OP_CASES) + sorted(EXTRA_CASES))
+def test_second_derivative_of_every_op(case, rng):
+    text, arrays, wrt = _case_model(case, rng)
     for optimize in (True, False):
-        m = gdsl.compile("\n".join(lines), wrt=wrt, optimize=optimize)
+        m = gdsl.compile(text, wrt=wrt, optimize=optimize)
         v = directions(rng, arrays, wrt)
         ours = m.hvp(v, **arrays)
         e_ref = rel_error(ours, Reference(m, arrays).hvp(v))
         central = central_hvp(lambda arr, m=m: m.value_and_grad(**arr)[1], arrays, v)
         e_cd = rel_error(ours, central)
         assert e_ref <= TOL and e_cd <= TOL, (optimize, e_ref, e_cd)
-        second = m._second_order().model       # the ops differentiated twice, and their rules'
-        SEEN_OPS.update(d["op"] for _, d in m.graph.nodes(data=True))
-        SEEN_OPS.update(second.node(n)["op"] for n in second.hvp_order)
 
 
 def test_every_op_is_exercised_by_second_derivatives():
     """Every row with a vector-Jacobian product is differentiated twice by some case above:
     in the model as written, or made by a first derivative and differentiated again."""
-    seen = SEEN_OPS
-    if len(seen) < 10:
-        pytest.skip("run with the cases above (they record the ops they reach)")
+    seen = set()
+    for case in sorted(OP_CASES) + sorted(EXTRA_CASES):
+        text, _, wrt = _case_model(case, np.random.default_rng(0))
+        for optimize in (True, False):
+            m = gdsl.compile(text, wrt=wrt, optimize=optimize)
+            second = m._second_order().model   # the ops differentiated twice, and their rules'
+            seen.update(d["op"] for _, d in m.graph.nodes(data=True))
+            seen.update(second.node(n)["op"] for n in second.hvp_order)
     rows = {name for name, op in OPS.items() if op.vjp}
     missing = rows - seen - {"sum_to"}     # (sum_to: the generic-module test above)
     assert not missing, f"rows whose vjps no hvp reaches: {sorted(missing)}"
