@@ -133,3 +133,15 @@ def model_arrays(model, rng, dims=DIMS) -> tuple[dict, dict]:
         else:
             arrays[k] = rng.normal(size=real)
     return arrays, shapes
+
+
+def fail_with_models(failures: list, checked: int) -> None:
+    """Fail the test with the first three (seed, random model, problems) of ``failures``."""
+    import pytest
+
+    if failures:
+        shown = "\n\n".join(f"=== seed {seed} (optimize={bool(seed % 4)}, wrt={m.wrt}):\n"
+                            + "\n".join(p[:2000] for p in problems[:4]) + f"\n--- model ---\n{m.text}"
+                            for seed, m, problems in failures[:3])
+        pytest.fail(f"{len(failures)} of {checked} random models disagree:\n\n{shown}",
+                    pytrace=False)

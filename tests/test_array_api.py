@@ -23,7 +23,7 @@ import warnings
 import numpy as np
 import pytest
 from fuzzkit import record
-from helpers import DIMS, close, compare, model_arrays
+from helpers import DIMS, close, compare, fail_with_models, model_arrays
 from helpers import MODELS as MODEL_FILES
 from randmodel import Rejected, random_model
 
@@ -216,12 +216,7 @@ def test_random_models_agree(request):
           f"the NumPy target under {', '.join(kinds(False))} ({on_dask} of them under Dask too; "
           f"seeds {SEED}..{SEED + N_MODELS - 1}; {ties} drawn on a tie of argmax or sign)")
     record(request.config, "random models: array-API target = NumPy target", checked - len(failures))
-    if failures:
-        shown = "\n\n".join(f"=== seed {seed} (optimize={bool(seed % 4)}, wrt={m.wrt}):\n"
-                            + "\n".join(p[:2000] for p in problems[:4]) + f"\n--- model ---\n{m.text}"
-                            for seed, m, problems in failures[:3])
-        pytest.fail(f"{len(failures)} of {checked} random models disagree:\n\n{shown}",
-                    pytrace=False)
+    fail_with_models(failures, checked)
 
 
 # -- the target itself ---------------------------------------------------------------------------

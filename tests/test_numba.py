@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 from fuzzkit import record
 from helpers import MODELS as MODEL_FILES
-from helpers import ROOT, close, compare, gdsl_command, model_arrays
+from helpers import ROOT, close, compare, fail_with_models, gdsl_command, model_arrays
 from randmodel import random_model
 
 import gdsl
@@ -96,12 +96,7 @@ def test_random_models_agree(request):
     print(f"\nnumba target: {N_MODELS - len(failures)} of {N_MODELS} random models agree with "
           f"the NumPy target to 1e-12 (seeds {SEED}..{SEED + N_MODELS - 1})")
     record(request.config, "random models: numba target = NumPy target", N_MODELS - len(failures))
-    if failures:
-        shown = "\n\n".join(f"=== seed {seed} (optimize={bool(seed % 4)}, wrt={m.wrt}):\n"
-                            + "\n".join(p[:2000] for p in problems[:4]) + f"\n--- model ---\n{m.text}"
-                            for seed, m, problems in failures[:3])
-        pytest.fail(f"{len(failures)} of {N_MODELS} random models disagree:\n\n{shown}",
-                    pytrace=False)
+    fail_with_models(failures, N_MODELS)
 
 
 # -- what the step is ---------------------------------------------------------------------------
