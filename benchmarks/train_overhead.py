@@ -44,6 +44,8 @@ def child(model: str) -> dict:
     stamps = {}
     step = tm.compiled.value_and_grad
 
+    seen = {}                   # the last arguments of each part, for the floor below
+
     def timed(**arrays):
         c, t = time.thread_time(), time.perf_counter()
         try:
@@ -52,6 +54,7 @@ def child(model: str) -> dict:
             spent[0] += time.perf_counter() - t
             spent[2] += time.thread_time() - c
             spent[1] += 1
+            seen.setdefault("value_and_grad", arrays)     # a whole batch: the first
 
     tm.compiled.value_and_grad = timed
     timer = _timer_cost()
@@ -62,6 +65,7 @@ def child(model: str) -> dict:
         def __init__(self, *a, **kw):
             stamps["start"] = time.perf_counter(), time.thread_time()
             super().__init__(*a, **kw)
+            seen["optimizer"] = self
 
     T.Optimizer = Stamped
     history = []
@@ -70,14 +74,62 @@ def child(model: str) -> dict:
         stamps["end"] = time.perf_counter(), time.thread_time()
         history.append(r)
 
+    evaluate = T.evaluate
+
+    def kept_evaluate(*a, **kw):
+        seen["evaluate"] = a, kw
+        return evaluate(*a, **kw)
+
+    T.evaluate = kept_evaluate
     r = T.train(tm, on_epoch=on_epoch)
+    T.evaluate = evaluate
     f = r.final
-    return {"loop": stamps["end"][0] - stamps["start"][0], "value_and_grad": spent[0],
+    result = {"loop": stamps["end"][0] - stamps["start"][0], "value_and_grad": spent[0],
             "loop_cpu": stamps["end"][1] - stamps["start"][1], "value_and_grad_cpu": spent[2],
             "calls": spent[1], "timer_cpu": timer, "epochs": len(history), "val_cost": f["val_cost"],
             "val_accuracy": f["val_accuracy"], "train_cost": f["train_cost"],
             "params_sum": float(sum(np.abs(v).sum() for v in r.params.values())),
             "gdsl": T.__file__}
+    return {**result, **_floor(step, evaluate, seen, spent[1] / len(history))}
+
+
+def _floor(step, evaluate, seen: dict, steps: float) -> dict:
+    """What no loop that validates exactly every epoch and updates with NumPy can go below,
+    measured here with everything in cache (the fastest of many repeats): the validation
+    pass (the record's last ``evaluate``) against an epoch of steps, and the optimiser's
+    whole-buffer passes without its gather (momentum: m *= mu; m -= lr g; p += m; sgd:
+    p -= lr g) against a step; {} for another optimiser."""
+    import numpy as np
+
+    def best(fn, number: int) -> float:
+        times = []
+        for _ in range(7):
+            t = time.perf_counter()
+            for _ in range(number):
+                fn()
+            times.append((time.perf_counter() - t) / number)
+        return min(times)
+
+    arrays = seen["value_and_grad"]
+    a, kw = seen["evaluate"]
+    opt = seen["optimizer"]
+    p, m, g = opt.flat, opt.m, opt.tmp
+    if opt.kind == "momentum":
+        def passes():
+            np.multiply(m, opt.mu, out=m)
+            np.subtract(m, g, out=m)
+            np.add(p, m, out=p)
+    elif opt.kind == "sgd":
+        def passes():
+            np.subtract(p, g, out=p)
+    else:
+        return {}
+    t_step = best(lambda: step(**arrays), 200)
+    t_val = best(lambda: evaluate(*a, **kw), 20)
+    t_passes = best(passes, 2000)       # (after the others: it moves the params)
+    return {"hot_step": t_step, "hot_validation": t_val, "hot_update_passes": t_passes,
+            "steps_per_epoch": steps,
+            "floor": (t_val + steps * t_passes) / (steps * t_step)}
 
 
 def _timer_cost(calls: int = 20000) -> float:
@@ -151,6 +203,17 @@ def run(tree: Path, model: str) -> dict:
     return r
 
 
+def _floor_cells(rs: list[dict]) -> str:
+    """The floor's parts (medians over the runs) as % of the steps, or dashes."""
+    if "floor" not in rs[0]:
+        return "- | - | -"
+    val = statistics.median(r["hot_validation"] / (r["steps_per_epoch"] * r["hot_step"])
+                            for r in rs)
+    upd = statistics.median(r["hot_update_passes"] / r["hot_step"] for r in rs)
+    return (f"{100 * val:.1f}% | {100 * upd:.1f}% | "
+            f"**{100 * statistics.median(r['floor'] for r in rs):.1f}%**")
+
+
 def report(results: dict, trees: dict, models: list[str], info: dict, runs: int) -> str:
     out = [(f"Run: `python3 benchmarks/train_overhead.py {' '.join(info['argv'])}` on "
             f"{info['date']}; {runs} runs per tree and model, interleaved, each a process on "
@@ -162,8 +225,8 @@ def report(results: dict, trees: dict, models: list[str], info: dict, runs: int)
            *(f"- tree `{label}`: {what}" for label, what in info["trees"].items()), "",
            ("| model | tree | loop ms | value_and_grad ms (calls) | **overhead** | overhead, "
             "every run (%) | CPU: loop ms | value_and_grad ms | overhead | less the timer | "
-            "final val cost | val acc |"),
-           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+            "final val cost | val acc | floor: validation | floor: update | **floor** |"),
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for model in models:
         for label in trees:
             rs = results[model][label]
@@ -182,7 +245,7 @@ def report(results: dict, trees: dict, models: list[str], info: dict, runs: int)
                        f"{1e3 * med['value_and_grad_cpu']:.1f} | {100 * med['overhead_cpu']:.1f}% | "
                        f"{100 * med['overhead_cpu_untimed']:.1f}% ({1e6 * med['timer_cpu']:.1f} "
                        f"µs a call) | "
-                       f"{' / '.join(costs)} | {' / '.join(accs)} |")
+                       f"{' / '.join(costs)} | {' / '.join(accs)} | {_floor_cells(rs)} |")
     return "\n".join(out)
 
 
