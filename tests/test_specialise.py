@@ -82,6 +82,31 @@ def test_one_compilation_per_signature_of_shapes_and_dtypes():
     assert len(m._specialised) == 3           # forward runs the same specialisation
 
 
+@pytest.mark.parametrize("target", ["numpy", "numba"])
+@pytest.mark.parametrize("lam", [0.1, 1], ids=["float", "int"])
+def test_a_python_number_keeps_a_float32_call_float32(target, lam):
+    """lam=0.1 is weak, as in NumPy's arithmetic and JAX: the one-liner (lam an input) returns
+    what its twin with lam a const returns, float32 and the same numbers; float64 arrays
+    stay float64."""
+    if target == "numba":
+        pytest.importorskip("numba")
+    m = gdsl.compile(ONELINER, wrt=WRT, target=target)
+    const = gdsl.compile("const lam = 0.5\n" + twin({"W": "C, d", "x": "d, n", "b": "C, 1",
+                                                      "y": "n"}), wrt=WRT, target=target)
+    for dtype in (np.float32, np.float64, np.float32):
+        a = {**data(dtype=dtype), "lam": lam}
+        for _ in range(2):                    # the first call with a signature, and a later one
+            J, g = m.value_and_grad(**a)
+            J1, g1 = const.value_and_grad(**a)
+            assert {v.dtype for v in g.values()} == {np.dtype(dtype)}
+            assert J == J1 and all(np.array_equal(g[k], g1[k]) for k in WRT)
+            assert type(J) is type(J1)
+            if target == "numpy":           # (numba returns a number as a Python float)
+                assert np.asarray(J).dtype == dtype == np.asarray(J1).dtype
+                assert np.asarray(m.forward(**a)["J"]).dtype == dtype
+                assert np.asarray(m.specialised(**a).forward(**a)["J"]).dtype == dtype
+
+
 def test_a_declared_model_is_its_own_specialisation():
     m = gdsl.compile(twin({"W": "C, d", "x": "d, n", "b": "C, 1", "y": "n", "lam": ""}), wrt=WRT)
     assert m.specialised(**data()) is m
