@@ -25,6 +25,7 @@ from ..ir.ops import BINARY_OPERATORS, LOAD, NUMBA_HELPERS, OPS, STORE, const, n
 from ..ir.shapes import reduce as reduced_shape
 from ..lang.source import source_text
 from .numpy_target import Namer, _doc_escape, _metadata, _signature, model_leaves
+from .plan import functions
 
 NAME = "numba"
 NEEDS_SHAPES = True     # a model with shapes left to call time is emitted when it is called
@@ -530,19 +531,8 @@ def emit_module(model, title: str, in_place: bool = True,
         "share one dtype. Do not edit: recompile the model.\n" + '"""')
     put("import numba")
     put("import numpy as np")
-    fwd_roots = [model.loss, *model.outputs.values()] if model.loss is not None \
-        else list(model.outputs.values())
-    updates = list(model.updates.values())      # training mode: the states' new values
-    sections = [("forward", model.forward_order, fwd_roots + updates,
-                 "The forward pass: the loss, every output and the new value of each state, "
-                 "by name." if updates else "The forward pass: the loss and every output, by name.")]
-    if model.loss is not None:
-        sections.append(("value_and_grad", model.backward_order,
-                         [model.loss, *model.grads.values(), *updates],
-                         "The loss and its gradient with respect to "
-                         + (", ".join(model.wrt) or "nothing")
-                         + (", and {state: new value}" if updates else "") + "."))
-    steps = [_step(model, namer, shape, *section) for section in sections]
+    steps = [_step(model, namer, shape, *section) for section in functions(model)
+             if section[0] != "hvp"]
     for h in sorted(set().union(*(helpers for _, _, helpers in steps))):
         put("")
         put("")

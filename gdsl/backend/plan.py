@@ -17,6 +17,27 @@ import numpy as np
 from ..ir.ops import BINARY_OPERATORS, LOAD, OPS
 
 
+def functions(model) -> list[tuple[str, list[int], list, str]]:
+    """The functions a module holds, as (name, schedule, roots, docstring): forward;
+    value_and_grad for a model with a loss; hvp when asked for (model.hvps)."""
+    updates = list(model.updates.values())      # training mode: the states' new values
+    fwd_roots = [model.loss] if model.loss is not None else []
+    out = [("forward", model.forward_order, fwd_roots + list(model.outputs.values()) + updates,
+            "The forward pass: the loss, every output and the new value of each state, by name."
+            if updates else "The forward pass: the loss and every output, by name.")]
+    if model.loss is not None:
+        out.append(("value_and_grad", model.backward_order,
+                    [model.loss, *model.grads.values(), *updates],
+                    "The loss and its gradient with respect to " + (", ".join(model.wrt) or
+                                                                     "nothing")
+                    + (", and {state: new value}" if updates else "") + "."))
+    if model.hvps:
+        out.append(("hvp", model.hvp_order, list(model.hvps.values()),
+                    "H v: the Hessian of the loss times v = {name: direction} (one array per "
+                    "name of " + ", ".join(model.wrt) + "), by name."))
+    return out
+
+
 @dataclass
 class Plan:
     """How one function computes the nodes of ``order`` (the schedule) for its ``rooted``."""

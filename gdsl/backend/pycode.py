@@ -16,7 +16,7 @@ import unicodedata
 
 from ..ir.ops import LOAD, OPS, STORE, const
 from ..lang.source import source_text
-from .plan import ADD, plan
+from .plan import ADD, functions, plan
 from .unparse import statement
 
 MAX_INLINE_DEPTH = 4
@@ -249,20 +249,7 @@ def write_module(model, title: str, *, namer: Namer, note: str, imports: list[st
     linemap: dict[int, int] = {}
 
     updates = list(model.updates.values())      # training mode: the states' new values
-    fwd_roots = [model.loss, *model.outputs.values()] if model.loss is not None else list(model.outputs.values())
-    sections = [("forward", model.forward_order, fwd_roots + updates,
-                 "The forward pass: the loss, every output and the new value of each state, "
-                 "by name." if updates else "The forward pass: the loss and every output, by name.")]
-    if model.loss is not None:
-        sections.append(("value_and_grad", model.backward_order,
-                         [model.loss, *model.grads.values(), *updates],
-                         "The loss and its gradient with respect to " + (", ".join(model.wrt) or "nothing")
-                         + (", and {state: new value}" if updates else "") + "."))
-    if model.hvps:
-        sections.append(("hvp", model.hvp_order, list(model.hvps.values()),
-                         "H v: the Hessian of the loss times v = {name: direction} (one array "
-                         "per name of " + ", ".join(model.wrt) + "), by name."))
-    for fname, order, roots, doc in sections:
+    for fname, order, roots, doc in functions(model):
         f = function(model, namer, plan(model, order, roots, shape, in_place))
         first = (direction_arg(model),) if fname == "hvp" else ()
         lines += ["", "", signature(model, namer, fname, order, first),
