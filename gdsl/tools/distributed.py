@@ -61,6 +61,7 @@ from .train import (
     bind_dims,
     check_label_range,
     check_training_memory,
+    epoch_record,
     evaluate,
     metric_values,
     prepare,
@@ -729,18 +730,7 @@ def train(model, data=None, *, workers: int | None = None, scheduler: str | None
             elif any(val_counts):
                 va = _evaluate(pool, [k for k in shards if val_counts[k]], 1, params,
                                const_values, metrics, tm)
-            if not math.isfinite(tr["cost"]):
-                raise GdslDivergedError(
-                    f"training diverged: the training cost is {tr['cost']} after epoch {epoch} "
-                    f"(lr {lr:g}); try a smaller --lr", filename=tm.filename)
-            others = [k for k in metrics if k != "accuracy"]
-            rec = {"epoch": epoch, "train_loss": tr["loss"], "train_cost": tr["cost"],
-                   "train_accuracy": tr["accuracy"]}
-            rec.update((f"train_{k}", tr.get(k)) for k in others)
-            rec.update({"val_loss": va.get("loss"), "val_cost": va.get("cost"),
-                        "val_accuracy": va.get("accuracy")})
-            rec.update((f"val_{k}", va.get(k)) for k in others)
-            rec.update(lr=lr, seconds=round(seconds, 4))
+            rec = epoch_record(tm, epoch, tr, va, metrics, lr, seconds)
             result.history.append(rec)
             if on_epoch is not None:
                 on_epoch(rec)

@@ -915,7 +915,6 @@ def train(model, data=None, *, val=None, params: dict | None = None, consts: dic
     result = TrainResult(params, [], s, dims, const_values, n,
                          D.n_examples(val_arrays, tm.labels) if val_arrays else 0, str(source),
                          stats, metrics=metrics, state=state)
-    others = [k for k in metrics if k != "accuracy"]
 
     def record(epoch, lr, seconds, running_cost=None, **extra):
         # the training set's metrics at these params after the last epoch (and without a
@@ -926,18 +925,7 @@ def train(model, data=None, *, val=None, params: dict | None = None, consts: dic
         else:
             tr = {"loss": None, "cost": running_cost, "accuracy": None}
         va = evaluate(tm, params, val_arrays, const_values, metrics, state) if val_arrays else {}
-        if not math.isfinite(tr["cost"]):
-            raise GdslDivergedError(
-                f"training diverged: the training cost is {tr['cost']} after epoch {epoch}"
-                + (f" (lr {lr:g}); try a smaller --lr" if lr is not None else ""),
-                filename=tm.filename)
-        rec = {"epoch": epoch, "train_loss": tr["loss"], "train_cost": tr["cost"],
-               "train_accuracy": tr["accuracy"]}
-        rec.update((f"train_{k}", tr.get(k)) for k in others)
-        rec.update({"val_loss": va.get("loss"), "val_cost": va.get("cost"),
-                    "val_accuracy": va.get("accuracy")})
-        rec.update((f"val_{k}", va.get(k)) for k in others)
-        rec.update(lr=lr, seconds=round(seconds, 4), **extra)
+        rec = epoch_record(tm, epoch, tr, va, metrics, lr, seconds, **extra)
         result.history.append(rec)
         if on_epoch is not None:
             on_epoch(rec)
@@ -952,6 +940,27 @@ def train(model, data=None, *, val=None, params: dict | None = None, consts: dic
             _descend(tm, s, params, one_hot(tm, train_arrays, dims), const_values, n, record,
                      progress, state)
     return result
+
+
+def epoch_record(tm: Trainable, epoch: int, tr: dict, va: dict, metrics, lr, seconds: float,
+                 **extra) -> dict:
+    """The record of an epoch (see ``train``) from the training and validation figures
+    (``evaluate``'s dicts; {} without validation data). Raises GdslDivergedError when the
+    training cost is not finite."""
+    if not math.isfinite(tr["cost"]):
+        raise GdslDivergedError(
+            f"training diverged: the training cost is {tr['cost']} after epoch {epoch}"
+            + (f" (lr {lr:g}); try a smaller --lr" if lr is not None else ""),
+            filename=tm.filename)
+    others = [k for k in metrics if k != "accuracy"]
+    rec = {"epoch": epoch, "train_loss": tr["loss"], "train_cost": tr["cost"],
+           "train_accuracy": tr["accuracy"]}
+    rec.update((f"train_{k}", tr.get(k)) for k in others)
+    rec.update({"val_loss": va.get("loss"), "val_cost": va.get("cost"),
+                "val_accuracy": va.get("accuracy")})
+    rec.update((f"val_{k}", va.get(k)) for k in others)
+    rec.update(lr=lr, seconds=round(seconds, 4), **extra)
+    return rec
 
 
 def read_split(tm: Trainable, s: Settings, data, val, label_column) -> tuple:
