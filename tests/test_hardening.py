@@ -170,6 +170,25 @@ def test_standardize_uses_the_training_split_and_travels_with_the_params(tmp_pat
     assert again.splitlines()[-1] == next(ln for ln in out.splitlines() if ln.startswith("final"))
 
 
+def test_saved_statistics_of_other_features_are_one_error(tmp_path):
+    # statistics saved for 3 features, then data with 2: one message naming the params file,
+    # exit 1, not a broadcasting traceback
+    rng = np.random.default_rng(0)
+    three, two = tmp_path / "three.csv", tmp_path / "two.csv"
+    three.write_text("a,b,c,label\n" + "\n".join(f"{a},{b},{c},{int(a > 0)}"
+                                                  for a, b, c in rng.normal(size=(20, 3))))
+    two.write_text("a,b,label\n" + "\n".join(f"{a},{b},{int(a > 0)}"
+                                              for a, b in rng.normal(size=(20, 2))))
+    params = tmp_path / "p.npz"
+    code, _, err = run_cli("run", str(LECTURE), "--data", str(three), "--standardize",
+                           "--epochs", "1", "--save", str(params), "--classes", "2")
+    assert code == 0, err
+    code, _, err = run_cli("run", str(LECTURE), "--data", str(two), "--load", str(params),
+                           "--epochs", "0")
+    assert code == 1 and "Traceback" not in err and "internal error" not in err, err
+    assert err.count("error:") == 1 and "p.npz" in err and "`x.mean`" in err, err
+
+
 def test_raw_features_bring_a_hint(tmp_path):
     csv = tmp_path / "raw.csv"
     csv.write_text("a,b,label\n1000,2,0\n3000,4,1\n5000,6,0\n7000,8,1\n")

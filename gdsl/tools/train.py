@@ -601,13 +601,23 @@ def stats_keys(stats: dict) -> set[str]:
 
 
 def standardization(tm: Trainable, arrays: dict, params: dict | None, wanted: bool,
-                    what: str) -> dict:
+                    what: str, params_file: str = "the params",
+                    params_path: str | None = None) -> dict:
     """Per-feature (mean, std) of each feature input: from loaded params that carry them
     (x.mean, x.std: a model trained on standardised features is evaluated on the same scale),
     else from the training split when ``wanted``. Without either, a warning when the features
-    look raw (a standard deviation beyond 10: gradient descent converges slowly on them)."""
+    look raw (a standard deviation beyond 10: gradient descent converges slowly on them).
+    Raises GdslDataError when loaded statistics do not fit the data's features."""
     features = [k for k in arrays if k not in tm.labels and k != tm.target and arrays[k].ndim >= 1]
     if params is not None and all(f"{k}.mean" in params for k in features) and features:
+        for k in features:
+            want = arrays[k].shape[:-1] + (1,)
+            for key in (f"{k}.mean", f"{k}.std"):
+                if key not in params or params[key].shape != want:
+                    got = "missing" if key not in params else f"of shape {params[key].shape}"
+                    raise GdslDataError(
+                        f"{params_file} do not match the data: `{key}` is {got}, but the "
+                        f"features `{k}` of {what} need shape {want}", filename=params_path)
         return {k: (params[f"{k}.mean"], params[f"{k}.std"]) for k in features}
     if not wanted:
         for k in features:
@@ -895,7 +905,8 @@ def train(model, data=None, *, val=None, params: dict | None = None, consts: dic
     if tm.compiled.states and s.batch_size < 2 and s.epochs > 0:
         raise GdslValueError(f"batch size {s.batch_size}: a model with state (batch norm) "
                              f"needs batches of at least 2 examples", filename=tm.filename)
-    stats = standardization(tm, train_arrays, params, s.standardize, str(source) or "data")
+    stats = standardization(tm, train_arrays, params, s.standardize, str(source) or "data",
+                            params_file, params_path)
     if stats:
         params = {k: v for k, v in (params or {}).items() if k not in stats_keys(stats)} or None \
             if params is not None else None
