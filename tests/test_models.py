@@ -159,6 +159,24 @@ def test_float32_stays_float32(lecture, rng):
     assert g["W"].dtype == np.float32 and g["b"].dtype == np.float32
 
 
+@pytest.mark.parametrize("path", [p for p in MODELS if p.name != "oneliner.gdsl"],
+                         ids=lambda p: p.name)
+def test_every_model_stays_float32(path, rng):
+    # float32 arrays in, float32 out: forward, gradients and Hessian-vector products (the
+    # gradients of max, maxpool and softmax's second derivative divided by an integer count
+    # of ties, which made them float64)
+    m = gdsl.compile_file(path)
+    A = {k: np.asarray(a, np.float32) for k, a in arrays_for(m, rng).items()}
+    J, g = m.value_and_grad(**A)[:2]
+    assert np.asarray(J).dtype == np.float32
+    assert {k: a.dtype for k, a in g.items()} == {k: np.float32 for k in g}
+    assert {k: np.asarray(a).dtype for k, a in m.forward(**A).items()} == \
+        {k: np.float32 for k in m.forward(**A)}
+    if not m.states:
+        hv = m.hvp({k: np.ones_like(A[k]) for k in m.wrt}, **A)
+        assert {k: a.dtype for k, a in hv.items()} == {k: np.float32 for k in hv}
+
+
 def test_a_const_passed_in_keeps_float32(lecture, rng):
     C, d, n = 3, 4, 5
     A = {"x": rng.normal(size=(d, n)).astype(np.float32),

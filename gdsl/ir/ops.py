@@ -2052,14 +2052,15 @@ def _max_grad(g, x, m, axis, keepdims):
     if axis is not None and not keepdims:
         g, m = np.expand_dims(g, axis), np.expand_dims(m, axis)
     mask = x == m
-    return g * mask / mask.sum(axis=axis, keepdims=True)
+    return g * mask / mask.sum(axis=axis, keepdims=True, dtype=x.dtype)
 ''',
     "_max_pick": '''
 def _max_pick(h, x, m, axis, keepdims):
     """Σ h over the entries where x is its max, shared among ties: max_grad's adjoint."""
     mk = np.expand_dims(m, axis) if axis is not None and not keepdims else m
     mask = x == mk
-    picked = (h * mask).sum(axis=axis, keepdims=True) / mask.sum(axis=axis, keepdims=True)
+    picked = (h * mask).sum(axis=axis, keepdims=True) / mask.sum(axis=axis, keepdims=True,
+                                                                 dtype=x.dtype)
     return picked.reshape(np.shape(m))
 ''',
     "_sum_to": '''
@@ -2123,7 +2124,7 @@ def _maxpool_grad(g, x, m, size):
     C, Hp, Wp = m.shape[:3]
     w = x[:, :Hp * size, :Wp * size].reshape((C, Hp, size, Wp, size) + x.shape[3:])
     mask = w == m[:, :, None, :, None]
-    share = g[:, :, None, :, None] * mask / mask.sum(axis=(2, 4), keepdims=True)
+    share = g[:, :, None, :, None] * mask / mask.sum(axis=(2, 4), keepdims=True, dtype=x.dtype)
     out = np.zeros(x.shape, share.dtype)
     out[:, :Hp * size, :Wp * size] = share.reshape((C, Hp * size, Wp * size) + x.shape[3:])
     return out
@@ -2136,7 +2137,7 @@ def _maxpool_pick(h, x, m, size):
     w = x[:, :Hp * size, :Wp * size].reshape((C, Hp, size, Wp, size) + x.shape[3:])
     hw = h[:, :Hp * size, :Wp * size].reshape(w.shape)
     mask = w == m[:, :, None, :, None]
-    return (hw * mask).sum(axis=(2, 4)) / mask.sum(axis=(2, 4))
+    return (hw * mask).sum(axis=(2, 4)) / mask.sum(axis=(2, 4), dtype=x.dtype)
 ''',
     "_mm_grad_x": '''
 def _mm_grad_x(g, x, y):
