@@ -30,3 +30,17 @@ def test_stats_command():
     r = subprocess.run([*GDSL, "stats", "models/mlp2.gdsl", "--dims", "n=100"],
                        capture_output=True, text=True, check=False)
     assert r.returncode == 2 and "give a size for dim" in r.stderr
+
+
+def test_stats_sizes_a_dim_by_its_declaration_and_refuses_bad_dims():
+    def stats(dims):
+        return subprocess.run([*GDSL, "stats", "models/mlp_bn.gdsl", "--dims", dims],
+                              capture_output=True, text=True, check=False)
+    # `dim m = 100` in the model: 100 hidden units, as `gdsl run` takes it
+    declared, given = stats("n=10,d=64,C=10"), stats("n=10,d=64,C=10,m=100")
+    assert declared.returncode == 0, declared.stderr
+    assert declared.stdout == given.stdout
+    assert stats("n=10,d=64,C=10,m=7").stdout != declared.stdout
+    for bad, says in [("n=0,d=64,C=10", "positive sizes"), ("n=10,d=64,C=10,zz=3", "`zz`")]:
+        r = stats(bad)
+        assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr, r.stderr

@@ -6,6 +6,7 @@ import sys
 
 from ..errors import GdslUsageError
 from ..files import read_model
+from ..passes.resolve import DIM_PREFIX
 from ..pipeline import run_pipeline
 from ..runtime import CompiledModel
 from ..views.cost import report
@@ -28,8 +29,9 @@ def parse_dims(text: str) -> dict[str, int]:
     dims = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, eq, value = part.partition("=")
-        if not eq or not value.strip().isdigit():
-            raise GdslUsageError(f"--dims takes NAME=SIZE pairs, e.g. n=100,d=3072; got `{part}`")
+        if not eq or not value.strip().isdigit() or int(value) < 1:
+            raise GdslUsageError(f"--dims takes NAME=SIZE pairs with positive sizes, e.g. "
+                                 f"n=100,d=3072; got `{part}`")
         dims[name.strip()] = int(value)
     return dims
 
@@ -37,5 +39,16 @@ def parse_dims(text: str) -> dict[str, int]:
 def main(args) -> int:
     compiled = CompiledModel(run_pipeline(read_model(args.model), filename=args.model,
                                           optimize=args.opt > 0))
-    sys.stdout.write(report(compiled, parse_dims(args.dims), 8 if args.dtype == "float64" else 4))
+    given = parse_dims(args.dims)
+    symbols = {d for s in [*compiled.inputs.values(), *compiled.params.values()] if s
+               for d in s if isinstance(d, str)}
+    unknown = [k for k in given if k not in symbols]
+    if unknown:
+        raise GdslUsageError(f"--dims {unknown[0]}=...: the model has no dimension "
+                             f"`{unknown[0]}` (dimensions: {', '.join(sorted(symbols)) or 'none'})",
+                             filename=args.model)
+    # the model's `dim m = 100` sizes what --dims leaves open, as in gdsl run
+    defaults = {k[len(DIM_PREFIX):]: v for k, v in compiled.train_options.items()
+                if k.startswith(DIM_PREFIX)}
+    sys.stdout.write(report(compiled, {**defaults, **given}, 8 if args.dtype == "float64" else 4))
     return 0
