@@ -94,7 +94,8 @@ def _same_file(a: Path, b: str | os.PathLike) -> bool:
 
 def read_model(path: str) -> str:
     """The model text; at most MAX_SOURCE_BYTES are read, so /dev/zero or a huge file is a
-    clear error, not a MemoryError. Newlines are read as text mode reads them (\\r\\n, \\r -> \\n)."""
+    clear error, not a MemoryError. Newlines are read as text mode reads them (\\r\\n, \\r -> \\n),
+    and a UTF-8 byte-order mark at the start is dropped."""
     from .errors import GdslError, GdslLimitError, GdslUsageError
     from .limits import MAX_SOURCE_BYTES
     try:
@@ -103,7 +104,8 @@ def read_model(path: str) -> str:
         if len(data) > MAX_SOURCE_BYTES:
             raise GdslLimitError(f"the model file is larger than the limit of {MAX_SOURCE_BYTES} "
                                  "bytes", filename=path, help="gdsl.limits.MAX_SOURCE_BYTES")
-        return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+        # utf-8-sig: a byte-order mark (Notepad writes one) is not part of the model
+        return data.decode("utf-8-sig").replace("\r\n", "\n").replace("\r", "\n")
     except FileNotFoundError:
         raise GdslUsageError(f"no such model file: {path}", filename=path) from None
     except IsADirectoryError:

@@ -31,6 +31,16 @@ def test_csv_with_header_and_names(tmp_path):
     assert D.load(str(g), "0").y.tolist() == [0, 2]
 
 
+def test_csv_with_a_byte_order_mark(tmp_path):
+    # Excel's "CSV UTF-8" starts with a byte-order mark: the first column keeps its name, so
+    # a label column named `target` is found where it is, not replaced by the last column
+    f = tmp_path / "excel.csv"
+    f.write_bytes(b"\xef\xbb\xbftarget,a,b\n1.5,2,3\n4.5,5,6\n")
+    t = D.load(str(f))
+    assert t.y.tolist() == [1.5, 4.5] and t.X.tolist() == [[2, 3], [5, 6]]
+    assert D.load(str(f), "a").y.tolist() == [2, 5]
+
+
 def test_npy_rows_with_label_column(tmp_path):
     f = tmp_path / "d.npy"
     np.save(f, np.array([[0.5, 1.0, 2], [1.5, 2.0, 0]]))

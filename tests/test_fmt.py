@@ -254,6 +254,22 @@ def test_writes_in_place_only_what_changes(tmp_path):
     assert run_cli("fmt", "--check", str(tmp_path)).returncode == 0
 
 
+def test_a_byte_order_mark_is_read_past_and_kept(tmp_path):
+    # Notepad saves UTF-8 with a byte-order mark: the model compiles, errors point at the
+    # columns as written, and fmt keeps the mark
+    bom = b"\xef\xbb\xbf"
+    f = tmp_path / "bom.gdsl"
+    f.write_bytes(bom + b"input x[d, n]\nJ=sqnorm(x)\n")
+    assert run_cli("compile", str(f)).returncode == 0
+    r = run_cli("fmt", str(f))
+    assert r.returncode == 0, r.stderr
+    assert f.read_bytes() == bom + b"input x[d, n]\nJ = sqnorm(x)\n"
+    assert run_cli("fmt", "--check", str(f)).returncode == 0
+    f.write_bytes(bom + b"J = x $ 2\n")
+    r = run_cli("compile", str(f))
+    assert r.returncode == 1 and r.stderr.startswith(f"{f}:1:7: error: unexpected character '$'")
+
+
 def test_a_link_stays_a_link(tmp_path):
     target = write(tmp_path / "real.gdsl", "a=1\n")
     link = tmp_path / "link.gdsl"

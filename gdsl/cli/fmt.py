@@ -66,6 +66,9 @@ def _expand(given: list[str]) -> list[str]:
     return paths
 
 
+BOM = "\ufeff"
+
+
 def _format_one(path: str, args) -> bool:
     """Format one file (or standard input); True if its layout changes."""
     if path == STDIN:
@@ -78,6 +81,8 @@ def _format_one(path: str, args) -> bool:
         new = format_text(text)
     except GdslError as e:
         raise e.attach(text, name) from None
+    if old.startswith(BOM):         # the file's byte-order mark stays (read_model drops it)
+        new = BOM + new
     changed = new != old
     if args.diff and changed:
         sys.stdout.write(_unified_diff(old, new, name))

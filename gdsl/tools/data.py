@@ -236,7 +236,7 @@ def _is_number(s: str) -> bool:
 
 
 def _load_csv(path: Path, label_column) -> Table:
-    text = path.read_text(encoding="utf-8")
+    text = path.read_text(encoding="utf-8-sig")   # Excel's "CSV UTF-8" starts with a BOM
     dialect = "excel-tab" if path.suffix.lower() == ".tsv" else "excel"
     rows = [r for r in csv.reader(io.StringIO(text), dialect) if r and any(c.strip() for c in r)]
     if not rows:
