@@ -91,6 +91,27 @@ def test_bad_files(tmp_path):
         D.load(str(w))
 
 
+def test_a_missing_or_non_numeric_cell_is_named_by_row_and_column(tmp_path):
+    def error(text):
+        f = tmp_path / "t.csv"
+        f.write_text(text)
+        with pytest.raises(GdslDataError) as e:
+            D.load(str(f))
+        return e.value.message
+    # a target left out among numbers: an error, not 3 "classes" numbered as sorted strings
+    assert error("a,b,target\n1,2,1.5\n3,4,\n5,6,2.5\n") == \
+        f"{tmp_path / 't.csv'}:3: column `target`: a missing value (an empty cell)"
+    assert error("a,b,target\n1,2,1.5\n3,4,NA\n5,6,2.5\n").endswith(
+        ":3: column `target`: `NA` is not a number, as the other labels are")
+    # the line as the file counts it, blank lines included; the column by its name
+    assert error("a,b,label\n\n1,2,cat\n\n3,,dog\n").endswith(
+        "t.csv:5: column `b`: a missing value (an empty cell)")
+    assert error("1,nan,0\n2,3,1\n").endswith("t.csv:1: column 1: `nan` is not a finite number")
+    f = tmp_path / "words.csv"       # class names are words: still read as classes
+    f.write_text("a,label\n1,cat\n2,dog\n")
+    assert D.load(str(f)).classes == ["cat", "dog"]
+
+
 def test_labels():
     assert D.as_int_labels(np.array([0.0, 2.0]), "d").tolist() == [0, 2]
     with pytest.raises(GdslDataError, match="whole numbers"):

@@ -235,16 +235,24 @@ def _is_number(s: str) -> bool:
         return False
 
 
+MISSING = {"na", "n/a", "nan", "null", "none", "?", "-"}    # how tables write a missing value
+
+
 def _load_csv(path: Path, label_column) -> Table:
     text = path.read_text(encoding="utf-8-sig")   # Excel's "CSV UTF-8" starts with a BOM
     dialect = "excel-tab" if path.suffix.lower() == ".tsv" else "excel"
-    rows = [r for r in csv.reader(io.StringIO(text), dialect) if r and any(c.strip() for c in r)]
+    reader = csv.reader(io.StringIO(text), dialect)
+    rows, lines = [], []        # the non-blank rows and the line each ends on, for messages
+    for r in reader:
+        if r and any(c.strip() for c in r):
+            rows.append(r)
+            lines.append(reader.line_num)
     if not rows:
         raise GdslDataError(f"data file {path} is empty", filename=str(path))
     header = None
     if not all(_is_number(c) for c in rows[0]):
         header = [c.strip() for c in rows[0]]
-        rows = rows[1:]
+        rows, lines = rows[1:], lines[1:]
     if not rows:
         raise GdslDataError(f"data file {path} has a header but no examples", filename=str(path))
     ncols = len(rows[0])
@@ -255,21 +263,37 @@ def _load_csv(path: Path, label_column) -> Table:
     keep = [j for j in range(ncols) if j not in cols]
     X = np.empty((len(rows), len(keep)))
     labels = []
+    def column(j):
+        return f"column `{header[j]}`" if header else f"column {j}"
+
+    def cell_error(line, j, cell, also=""):
+        cell = cell.strip()
+        missing = not cell or cell.lower() in MISSING
+        what = "a finite number" if _is_number(cell) else "a number"
+        return GdslDataError(
+            f"{path}:{line}: {column(j)}: " + ("a missing value (an empty cell)" if not cell
+                                               else f"`{cell}` is not {what}{also}"),
+            filename=str(path), help="gdsl reads every cell as it is and fills in nothing: "
+            "fill in the missing values, or drop their rows" if missing else None)
+
     for i, r in enumerate(rows):
-        line = i + 2 if header else i + 1
+        line = lines[i]
         if len(r) != ncols:
             raise GdslDataError(f"{path}:{line}: expected {ncols} columns, found {len(r)}",
                                 filename=str(path))
-        feats = [r[j] for j in keep]
-        try:
-            X[i] = [float(c) for c in feats]
-        except ValueError:
-            bad = next(c for c in feats if not _is_number(c))
-            raise GdslDataError(f"{path}:{line}: feature `{bad.strip()}` is not a number",
-                                filename=str(path)) from None
+        for j in keep:
+            if not _is_number(r[j]) or not math.isfinite(float(r[j])):
+                raise cell_error(line, j, r[j])
+        X[i] = [float(r[j]) for j in keep]
         labels.append([r[j].strip() for j in cols])
     classes = None
-    if all(_is_number(c) for row in labels for c in row):
+    numbers = [[_is_number(c) for c in row] for row in labels]
+    for i, row in enumerate(labels):    # a label left out, or one word among numbers
+        for k, c in enumerate(row):
+            if not c or (not numbers[i][k] and any(map(any, numbers))) or \
+                    (numbers[i][k] and not math.isfinite(float(c))):
+                raise cell_error(lines[i], cols[k], c, ", as the other labels are")
+    if all(map(all, numbers)):
         y = np.array([[float(c) for c in row] for row in labels])
     elif len(cols) == 1:    # class names: numbered in sorted order
         classes = sorted({row[0] for row in labels})
