@@ -372,6 +372,18 @@ def test_metric_statement_and_flag_override_the_task(tables):
         train(HAND_BCE + "metric auc\n", str(tables / "cancer.npz"), epochs=1)
 
 
+def test_binary_metrics_of_real_valued_targets_are_refused(tables):
+    # diabetes progression 25..346: "accuracy" compared it with 1/2, AUC ranked it as if
+    # every target were class 1
+    for metric in ("accuracy", "auc", "r2,auc"):
+        with pytest.raises(GdslValueError, match="is for binary targets .* range over 25.."):
+            train(MSE, str(tables / "diabetes.npz"), epochs=1, metric=metric, standardize=True)
+    r = run_cli("run", str(LINREG), "--epochs", "1", "--metric", "accuracy")
+    assert r.returncode == 1 and r.stderr.count("error:") == 1 and "Traceback" not in r.stderr
+    assert train(MSE, str(tables / "diabetes.npz"), epochs=1, metric="r2",
+                 standardize=True).metrics == ("r2",)
+
+
 def test_plot_draws_each_metric(tmp_path):
     pytest.importorskip("matplotlib")
     out = tmp_path / "curves.png"

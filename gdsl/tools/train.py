@@ -550,6 +550,18 @@ def check_label_range(tm: Trainable, arrays: dict, dims: dict, what: str) -> Non
         D.check_labels(arrays[tm.label], C, what)
 
 
+def check_metric_targets(tm: Trainable, metrics, arrays: dict, what: str) -> None:
+    """Accuracy and AUC of real-valued targets compare them with 1/2: meaningless beyond
+    0..1 (scikit-learn refuses continuous targets for them too)."""
+    y = arrays.get(tm.task.target) if not tm.classes else None
+    binary = [k for k in metrics if k in BINARY]
+    if y is None or not binary or not y.size or (y.min() >= 0 and y.max() <= 1):
+        return
+    raise GdslValueError(f"metric `{binary[0]}` is for binary targets (0 and 1), but targets "
+                         f"`{tm.task.target}` of the {what} range over {y.min():g}..{y.max():g}",
+                         filename=tm.filename, help="report rmse, mae or r2 (--metric rmse,r2)")
+
+
 def check_training_memory(tm: Trainable, dims: dict, s: Settings, examples: int) -> None:
     """Params, their gradients and the optimiser's state, and one step's values at ``examples``
     examples (what is kept for the backward pass and the largest value), before any of it is
@@ -915,8 +927,10 @@ def train(model, data=None, *, val=None, params: dict | None = None, consts: dic
     dims = bind_dims(tm, [train_arrays] + ([val_arrays] if val_arrays else []), params, set_dims,
                      s.hidden, params_file, params_path, s.classes, s.dims)
     check_label_range(tm, train_arrays, dims, "training data")
+    check_metric_targets(tm, metrics, train_arrays, "training data")
     if val_arrays:
         check_label_range(tm, val_arrays, dims, "validation data")
+        check_metric_targets(tm, metrics, val_arrays, "validation data")
     n = D.n_examples(train_arrays, tm.labels)
     check_training_memory(tm, dims, s, n if s.optimizer in SECOND_ORDER else
                           min(n, max(s.batch_size, EVAL_CHUNK)))
