@@ -145,6 +145,23 @@ def test_settings_from_model_and_overrides(softmax):
         train(softmax, "spiral", epochs=1, optimizer="rmsprop")
 
 
+@pytest.mark.parametrize("setting, message", [
+    ({"epochz": 1}, "unknown training setting `epochz`"),
+    ({"epochs": 1.5}, "`epochs` takes a whole number, got 1.5"),
+    ({"lr": "0.1"}, "`lr` takes a number, got '0.1'"),
+    ({"standardize": "yes"}, "`standardize` takes True or False"),
+])
+def test_a_misspelt_or_mistyped_setting_is_an_error(softmax, setting, message):
+    # as in a model's `train` line: never ignored (a typo trained the default 20 epochs), and
+    # never a TypeError from inside the training loop
+    with pytest.raises(GdslValueError, match=message) as e:
+        train(softmax, "spiral", **setting)
+    if "epochz" in setting:
+        assert e.value.help == "did you mean `epochs`?"
+    s = train(softmax, "spiral", epochs=np.int64(1), lr=np.float32(0.5)).settings
+    assert (s.epochs, s.lr) == (1, np.float32(0.5))
+
+
 def test_reproducible_bitwise(softmax, tmp_path):
     a = train(softmax, "digits", epochs=2, seed=5)
     b = train(softmax, "digits", epochs=2, seed=5)

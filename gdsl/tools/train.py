@@ -47,7 +47,7 @@ from ..errors import GdslDataError, GdslDataWarning, GdslDivergedError, GdslErro
 from ..files import write_atomic
 from ..ir.ops import BINARY_OPERATORS, OPS
 from ..ir.shapes import Binding
-from ..passes.resolve import DIM_PREFIX, METRICS, metric_names
+from ..passes.resolve import DIM_PREFIX, METRICS, TRAIN_OPTIONS, metric_names
 from ..pipeline import run_pipeline
 from ..runtime import CompiledModel, model_warnings
 from . import data as D
@@ -120,6 +120,31 @@ class Settings:
                                          + (f" (did you mean `{close[0]}`?)" if close else ""))
 
 
+def _check_given(given: dict, filename: str | None) -> None:
+    """Settings given as arguments (gdsl.train(model, epochs=5)) are checked as a model's
+    `train` line is: a name that is not a setting (`epochz=5`) or a value of the wrong type
+    (`lr="0.1"`, `epochs=1.5`) is an error, never ignored."""
+    import numbers
+    kinds = {**TRAIN_OPTIONS, "metric": str, "dims": dict}
+    for k, v in given.items():
+        kind = kinds.get(k)
+        if kind is None:
+            import difflib
+            close = difflib.get_close_matches(k, list(TRAIN_OPTIONS), n=1)
+            raise GdslValueError(f"unknown training setting `{k}`", filename=filename,
+                                 help=f"did you mean `{close[0]}`?" if close else
+                                 "settings: " + ", ".join(TRAIN_OPTIONS))
+        ok = {float: isinstance(v, numbers.Real) and not isinstance(v, bool),
+              int: isinstance(v, numbers.Integral) and not isinstance(v, bool),
+              bool: isinstance(v, (bool, np.bool_)),
+              str: isinstance(v, str), dict: isinstance(v, dict)}[kind]
+        if not ok:
+            what = {float: "a number", int: "a whole number", bool: "True or False",
+                    str: "a string", dict: "a dict"}[kind]
+            raise GdslValueError(f"training setting `{k}` takes {what}, got {v!r}",
+                                 filename=filename)
+
+
 def settings_for(model: Trainable, **overrides) -> Settings:
     """The model's `train` line, then ``overrides`` (None: not given), over the defaults.
     For lbfgs and newton-cg, epochs caps the iterations (scipy's maxiter): given with the
@@ -129,6 +154,7 @@ def settings_for(model: Trainable, **overrides) -> Settings:
     names = {f.name for f in fields(Settings)}
     line = model.compiled.train_options
     given = {k: v for k, v in overrides.items() if v is not None}
+    _check_given(given, model.filename)
     chosen = {**line, **given}
     if chosen.get("optimizer") in SECOND_ORDER and "epochs" not in given:
         chosen["epochs"] = line.get("epochs", MAX_ITERATIONS) \
