@@ -479,3 +479,14 @@ def test_a_numba_model_s_hvp_runs_numpy_code(rng):
     np.testing.assert_array_equal(fast.hessian(**arrays), plain.hessian(**arrays))
     r = run_cli("compile", "models/mlp2.gdsl", "--target", "numba", "--hvp")
     assert r.returncode == 2 and "the numba target emits no hvp" in r.stderr
+
+
+def test_onnx_with_hvp_is_refused_rather_than_dropped(tmp_path):
+    """gdsl compile --target onnx --hvp wrote the forward pass alone, without a word: it is
+    refused as for numba, and nothing is written."""
+    pytest.importorskip("onnx")
+    from helpers import run_cli
+    out = tmp_path / "m.onnx"
+    r = run_cli("compile", "models/mlp2.gdsl", "--target", "onnx", "--hvp", "-o", str(out))
+    assert r.returncode == 2 and "the onnx target emits no hvp" in r.stderr
+    assert not out.exists()

@@ -31,6 +31,7 @@ from ..lang.source import source_text
 from ..version import __version__
 
 NAME = "onnx"
+HVP = False         # the forward pass or its gradients (--with-grad): gdsl compile --hvp refuses it
 OPSET = 18          # ReduceMax and ReduceMean take their axes as an input from opset 18 on
 IR_VERSION = 8      # the IR version of opset 18 (onnx 1.13): what runtimes of that age read
 FLOAT_TYPES = ("float64", "float32")
