@@ -19,6 +19,14 @@ def test_compile_to_stdout_and_file(tmp_path):
     assert r.returncode == 0 and out.read_text() == gdsl("compile", "models/linear_softmax.gdsl").stdout
 
 
+def test_target_array_api_is_spelt_either_way():
+    # Python takes target="array_api" or "array-api"; so does the command line
+    dash = gdsl("compile", "models/mlp2.gdsl", "--target", "array-api")
+    under = gdsl("compile", "models/mlp2.gdsl", "--target", "array_api")
+    assert under.returncode == 0, under.stderr
+    assert under.stdout == dash.stdout and "array_namespace" in under.stdout
+
+
 def test_user_error_exits_1_with_a_caret_and_no_traceback(tmp_path):
     bad = tmp_path / "bad.gdsl"
     bad.write_text("input x[d, n]\nparam W[C, d]\nz = W @ q\n")

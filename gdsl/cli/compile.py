@@ -24,6 +24,7 @@ def register(sub):
     p.add_argument("--rewrites", action="store_true",
                    help="list every rewrite the optimiser made (which line, what became what)")
     p.add_argument("--target", default="numpy", choices=sorted(TARGETS),
+                   type=lambda name: "array-api" if name == "array_api" else name,  # as in Python
                    help="what to emit (default numpy: a module that needs only NumPy; "
                         "array-api: one for the arrays of any library array-api-compat knows, "
                         "PyTorch, CuPy, JAX, Dask ...)")
