@@ -642,6 +642,13 @@ class _Resolver:
                                 f"({', '.join(params) or 'none'}), got {len(init.args)}", init.span)
         if init.name in ("normal",) and len(init.args) == 2 and init.args[1] < 0:
             raise GdslTypeError("the standard deviation of `normal` must not be negative", init.span)
+        if init.name == "uniform":
+            low, high = tuple(init.args) + INITS["uniform"][1][len(init.args):]
+            if low > high:
+                raise GdslTypeError(f"`uniform(low, high)` needs low <= high, got low = {low:g} "
+                                    f"and high = {high:g}", init.span,
+                                    help=None if len(init.args) == 2 else
+                                    "high defaults to 0.01: give both, e.g. uniform(0.5, 1)")
         return (init.name, init.args)
 
     def _train(self, st: S.Train) -> None:
