@@ -12,6 +12,7 @@ import hashlib
 import importlib.util
 import keyword
 import math
+import numbers
 import os
 import sys
 from pathlib import Path
@@ -739,7 +740,13 @@ class CompiledModel:
                 raise GdslShapeError(f"param `{name}` needs the size of `{missing[0]}`", span,
                                      help=f"give it, e.g. init_params({{'{missing[0]}': 10}})"
                                      ).attach(m.source, m.filename)
-            shapes[name] = tuple(dims[d] if isinstance(d, str) else d for d in shape)
+            for d in (d for d in shape if isinstance(d, str)):
+                size = dims[d]
+                if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
+                    raise GdslShapeError(f"param `{name}` needs `{d}` to be a positive whole "
+                                         f"number, got {size!r}", span
+                                         ).attach(m.source, m.filename)
+            shapes[name] = tuple(int(dims[d]) if isinstance(d, str) else d for d in shape)
         check_memory([(s, 1, f"param `{k}`", m.node(self._leaf(k))["span"])
                       for k, s in shapes.items()], "initialising the params", m.filename, m.source)
         rng = np.random.default_rng(seed)

@@ -147,3 +147,26 @@ def test_const_must_be_scalar(lecture, rng):
     with pytest.raises(GdslShapeError) as info:
         lecture.forward(**good_arrays(rng), lam=np.ones(2))
     assert "const `lam` must be a scalar" in info.value.message
+
+
+@pytest.mark.parametrize("m", [0, -1, 2.5, True])
+def test_init_params_refuses_a_size_that_is_no_positive_whole_number(m):
+    # m=0 was a ZeroDivisionError in `he`'s fan-in, -1 and 2.5 NumPy's own errors
+    model = gdsl.compile_file("models/mlp2.gdsl")
+    with pytest.raises(GdslShapeError, match=f"`W1` needs `m` to be a positive whole number, "
+                                             f"got {m!r}") as e:
+        model.init_params({"d": 3, "C": 2, "m": m})
+    assert (e.value.line, e.value.column) == (4, 7)
+    assert model.init_params({"d": np.int64(3), "C": 2, "m": 2})["W2"].shape == (2, 2)
+
+
+def test_writing_into_a_directory_that_does_not_exist_is_one_error(tmp_path):
+    # m.draw and save_params named a temporary file in a FileNotFoundError
+    from gdsl.tools.train import save_params
+    model = gdsl.compile_file("models/mlp2.gdsl")
+    missing = tmp_path / "nope"
+    with pytest.raises(GdslError, match=f"the directory {missing} does not exist"):
+        model.draw(str(missing / "g.svg"))
+    with pytest.raises(GdslError, match=f"the directory {missing} does not exist"):
+        save_params(missing / "p.npz", model.init_params({"d": 3, "C": 2, "m": 2}))
+    assert not missing.exists()

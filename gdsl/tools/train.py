@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import GdslDataError, GdslDataWarning, GdslDivergedError, GdslError, GdslValueError
-from ..files import write_atomic
+from ..files import check_output, write_atomic
 from ..ir.ops import BINARY_OPERATORS, OPS
 from ..ir.shapes import Binding
 from ..passes.resolve import DIM_PREFIX, METRICS, TRAIN_OPTIONS, metric_names
@@ -1151,6 +1151,7 @@ def save_params(path, params: dict, standardization: dict | None = None,
     """Write params as .npz atomically: the old file or the whole new one, never half. The
     statistics of standardised features go beside them, as x.mean and x.std, and the
     model's states (running statistics) under their own names."""
+    check_output(path, "save_params")
     arrays = {k: np.asarray(v) for k, v in {**params, **(state or {})}.items()}
     for k, (mean, std) in (standardization or {}).items():
         arrays[f"{k}.mean"], arrays[f"{k}.std"] = mean, std

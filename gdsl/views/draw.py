@@ -462,8 +462,10 @@ def draw(model, target, *, backward: bool = False, shapes: bool = False, note=No
     """Draw a compiled model. ``target`` is a file name (.dot, .svg, .png), written atomically,
     or a bare format name ('svg'), in which case the drawing is returned (str for dot and svg,
     bytes for png). Raises GdslError for an unknown format or when nothing can draw it."""
-    from ..files import write_atomic
+    from ..files import check_output, write_atomic
     fmt, path = format_of(target)
+    if path is not None:        # (a directory that does not exist: said before drawing)
+        check_output(path, "draw")
     data = render(View(teaching_model(model, folded=True)), fmt, backward=backward, shapes=shapes, note=note)
     if path is None:
         return data if fmt == "png" else data.decode("utf-8")
