@@ -600,18 +600,27 @@ class CompiledModel:
     def init_state(self, dims: dict[str, int], dtype=np.float64) -> dict:
         """Each state's initial value (`state mu[m, 1] = 0`), with symbolic dims bound by
         ``dims``; {} for a model without state."""
-        m = self.model
         out = {}
         for name, (shape, value) in self.states.items():
-            missing = [d for d in shape if isinstance(d, str) and d not in dims]
-            if missing:
-                raise GdslShapeError(f"state `{name}` needs the size of `{missing[0]}`",
-                                     m.node(self._leaf(name))["span"],
-                                     help=f"give it, e.g. init_state({{'{missing[0]}': 10}})"
-                                     ).attach(m.source, m.filename)
-            out[name] = np.full(tuple(dims[d] if isinstance(d, str) else d for d in shape),
-                                value, dtype)
+            out[name] = np.full(self._sized("state", name, shape, dims), value, dtype)
         return out
+
+    def _sized(self, kind: str, name: str, shape: tuple, dims: dict) -> tuple[int, ...]:
+        """A param's or state's declared shape with its symbols sized by ``dims``, each a
+        positive whole number. Raises GdslShapeError at the declaration."""
+        m = self.model
+        span = m.node(self._leaf(name))["span"]
+        for d in (d for d in shape if isinstance(d, str)):
+            if d not in dims:
+                call = "init_params" if kind == "param" else "init_state"
+                raise GdslShapeError(f"{kind} `{name}` needs the size of `{d}`", span,
+                                     help=f"give it, e.g. {call}({{'{d}': 10}})"
+                                     ).attach(m.source, m.filename)
+            size = dims[d]
+            if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
+                raise GdslShapeError(f"{kind} `{name}` needs `{d}` to be a positive whole "
+                                     f"number, got {size!r}", span).attach(m.source, m.filename)
+        return tuple(int(dims[d]) if isinstance(d, str) else d for d in shape)
 
     def _directions(self, v, arrays: dict) -> dict:
         """The directions of an hvp call, checked: one real array per wrt name, shaped like it."""
@@ -735,18 +744,7 @@ class CompiledModel:
             if shape is None:
                 raise GdslShapeError(f"param `{name}` has no declared shape to initialise",
                                      span).attach(m.source, m.filename)
-            missing = [d for d in shape if isinstance(d, str) and d not in dims]
-            if missing:
-                raise GdslShapeError(f"param `{name}` needs the size of `{missing[0]}`", span,
-                                     help=f"give it, e.g. init_params({{'{missing[0]}': 10}})"
-                                     ).attach(m.source, m.filename)
-            for d in (d for d in shape if isinstance(d, str)):
-                size = dims[d]
-                if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
-                    raise GdslShapeError(f"param `{name}` needs `{d}` to be a positive whole "
-                                         f"number, got {size!r}", span
-                                         ).attach(m.source, m.filename)
-            shapes[name] = tuple(int(dims[d]) if isinstance(d, str) else d for d in shape)
+            shapes[name] = self._sized("param", name, shape, dims)
         check_memory([(s, 1, f"param `{k}`", m.node(self._leaf(k))["span"])
                       for k, s in shapes.items()], "initialising the params", m.filename, m.source)
         rng = np.random.default_rng(seed)

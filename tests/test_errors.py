@@ -158,6 +158,9 @@ def test_init_params_refuses_a_size_that_is_no_positive_whole_number(m):
         model.init_params({"d": 3, "C": 2, "m": m})
     assert (e.value.line, e.value.column) == (4, 7)
     assert model.init_params({"d": np.int64(3), "C": 2, "m": 2})["W2"].shape == (2, 2)
+    bn = gdsl.compile_file("models/mlp_bn.gdsl")        # and the states' sizes
+    with pytest.raises(GdslShapeError, match="state `mu1` needs `m` to be a positive whole"):
+        bn.init_state({"m": m})
 
 
 def test_writing_into_a_directory_that_does_not_exist_is_one_error(tmp_path):
