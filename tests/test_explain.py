@@ -101,6 +101,23 @@ def test_chained_jacobians_agree_with_value_and_grad(path):
     assert "max abs difference" in text and "agree to 1e-07" in text
 
 
+@pytest.mark.parametrize("loss", ["xent(softmax(W @ x + b), y)", "svm(W @ x + b, y)"])
+def test_integer_labels_are_drawn_as_class_numbers(tmp_path, loss):
+    # labels declared y[n] (class numbers, as the README allows) were drawn as a one-hot
+    # vector of floats, and --trace and --jacobians failed inside the emitted code
+    text = f"input x[d, n]\ninput y[n]\nparam W[C, d]\nparam b[C, 1]\nJ = {loss}\n"
+    m = gdsl.compile(text)
+    check = jacobian_check(m)
+    y = check.arrays["y"]
+    assert y.dtype.kind == "i" and 0 <= y.min() and y.max() < check.arrays["W"].shape[0]
+    assert check.max_diff <= 1e-7 and check.rules_max <= 1e-7
+    path = tmp_path / "int_labels.gdsl"
+    path.write_text(text)
+    r = _cli("explain", str(path), "--trace", "--dims", "n=3")
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert "value_and_grad agree to" in r.stdout
+
+
 def test_chained_jacobians_match_finite_differences(lecture):
     check = jacobian_check(lecture, seed=3)
     arrays = dict(check.arrays)

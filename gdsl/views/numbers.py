@@ -98,6 +98,19 @@ def _kink_distance(m: Model, order, values) -> float:
     return far
 
 
+def _classes_of_integer_labels(m: Model, n: int, shapes: dict) -> int | None:
+    """The class count C when label input n holds class numbers (declared `y[n]` beside
+    scores [C, n]: an axis fewer than the scores), else None (one-hot labels)."""
+    for c in m.users(n):
+        row = OPS.get(m.node(c)["op"])
+        args = m.node(c)["args"]
+        if row is not None and row.labels is not None and args[row.labels] == n:
+            scores = shapes[args[row.scores]]
+            if len(shapes[n]) < len(scores):
+                return scores[0]
+    return None
+
+
 def draw_values(lesson: Lesson, shapes: dict, seed: int = 0, arrays: dict | None = None):
     """Random arrays for the model's leaves (one-hot labels, the consts' defaults) at these
     shapes, redrawn until they are 50 finite-difference steps h away from every kink;
@@ -113,12 +126,16 @@ def draw_values(lesson: Lesson, shapes: dict, seed: int = 0, arrays: dict | None
         for n in leaves:
             d = m.node(n)
             name, shape = d["name"], tuple(shapes[n])
+            classes = _classes_of_integer_labels(m, n, shapes) if name in m.labels else None
             if arrays and name in arrays:
-                a = np.asarray(arrays[name], dtype=np.float64)
+                a = np.asarray(arrays[name])
+                a = a if classes is not None and a.dtype.kind in "iu" else a.astype(np.float64)
             elif d["op"] == "const" and d.get("value") is not None:
                 a = np.float64(d["value"])
             elif d["op"] == "state":        # (batch norm's running statistics, at first)
                 a = np.full(shape, d["value"])
+            elif classes is not None:       # integer labels `y[n]` (class numbers)
+                a = rng.integers(classes, size=shape)
             elif name in m.labels and len(shape) >= 1:
                 a = np.zeros(shape)
                 classes = rng.integers(shape[0], size=shape[1:] or (1,))
