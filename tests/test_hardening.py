@@ -131,6 +131,27 @@ def test_a_class_seen_only_in_validation_counts():
     assert r.params["W"].shape == (4, 4) and r.dims["C"] == 4
 
 
+def test_word_labels_of_a_validation_file_are_numbered_as_in_training(tmp_path):
+    # cat, dog, emu in training are 0, 1, 2; a validation file with only dog and emu numbered
+    # them 0, 1 on its own, and a perfect model scored 0% on it
+    rng = np.random.default_rng(0)
+    centre = {"cat": (-3, 0), "dog": (3, 0), "emu": (0, 4), "yak": (0, -4)}
+
+    def table(path, words):
+        path.write_text("a,b,label\n" + "".join(
+            f"{centre[w][0] + 0.1 * rng.normal()},{centre[w][1] + 0.1 * rng.normal()},{w}\n"
+            for w in words))
+        return str(path)
+    data = table(tmp_path / "train.csv", ["cat", "dog", "emu"] * 20)
+    val = table(tmp_path / "val.csv", ["dog", "emu"] * 5)
+    r = train(INTEGER_LABELS, data, val=val, epochs=30, lr=0.5, batch_size=10)
+    assert r.final["train_accuracy"] == 1.0 and r.final["val_accuracy"] == 1.0
+    other = table(tmp_path / "other.csv", ["dog", "yak"])
+    with pytest.raises(GdslError, match="other.csv:3: column `label`: `yak` is not a class of "
+                                        "the training data \\(cat, dog, emu\\)"):
+        train(INTEGER_LABELS, data, val=other, epochs=1)
+
+
 def test_hidden_never_sets_the_class_count():
     r = train(INTEGER_LABELS + "train hidden=50\n", _table([0, 1, 2] * 4), epochs=1,
               val_fraction=0)

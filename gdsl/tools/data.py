@@ -101,10 +101,12 @@ BUILTIN = {"digits": digits, "spiral": spiral, "diabetes": diabetes,
 
 # -- files ------------------------------------------------------------------------------------
 
-def load(spec: str, label_column: str | list[str] | None = None) -> Table:
+def load(spec: str, label_column: str | list[str] | None = None,
+         classes: list | None = None) -> Table:
     """A built-in set by name, or a .npz / .npy / .csv file. ``label_column``: the label
     column of a .npy/.csv file (a header name or an index), or several for several targets.
-    Raises GdslDataError."""
+    ``classes``: the class names word labels are numbered by (the training data's, for a
+    validation file). Raises GdslDataError."""
     path = Path(spec)
     if spec in BUILTIN and not path.exists():
         return BUILTIN[spec]()
@@ -120,7 +122,7 @@ def load(spec: str, label_column: str | list[str] | None = None) -> Table:
         if suffix == ".npy":
             return _load_npy(path, label_column)
         if suffix in (".csv", ".txt", ".tsv"):
-            return _load_csv(path, label_column)
+            return _load_csv(path, label_column, classes)
     except GdslDataError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as e:
@@ -238,7 +240,9 @@ def _is_number(s: str) -> bool:
 MISSING = {"na", "n/a", "nan", "null", "none", "?", "-"}    # how tables write a missing value
 
 
-def _load_csv(path: Path, label_column) -> Table:
+def _load_csv(path: Path, label_column, known: list | None = None) -> Table:
+    """``known``: the class names of the training data, which number word labels here as
+    they do there (a validation file that lacks a class must not shift the others)."""
     text = path.read_text(encoding="utf-8-sig")   # Excel's "CSV UTF-8" starts with a BOM
     dialect = "excel-tab" if path.suffix.lower() == ".tsv" else "excel"
     reader = csv.reader(io.StringIO(text), dialect)
@@ -295,9 +299,14 @@ def _load_csv(path: Path, label_column) -> Table:
                 raise cell_error(lines[i], cols[k], c, ", as the other labels are")
     if all(map(all, numbers)):
         y = np.array([[float(c) for c in row] for row in labels])
-    elif len(cols) == 1:    # class names: numbered in sorted order
-        classes = sorted({row[0] for row in labels})
+    elif len(cols) == 1:    # class names: numbered in sorted order, or as the training set's
+        classes = list(known) if known is not None else sorted({row[0] for row in labels})
         index = {c: k for k, c in enumerate(classes)}
+        for i, row in enumerate(labels):
+            if row[0] not in index:
+                raise GdslDataError(f"{path}:{lines[i]}: {column(cols[0])}: `{row[0]}` is not a "
+                                    f"class of the training data ({', '.join(classes)})",
+                                    filename=str(path))
         y = np.array([[index[row[0]]] for row in labels], dtype=np.int64)
     else:
         bad = next(c for row in labels for c in row if not _is_number(c))

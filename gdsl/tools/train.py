@@ -375,22 +375,26 @@ def _hand_written_prediction(m, G, names, target: str) -> str | None:
 # -- data into arrays ---------------------------------------------------------------------------
 
 def arrays_for(tm: Trainable, data, what: str = "data",
-               label_column: str | list[str] | None = None) -> dict[str, np.ndarray]:
+               label_column: str | list[str] | None = None,
+               classes: list | None = None) -> dict[str, np.ndarray]:
     """Model arrays from a data-set name, file path, Table, or a dict of arrays. A table's
-    label column(s) go to the model's target input (class labels or real-valued targets)."""
+    label column(s) go to the model's target input (class labels or real-valued targets);
+    ``classes``: the names that number a file's word labels (the training data's)."""
     if isinstance(data, (str, os.PathLike)):
-        path = str(data)
-        data = D.load(path, label_column)
-        try:
-            return _to_model(tm, data, "" if path not in D.BUILTIN else data.source)
-        except GdslDataError as e:
-            e.filename = e.filename or path
-            raise
+        return _file_arrays(tm, str(data), D.load(str(data), label_column, classes))
     if isinstance(data, D.Table):
         return _to_model(tm, data, what)
     if isinstance(data, dict):
         return _to_model(tm, D.Table(arrays={k: np.asarray(v) for k, v in data.items()}), what)
     raise TypeError(f"data must be a name, path, Table or dict of arrays, not {type(data).__name__}")
+
+
+def _file_arrays(tm: Trainable, path: str, table: D.Table) -> dict[str, np.ndarray]:
+    try:
+        return _to_model(tm, table, "" if path not in D.BUILTIN else table.source)
+    except GdslDataError as e:
+        e.filename = e.filename or path
+        raise
 
 
 def _to_model(tm: Trainable, table: D.Table, what: str) -> dict[str, np.ndarray]:
@@ -1018,12 +1022,17 @@ def read_split(tm: Trainable, s: Settings, data, val, label_column) -> tuple:
     """(training arrays, validation arrays, where the data came from): ``data`` read (a file,
     a built-in set, a Table, arrays), and ``val`` read or held out of it (--val-fraction)."""
     source = data if isinstance(data, str) else ""
-    train_arrays = arrays_for(tm, data, str(source) or "data", label_column)
+    if isinstance(data, (str, os.PathLike)):
+        table = D.load(str(data), label_column)
+        train_arrays, classes = _file_arrays(tm, str(data), table), table.classes
+    else:
+        train_arrays = arrays_for(tm, data, str(source) or "data", label_column)
+        classes = data.classes if isinstance(data, D.Table) else None
     if isinstance(data, D.Table):
         source = data.source
-    if val is not None:
+    if val is not None:     # word labels numbered as in the training data
         val_arrays = arrays_for(tm, val, str(val) if isinstance(val, str) else "validation data",
-                                label_column)
+                                label_column, classes)
     else:
         train_arrays, val_arrays = D.split(train_arrays, tm.labels, s.val_fraction, s.seed)
     return train_arrays, val_arrays, source
