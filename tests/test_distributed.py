@@ -239,6 +239,17 @@ def test_csv_shards_streamed_without_workers(tmp_path, capsys):
     assert code == 0 and "on 3 shards: 1438 training / 359 validation" in out, err
 
 
+def test_class_names_in_shards_are_refused(tmp_path):
+    """Each shard numbered its own class names in sorted order: a shard without `cat` had
+    dog = 0, and a separable set trained to 64%. Class names in shards are one error."""
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    (folder / "a.csv").write_text("u,v,label\n1,0,cat\n0,1,dog\n1,1,emu\n")
+    (folder / "b.csv").write_text("u,v,label\n0,1,dog\n1,1,emu\n")
+    with pytest.raises(GdslError, match="class names in shards \\(cat, dog, emu\\)"):
+        distributed.train(SOFTMAX, str(folder), epochs=1)
+
+
 # -- models that sharding would change; the CLI's errors ------------------------------------------
 
 @pytest.mark.parametrize("text, line, col, what", [

@@ -63,6 +63,7 @@ from .train import (
     check_training_memory,
     epoch_record,
     evaluate,
+    file_arrays,
     metric_values,
     prepare,
     progress_bar,
@@ -281,7 +282,14 @@ class Shard:
         labels = self.tm.labels
         if source[0] == "file":
             _, path, label_column, train_idx, val_idx = source
-            arrays = arrays_for(self.tm, path, path, label_column)
+            table = D.load(path, label_column)
+            if table.classes is not None:   # each shard would number its own words
+                raise GdslDataError(
+                    f"{path}: class names in shards ({', '.join(map(str, table.classes[:4]))}"
+                    f"{', ...' if len(table.classes) > 4 else ''}): each shard would number "
+                    f"the classes it holds on its own", filename=path,
+                    help="number the classes 0..C-1 in the files, or train on one file")
+            arrays = file_arrays(self.tm, path, table)
             self.train = _part(arrays, train_idx, labels)
             self.val = _part(arrays, val_idx, labels) if val_idx is not None else None
             self.all = arrays if train_idx is None else None

@@ -381,7 +381,7 @@ def arrays_for(tm: Trainable, data, what: str = "data",
     label column(s) go to the model's target input (class labels or real-valued targets);
     ``classes``: the names that number a file's word labels (the training data's)."""
     if isinstance(data, (str, os.PathLike)):
-        return _file_arrays(tm, str(data), D.load(str(data), label_column, classes))
+        return file_arrays(tm, str(data), D.load(str(data), label_column, classes))
     if isinstance(data, D.Table):
         return _to_model(tm, data, what)
     if isinstance(data, dict):
@@ -389,7 +389,8 @@ def arrays_for(tm: Trainable, data, what: str = "data",
     raise TypeError(f"data must be a name, path, Table or dict of arrays, not {type(data).__name__}")
 
 
-def _file_arrays(tm: Trainable, path: str, table: D.Table) -> dict[str, np.ndarray]:
+def file_arrays(tm: Trainable, path: str, table: D.Table) -> dict[str, np.ndarray]:
+    """The model's arrays from the table read from ``path``; errors name the file."""
     try:
         return _to_model(tm, table, "" if path not in D.BUILTIN else table.source)
     except GdslDataError as e:
@@ -1024,7 +1025,7 @@ def read_split(tm: Trainable, s: Settings, data, val, label_column) -> tuple:
     source = data if isinstance(data, str) else ""
     if isinstance(data, (str, os.PathLike)):
         table = D.load(str(data), label_column)
-        train_arrays, classes = _file_arrays(tm, str(data), table), table.classes
+        train_arrays, classes = file_arrays(tm, str(data), table), table.classes
     else:
         train_arrays = arrays_for(tm, data, str(source) or "data", label_column)
         classes = data.classes if isinstance(data, D.Table) else None
