@@ -122,6 +122,16 @@ def test_bad_inputs_exit_1_and_keep_existing_output(capsys, tmp_path):
         ["keep.npz", "bad.npz", "shape.npz", "range.npz", "p.npz"])   # no temp files left
 
 
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e999"])
+def test_a_const_set_to_no_finite_number_is_refused(capsys, value):
+    # it trained and "diverged at epoch 1, step 1; try a smaller --lr"
+    err = _fails(capsys, SOFTMAX, "--set", f"lam={value}", "--epochs", 1,
+                 match=f"--set lam={value}: the value of const `lam` must be a finite number")
+    assert "diverged" not in err
+    assert main(["check", SOFTMAX, "--set", f"lam={value}"]) == 1
+    assert "expected a finite number" in capsys.readouterr().err
+
+
 def test_diverged_message_names_epoch_step_and_lr(capsys):
     err = _fails(capsys, SOFTMAX, "--epochs", 3, "--lr", 1e30, match="diverged")
     assert "epoch 1, step" in err and "smaller --lr" in err

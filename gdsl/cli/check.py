@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 from ..errors import GdslError, GdslValueError
 from ..tools.check import check
@@ -46,8 +47,11 @@ def main(args) -> int:
     for k, v in parse_sets(args.set).items():
         try:
             value = float(v)
+            if not math.isfinite(value):        # (nan, inf, 1e999: as in the model's text)
+                raise ValueError
         except ValueError:
-            raise GdslValueError(f"--set {k}={v}: expected a number", filename=args.model) from None
+            raise GdslValueError(f"--set {k}={v}: expected a finite number",
+                                 filename=args.model) from None
         if k in compiled.consts:
             consts[k] = value
         else:

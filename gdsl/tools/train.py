@@ -428,9 +428,11 @@ def split_consts(tm: Trainable, values: dict | None) -> tuple[dict, dict]:
         if k in tm.consts:
             try:
                 consts[k] = float(v)
+                if not math.isfinite(consts[k]):     # (nan, inf, 1e999: as in the model's text)
+                    raise ValueError
             except (TypeError, ValueError):
-                raise GdslValueError(f"--set {k}={v}: the value of const `{k}` must be a number",
-                                     filename=tm.filename) from None
+                raise GdslValueError(f"--set {k}={v}: the value of const `{k}` must be a "
+                                     f"finite number", filename=tm.filename) from None
         elif k in tm.dim_names:
             try:
                 size = float(v)
