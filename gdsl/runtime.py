@@ -29,6 +29,12 @@ from .passes.infer import infer
 from .pipeline import STAGES, Compilation, _no_gc, run_pipeline
 
 
+def _names(names):
+    """``wrt=`` or ``outputs=`` as a list: one name "W", or "W, b" as on the command line, is
+    not a sequence of characters."""
+    return [w.strip() for w in names.split(",") if w.strip()] if isinstance(names, str) else names
+
+
 def compile(text: str, wrt: list[str] | None = None, *, filename: str | None = None,
             optimize: bool = True, outputs: list[str] | None = None,
             target: str = "numpy") -> CompiledModel:
@@ -41,8 +47,13 @@ def compile(text: str, wrt: list[str] | None = None, *, filename: str | None = N
     ``outputs`` adds named intermediate values to what ``forward`` returns; ``target``
     says what the code is emitted as (gdsl.backend.TARGETS; NumPy by default).
     """
-    c = run_pipeline(text, filename=filename, wrt=wrt, optimize=optimize, outputs=outputs,
-                     target=target, at_call=True)
+    if not isinstance(text, str):
+        hint = "; for a file, gdsl.compile_file(path)" if isinstance(text, os.PathLike) else \
+            "; decode it first" if isinstance(text, bytes) else ""
+        raise TypeError(f"gdsl.compile takes the model's text as a str, not "
+                        f"{type(text).__name__}{hint}")
+    c = run_pipeline(text, filename=filename, wrt=_names(wrt), optimize=optimize,
+                     outputs=_names(outputs), target=target, at_call=True)
     if not isinstance(c.code, str):         # ONNX: a model for another runtime, not Python
         raise GdslUsageError(f"the {target} target makes a file for another runtime, not code "
                              f"to call here; write it with `gdsl export` or `gdsl compile "

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 from helpers import MODELS, assert_grads_match
@@ -149,6 +152,22 @@ def test_wrt_names_choose_what_is_differentiated(rng):
     _, g = m.value_and_grad(x=x, w=w)
     assert list(g) == ["x"]
     np.testing.assert_allclose(g["x"], w)
+
+
+def test_wrt_as_a_string_names_values_not_characters():
+    # wrt="W1" was read as the characters W and 1: "cannot differentiate with respect to `W`"
+    assert gdsl.compile_file("models/mlp2.gdsl", wrt="W1").wrt == ["W1"]
+    assert gdsl.compile_file("models/mlp2.gdsl", wrt="W1, b2").wrt == ["W1", "b2"]
+    assert "h" in gdsl.compile_file("models/mlp2.gdsl", outputs="h").forward(
+        **arrays_for(gdsl.compile_file("models/mlp2.gdsl"), np.random.default_rng(0)))
+
+
+@pytest.mark.parametrize("text, hint", [(b"J = sum(x)", "decode it first"),
+                                        (Path("models/mlp2.gdsl"), "gdsl.compile_file(path)"),
+                                        (3, "not int")])
+def test_compile_takes_text(text, hint):
+    with pytest.raises(TypeError, match=re.escape(hint)):
+        gdsl.compile(text)
 
 
 def test_float32_stays_float32(lecture, rng):
