@@ -151,6 +151,22 @@ def test_float32_computes_in_float32_arrays():
     assert np.isclose(J, J0, rtol=1e-5) and g["W"].dtype == np.float64
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_scalars_come_back_as_numbers_of_the_call_s_dtype(dtype):
+    """numba returns a scalar as a Python float: the loss of a float32 call was a float64
+    and the gradient of a scalar param (linear_regression's b) had no dtype at all. They
+    come back as the NumPy module's do, NumPy scalars of the call's dtype."""
+    m = gdsl.compile_file(ROOT / "models" / "linear_regression.gdsl", target="numba")
+    ref = gdsl.compile_file(ROOT / "models" / "linear_regression.gdsl")
+    rng = np.random.default_rng(0)
+    a = {"x": rng.normal(size=(5, 9)).astype(dtype), "y": rng.normal(size=9).astype(dtype),
+         "w": rng.normal(size=5).astype(dtype), "b": dtype(0.3)}
+    (J, g), (J0, g0) = m.value_and_grad(**a), ref.value_and_grad(**a)
+    assert type(J) is type(J0) is dtype and type(g["b"]) is type(g0["b"]) is dtype
+    assert type(m.forward(**a)["J"]) is dtype
+    assert np.isclose(J, J0, rtol=1e-5) and np.isclose(g["b"], g0["b"], rtol=1e-4)
+
+
 @pytest.mark.parametrize("labels", ["integers", "row", "one-hot"])
 def test_labels_in_every_form(labels):
     m = gdsl.compile_file(ROOT / "models" / "linear_svm.gdsl", target="numba")

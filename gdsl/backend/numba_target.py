@@ -645,6 +645,13 @@ def _step(model, namer: Namer, shape: dict, fname: str, order: list[int], roots:
     target = _name(outs[0], STORE) if len(outs) == 1 else \
         ast.Tuple([_name(o, STORE) for o in outs], STORE)
     wrapper.append(("    " + _text(ast.Assign([target], call)), roots[0]))
+    if arrays:      # numba returns a scalar as a Python float: make it one of the call's dtype,
+        for o, v in zip(outs, root_vals):       # as the NumPy module's is (np.float32 ...)
+            if not v.rank:
+                kind = ast.Attribute(ast.Attribute(_name(vals[arrays[0]].name), "dtype", LOAD),
+                                     "type", LOAD)
+                wrapper.append(("    " + _text(_assign(o, ast.Call(kind, [_name(o)], []))),
+                                None))
     if fname == "forward":
         keys = ([model.loss_name] if model.loss is not None else []) + list(model.outputs)
         keys += list(model.updates)
