@@ -112,6 +112,16 @@ def test_a_missing_or_non_numeric_cell_is_named_by_row_and_column(tmp_path):
     assert D.load(str(f)).classes == ["cat", "dog"]
 
 
+def test_a_table_separated_by_semicolons_says_so(tmp_path):
+    # Excel writes `;` where the decimal mark is a comma: the rows read as one column, and
+    # the message only said a label column was needed
+    f = tmp_path / "excel.csv"
+    f.write_text("a;b;label\n1;2;0\n3;4;1\n")
+    with pytest.raises(GdslDataError, match="its rows have one column") as e:
+        D.load(str(f))
+    assert e.value.help.startswith("its values seem separated by `;`")
+
+
 def test_labels():
     assert D.as_int_labels(np.array([0.0, 2.0]), "d").tolist() == [0, 2]
     with pytest.raises(GdslDataError, match="whole numbers"):

@@ -237,6 +237,7 @@ def _is_number(s: str) -> bool:
         return False
 
 
+SEPARATORS = {";": "`;`", "\t": "tabs", " ": "spaces", "|": "`|`"}    # not a .csv's comma
 MISSING = {"na", "n/a", "nan", "null", "none", "?", "-"}    # how tables write a missing value
 
 
@@ -261,8 +262,14 @@ def _load_csv(path: Path, label_column, known: list | None = None) -> Table:
         raise GdslDataError(f"data file {path} has a header but no examples", filename=str(path))
     ncols = len(rows[0])
     if ncols < 2:
-        raise GdslDataError(f"data file {path} needs feature columns and a label column",
-                            filename=str(path))
+        row = rows[0][0].strip()
+        other = next((sep for sep in SEPARATORS if sep in row), None)
+        raise GdslDataError(
+            f"data file {path} needs feature columns and a label column, but its rows have "
+            f"one column" + (f" (`{row[:40]}`)" if other else ""), filename=str(path),
+            help=None if other is None else
+            f"its values seem separated by {SEPARATORS[other]}: "
+            f"gdsl reads .csv files separated by commas and .tsv files by tabs")
     cols = _indices(label_column, header, ncols, path)
     keep = [j for j in range(ncols) if j not in cols]
     X = np.empty((len(rows), len(keep)))
