@@ -62,6 +62,11 @@ def test_save_is_reproducible_and_load_reproduces_val_accuracy(capsys, tmp_path)
     assert set(np.load(a)) == {"W", "b"}
 
 
+def test_the_summary_counts_epochs_in_english(capsys):
+    assert ": trained 1 epoch (sgd, " in run(capsys, SOFTMAX, "--epochs", 1, "-q")[1]
+    assert ": trained 2 epochs (sgd, " in run(capsys, SOFTMAX, "--epochs", 2, "-q")[1]
+
+
 def test_data_files_and_val_file(capsys, tmp_path):
     rng = np.random.default_rng(0)
     X = rng.normal(size=(120, 3))

@@ -284,7 +284,8 @@ def _main(args) -> int:
         what = "evaluated" if s.epochs == 0 else (
             f"trained by {s.optimizer} (full batch: {solver['iterations']} iterations, "
             f"{solver['evaluations']} evaluations of J, seed {s.seed})" if solver else
-            f"trained {s.epochs} epochs ({s.optimizer}, lr {s.lr:g}, batch {s.batch_size}, "
+            f"trained {s.epochs} epoch{'s' * (s.epochs != 1)} ({s.optimizer}, lr {s.lr:g}, "
+            f"batch {s.batch_size}, "
             f"seed {s.seed}{where})")
         print(f"{args.model}: {what} on {result.data_source or 'data'}: {result.n_train} "
               f"training / {result.n_val} validation examples", file=out)
