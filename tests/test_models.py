@@ -196,6 +196,21 @@ def test_every_model_stays_float32(path, rng):
         assert {k: a.dtype for k, a in hv.items()} == {k: np.float32 for k in hv}
 
 
+@pytest.mark.parametrize("loss", [
+    "sum(W @ x)", "mean(relu(W @ x))", "sum(W)", "mean(square(W @ x - 1))",
+    "-mean(log(sigmoid(W @ x)))", "mean(max(W @ x, axis=0))"])
+def test_hand_written_losses_keep_float32(loss, rng):
+    # the gradient of sum/mean starts from the number 1.0 (or 1/n), broadcast as a float64
+    # array: every gradient after it became float64 for float32 arrays
+    m = gdsl.compile(f"input x[d, n]\nparam W[C, d]\nJ = {loss}\n")
+    A = {"x": rng.normal(size=(4, 5)), "W": rng.normal(size=(3, 4))}
+    J32, g32 = m.value_and_grad(**{k: a.astype(np.float32) for k, a in A.items()})
+    _, g64 = m.value_and_grad(**A)
+    assert np.asarray(J32).dtype == np.float32 and g32["W"].dtype == np.float32
+    assert g64["W"].dtype == np.float64
+    np.testing.assert_allclose(g32["W"], g64["W"], rtol=1e-5, atol=1e-6)
+
+
 def test_a_const_passed_in_keeps_float32(lecture, rng):
     C, d, n = 3, 4, 5
     A = {"x": rng.normal(size=(d, n)).astype(np.float32),

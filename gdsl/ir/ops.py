@@ -1646,6 +1646,8 @@ def _expand_vjp(c, ans, g, x, **at):
 
 def _expand_emit(a, at, s):
     g, x = a
+    if s[0] == ():      # a number (the loss's seed 1.0, 1/n of a mean) takes x's dtype: a
+        g = np_("asarray", g, attr(x, "dtype"))     # float64 array would promote float32 ones
     if at.get("axis") is not None and not at.get("keepdims"):
         g = np_("expand_dims", g, const(at["axis"]))
     return np_("broadcast_to", g, attr(x, "shape"))
