@@ -39,6 +39,12 @@ class Span(NamedTuple):
 MAX_SHOWN = 120        # characters of a long source line shown around the place of an error
 
 
+def _printable(text: str) -> str:
+    """One line with no control characters: what a data file's cell or a file name puts in a
+    message (an escape sequence, a newline) shows as U+FFFD, a tab as a space."""
+    return "".join(c if c.isprintable() else "\ufffd" for c in text.replace("\t", " "))
+
+
 class GdslError(Exception):
     """Base of every error gdsl reports to a user; the CLI exits with ``exit_code``."""
 
@@ -76,7 +82,7 @@ class GdslError(Exception):
         where = self.filename or ("<model>" if self.span is not None else "gdsl")
         if self.span is not None:
             where += f":{self.span.line}:{self.span.col}"
-        out = [f"{where}: {self.kind}: {self.message}"]
+        out = [_printable(f"{where}: {self.kind}: {self.message}")]
         line_text = self._source_line()
         if line_text is not None:
             sp = self.span
@@ -95,9 +101,9 @@ class GdslError(Exception):
             lead = f"{pad} = "
         else:
             lead = "  = "
-        out += [f"{lead}note: {n}" for n in self.notes]
+        out += [_printable(f"{lead}note: {n}") for n in self.notes]
         if self.help:
-            out.append(f"{lead}help: {self.help}")
+            out.append(_printable(f"{lead}help: {self.help}"))
         return "\n".join(out)
 
     def _source_line(self) -> str | None:

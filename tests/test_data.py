@@ -122,6 +122,21 @@ def test_a_table_separated_by_semicolons_says_so(tmp_path):
     assert e.value.help.startswith("its values seem separated by `;`")
 
 
+def test_a_cell_cannot_write_to_the_terminal(tmp_path):
+    # an escape sequence or a line break in a cell (or a file name) is quoted in the
+    # message: shown as U+FFFD, one line, as a model file's characters are
+    f = tmp_path / "t.csv"
+    f.write_text('a,b,label\n1,\x1b[2Jx,0\n1,"2\n3",0\n')
+    with pytest.raises(GdslDataError) as e:
+        D.load(str(f))
+    text = e.value.render()
+    assert "\x1b" not in text and "`\ufffd[2Jx` is not a number" in text
+    f.write_text('a,b,label\n1,"2\n3",0\n')
+    with pytest.raises(GdslDataError) as e:
+        D.load(str(f))
+    assert len(e.value.render().splitlines()) == 1 and "`2\ufffd3`" in e.value.render()
+
+
 def test_labels():
     assert D.as_int_labels(np.array([0.0, 2.0]), "d").tolist() == [0, 2]
     with pytest.raises(GdslDataError, match="whole numbers"):
