@@ -137,6 +137,16 @@ def test_a_cell_cannot_write_to_the_terminal(tmp_path):
     assert len(e.value.render().splitlines()) == 1 and "`2\ufffd3`" in e.value.render()
 
 
+def test_label_column_of_a_file_without_columns_is_refused(tmp_path):
+    # --label-column was ignored without a word for .npz files and the built-in sets
+    f = tmp_path / "d.npz"
+    np.savez(f, x=np.zeros((4, 2)), y=np.zeros(4))
+    for spec, what in [(str(f), "holds arrays by name"), ("digits", "is a built-in data set")]:
+        with pytest.raises(GdslDataError, match=f"--label-column chooses a column .* {what}"):
+            D.load(spec, "y")
+    assert D.load(str(f)).arrays["x"].shape == (4, 2)
+
+
 def test_labels():
     assert D.as_int_labels(np.array([0.0, 2.0]), "d").tolist() == [0, 2]
     with pytest.raises(GdslDataError, match="whole numbers"):

@@ -108,6 +108,12 @@ def load(spec: str, label_column: str | list[str] | None = None,
     ``classes``: the class names word labels are numbered by (the training data's, for a
     validation file). Raises GdslDataError."""
     path = Path(spec)
+    named = spec in BUILTIN and not path.exists() or path.suffix.lower() == ".npz"
+    if label_column is not None and named and (spec in BUILTIN or path.exists()):
+        what = "is a built-in data set with its labels" if spec in BUILTIN and \
+            not path.exists() else "holds arrays by name (the labels under the input's name)"
+        raise GdslDataError(f"--label-column chooses a column of a .csv or .npy table, but "
+                            f"{spec} {what}", filename=spec, help="leave --label-column out")
     if spec in BUILTIN and not path.exists():
         return BUILTIN[spec]()
     if not path.exists():
