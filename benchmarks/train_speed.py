@@ -279,13 +279,14 @@ tm = T.prepare(sys.argv[1])
 s = T.settings_for(tm)
 arrays = T.arrays_for(tm, s.data)
 tr, va = D.split(arrays, tm.labels, s.val_fraction, s.seed)
-init = T.train(tm, epochs=0).params
+zero = T.train(tm, epochs=0)
+init = zero.params
 x, y = [k for k in tm.inputs if k not in tm.labels][0], tm.label
 np.savez(sys.argv[2], X_train=tr[x].T.copy(), y_train=tr[y], X_val=va[x].T.copy(),
          y_val=va[y], **init)
 print(json.dumps({"lr": s.lr, "epochs": s.epochs, "batch_size": s.batch_size,
                   "optimizer": s.optimizer, "momentum": s.momentum, "decay": s.decay,
-                  "seed": s.seed, "hidden": s.hidden, "lam": tm.consts["lam"],
+                  "seed": s.seed, "hidden": int(zero.dims["m"]), "lam": tm.consts["lam"],
                   "data": s.data, "n_train": int(tr[x].shape[1]), "n_val": int(va[x].shape[1]),
                   "gdsl": gdsl.__file__}))
 """

@@ -139,8 +139,9 @@ def test_settings_from_model_and_overrides(softmax):
     r = train(softmax, "spiral", epochs=1, batch_size=64)
     s = r.settings
     assert (s.lr, s.optimizer, s.epochs, s.batch_size) == (0.1, "sgd", 1, 64)
-    s = train(model("mlp2.gdsl"), "spiral", epochs=1, lr=None, optimizer=None).settings
-    assert (s.lr, s.optimizer, s.epochs, s.hidden) == (0.05, "momentum", 1, 100)
+    r = train(model("mlp2.gdsl"), "spiral", epochs=1, lr=None, optimizer=None)
+    s = r.settings
+    assert (s.lr, s.optimizer, s.epochs, r.dims["m"]) == (0.05, "momentum", 1, 100)
     with pytest.raises(GdslValueError, match="unknown optimizer"):
         train(softmax, "spiral", epochs=1, optimizer="rmsprop")
 
