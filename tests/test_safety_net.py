@@ -206,3 +206,50 @@ def test_comments_quote_declarations_whole():
     src = gdsl.compile("param w[C, n]\nJ = sum(w * w) + mean(w)").source
     comments = [line.strip() for line in src.splitlines() if "grad of: param" in line]
     assert comments and all(c.endswith("]") for c in comments), comments
+
+
+# -- a gradient is an array of the caller's own ------------------------------------------------
+# Where the gradient is a number, a param itself or a broadcast view, the NumPy module used to
+# return it as it was: `g["W"] *= lr` then raised (read-only) or, for J = 0.5 ||W||², scaled W
+# itself. Each case: the model, its params, the gradient by hand.
+
+OWN_CASES = {
+    "half-sqnorm": ("param W[3]\nJ = 0.5 * sqnorm(W)", {"W": [1.0, -2.0, 3.0]},
+                    {"W": [1.0, -2.0, 3.0]}),
+    "sum": ("param W[2, 3]\nJ = sum(W)", {"W": np.arange(6.0).reshape(2, 3)},
+            {"W": np.ones((2, 3))}),
+    "mean": ("param W[4]\nJ = mean(W)", {"W": [1.0, 2.0, 3.0, 4.0]}, {"W": [0.25] * 4}),
+    "sum-transpose": ("param W[2, 3]\nJ = sum(W.T)", {"W": np.ones((2, 3))},
+                      {"W": np.ones((2, 3))}),
+    "number": ("param W[3]\nparam b\nJ = sum(W) + 2 * b", {"W": [1.0, 2.0, 3.0], "b": 0.5},
+               {"W": [1.0, 1.0, 1.0], "b": 2.0}),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("optimize", [True, False], ids=["default", "O0"])
+@pytest.mark.parametrize("case", list(OWN_CASES))
+def test_a_gradient_is_an_array_of_its_own(case, optimize, dtype):
+    text, params, expected = OWN_CASES[case]
+    m = gdsl.compile(text, optimize=optimize)
+    arrays = {k: np.array(v, dtype) for k, v in params.items()}
+    kept = {k: a.copy() for k, a in arrays.items()}
+    for fn in (m.value_and_grad, m.module.value_and_grad):     # the model, and its module
+        _, g = fn(**arrays)
+        for k, want in expected.items():
+            got = g[k]
+            assert isinstance(got, np.ndarray) and got.dtype == dtype, (k, type(got))
+            assert got.shape == arrays[k].shape and got.flags.writeable, k
+            np.testing.assert_allclose(got, want)
+            got *= 10.0                     # an in-place update of the gradient ...
+        for k, a in arrays.items():         # ... changes no param
+            np.testing.assert_array_equal(a, kept[k])
+
+
+def test_a_hessian_vector_product_is_an_array_of_its_own():
+    m = gdsl.compile("param W[3]\nJ = 0.5 * sqnorm(W)")       # H = I: H v is v
+    W, v = np.array([1.0, 2.0, 3.0]), np.array([0.5, -1.0, 2.0])
+    hv = m.hvp({"W": v}, W=W)["W"]
+    np.testing.assert_array_equal(hv, [0.5, -1.0, 2.0])
+    hv *= 10.0
+    np.testing.assert_array_equal(v, [0.5, -1.0, 2.0])

@@ -573,6 +573,11 @@ class _Function:
         e = self.exprs[n][0]
         return self._array(e) if n in self.numbers else e   # the caller's kind, even for 2.0
 
+    def gradient(self, leaf: int, n: int) -> ast.expr:
+        """The gradient n of the value ``leaf`` as returned (the caller's library decides
+        what its arrays may share)."""
+        return self.result(n)
+
     def _prologue(self) -> list[tuple]:
         """xp = array_namespace(x, W, b): the namespace of the arrays passed; and where the
         function needs them, the call's float dtype and device, those of the first param it

@@ -105,6 +105,15 @@ class _Function:
     def result(self, n: int) -> ast.expr:
         return self.exprs[n][0]
 
+    def gradient(self, leaf: int, n: int) -> ast.expr:
+        """The gradient n of the value ``leaf`` (a param's) as returned: an array of its own
+        where the plan's is borrowed (np.full_like(W, g): W's shape and dtype; np.copy(W)
+        for W itself), so that the caller may update it in place, and never W by it."""
+        e = self.result(n)
+        if not self.plan.borrowed(n) or leaf not in self.exprs:
+            return e
+        return np_("copy", e) if n == leaf else np_("full_like", self.exprs[leaf][0], e)
+
 
 def _written_into(expr: ast.expr, target: str, buffer: str) -> ast.stmt:
     """`target = expr` computed in the array named buffer: `t += b` or `np.exp(t, out=t)` when

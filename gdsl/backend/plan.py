@@ -58,6 +58,14 @@ class Plan:
     inlinable: set[int] = field(default_factory=set)         # folded into their reader
     home: dict[int, int] = field(default_factory=dict)       # node -> whose name its array has
     clobbered: dict[int, int] = field(default_factory=dict)  # array -> where it is overwritten
+    fresh: set[int] = field(default_factory=set)             # arrays of the pass's own
+    readonly: set[int] = field(default_factory=set)          # read-only views (broadcast)
+
+    def borrowed(self, n: int) -> bool:
+        """n's array is not one of the pass's own that the caller may update: a leaf (the
+        caller's own array: `J = 0.5 * sqnorm(W)` has the gradient W), a number, or a
+        read-only view (`J = sum(W)`), or a view of one."""
+        return n in self.readonly or not all(b in self.fresh for b in self.shares.get(n, (n,)))
 
 
 def plan(model, order: list[int], roots, shape: dict, in_place: bool = True) -> Plan:
@@ -106,7 +114,8 @@ def _analyse(p: Plan, labels, in_place: bool) -> dict[int, int]:
     boolean: set[int] = set()
     mask_users: dict[int, list[str]] = {}   # mask -> the ops that read it
     last_read: dict[int, int] = {}   # array -> the last node that reads its values
-    fresh = set()                    # arrays of the pass's own (reading a view reads them)
+    p.fresh = fresh = set()          # arrays of the pass's own (reading a view reads them)
+    readonly = p.readonly
     # Only a surely float array may take a result (masks x > 0, integer labels and
     # literals times them are not): see Op.floats; otherwise one that mixes in a surely
     # float value argument.
@@ -143,6 +152,8 @@ def _analyse(p: Plan, labels, in_place: bool) -> dict[int, int]:
             fresh.add(n)
         else:
             shares[n] = tuple(read)
+            if row.readonly or not readonly.isdisjoint(values):
+                readonly.add(n)
         if floats:
             surely_float.add(n)
         if not d["attrs"] and shape[n]:

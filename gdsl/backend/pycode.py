@@ -263,9 +263,11 @@ def write_module(model, title: str, *, namer: Namer, note: str, imports: list[st
             ret = ast.Return(ast.Dict([string(k) for k in keys], [f.result(v) for v in vals]))
         elif fname == "hvp":
             ret = ast.Return(ast.Dict([string(k) for k in model.hvps],
-                                      [f.result(v) for v in model.hvps.values()]))
+                                      [f.gradient(model.names[k], v)
+                                       for k, v in model.hvps.items()]))
         else:
-            grads = ast.Dict([string(k) for k in model.grads], [f.result(v) for v in model.grads.values()])
+            grads = ast.Dict([string(k) for k in model.grads],
+                             [f.gradient(model.names[k], v) for k, v in model.grads.items()])
             state = [ast.Dict([string(k) for k in model.updates], [f.result(v) for v in updates])]
             ret = ast.Return(ast.Tuple([f.result(model.loss), grads] + (state if updates else []),
                                        LOAD))

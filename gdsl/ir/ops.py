@@ -43,6 +43,8 @@ reads them all to be sure). A row gives:
                  what can be 0 is followed through them
     flops        the cost model of `gdsl stats`: FLOPs per output element, or a rule
     fresh        the result is a new float array the emitted code may update in place
+    readonly     the NumPy form is a read-only view (np.broadcast_to): a gradient returned
+                 as it is would fail an in-place update (the NumPy target copies it)
     shape_only   the arguments the emission reads only for their shape (n = s.shape[1])
     floats       True: the result is float whatever the arguments (/, exp); False: never
                  (masks, indices, counts); None: float when a value argument is
@@ -120,6 +122,7 @@ class Op:
     zero_from: tuple[int, ...] = ()
     flops: Callable | int = 1
     fresh: bool = True
+    readonly: bool = False
     shape_only: tuple[int, ...] = ()
     floats: bool | None = None
     helpers: tuple[str, ...] = ()
@@ -1665,7 +1668,7 @@ def _expand_xp(a, at, s):
 # g of a reduced shape, broadcast back over the reduced axes (a view, nothing copied)
 defop("expand_to", 2, like_second, _expand_emit,
       _expand_vjp, nothing, user=False, keywords=_RED, flops=0,
-      fresh=False, shape_only=(1,), kink=None, targets={"numba": _nb_expand,
+      fresh=False, readonly=True, shape_only=(1,), kink=None, targets={"numba": _nb_expand,
                                                         "array_api": _expand_xp,
                                                         "onnx": _onnx_expand_to})
 
