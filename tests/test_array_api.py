@@ -516,3 +516,23 @@ if __name__ == "__main__" and "--update" in sys.argv:
     for stem in GOLDEN_MODELS:
         (GOLDEN / f"{stem}.expected").write_text(golden_source(stem), encoding="utf-8")
         print(f"wrote {GOLDEN / stem}.expected")
+
+
+@pytest.mark.parametrize("lib", ["numpy", "array_api_strict"])
+@pytest.mark.parametrize("text, W, want", [
+    ("param W[3]\nJ = 0.5 * sqnorm(W)", [1.0, -2.0, 3.0], [1.0, -2.0, 3.0]),    # W itself
+    ("param W[3]\nJ = sum(W)", [1.0, 2.0, 3.0], [1.0, 1.0, 1.0]),               # a broadcast
+    ("param W[4]\nJ = mean(W)", [1.0, 2.0, 3.0, 4.0], [0.25] * 4),
+], ids=["half-sqnorm", "sum", "mean"])
+def test_a_gradient_is_an_array_of_its_own(lib, text, W, want):
+    """An in-place update of a gradient (g *= lr, PyTorch's g.mul_(lr)) works and leaves the
+    param alone: the module returned W itself as the gradient of 0.5 ||W||², and a
+    broadcast view for sum and mean."""
+    xp = strict if lib == "array_api_strict" else np
+    m = gdsl.compile(text, target="array_api")
+    w = xp.asarray(W, dtype=xp.float64)
+    _, g = m.value_and_grad(W=w)
+    np.testing.assert_allclose(to_numpy(g["W"]), want)
+    g["W"] *= 10.0
+    np.testing.assert_allclose(to_numpy(g["W"]), 10.0 * np.array(want))
+    np.testing.assert_array_equal(to_numpy(w), W)

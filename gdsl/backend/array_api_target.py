@@ -574,9 +574,13 @@ class _Function:
         return self._array(e) if n in self.numbers else e   # the caller's kind, even for 2.0
 
     def gradient(self, leaf: int, n: int) -> ast.expr:
-        """The gradient n of the value ``leaf`` as returned (the caller's library decides
-        what its arrays may share)."""
-        return self.result(n)
+        """The gradient n of the value ``leaf`` as returned: a copy where the plan's is
+        borrowed (W itself, a broadcast), so that an in-place update of it (PyTorch's
+        g.mul_(lr)) works and never changes W."""
+        e = self.result(n)
+        if not self.plan.borrowed(n) or n in self.numbers:    # (a number: made an array)
+            return e
+        return ast.Call(_xp("asarray"), [e], [ast.keyword("copy", ast.Constant(True))])
 
     def _prologue(self) -> list[tuple]:
         """xp = array_namespace(x, W, b): the namespace of the arrays passed; and where the
