@@ -99,9 +99,18 @@ class View(Val):
 
 @dataclass(eq=False)
 class Call(Val):
-    """An array (or number) made by one call of arrays: np.dot, a helper."""
+    """An array (or number) made by one call of arrays: np.dot, a helper (``view``: one
+    whose result may be a view of its first argument)."""
 
     build: object = None
+    view: bool = False
+
+
+def _borrowed(v: Val) -> bool:
+    """v's array may be an argument's, the caller's own: an argument or a view of one."""
+    while isinstance(v, View) or isinstance(v, Call) and v.view:
+        v = v.args[0]
+    return isinstance(v, Given)
 
 
 def _nonunit(shape) -> list:
@@ -237,10 +246,11 @@ class Kernel:
         return self._add(Call(tuple(a.shape[:-1]) + tuple(b.shape[1:]), (a, b),
                               build=lambda x, y: np_("dot", x, y)))
 
-    def call(self, helper: str, *args, shape, extra=()) -> Val:
-        """helper (of ops.NUMBA_HELPERS) called with the arrays of args, then `extra`."""
+    def call(self, helper: str, *args, shape, extra=(), view: bool = False) -> Val:
+        """helper (of ops.NUMBA_HELPERS) called with the arrays of args, then `extra`;
+        ``view``: its result may be a view of the first."""
         self.helpers.add(helper)
-        return self._add(Call(tuple(shape), tuple(args), build=lambda *xs: ast.Call(
+        return self._add(Call(tuple(shape), tuple(args), view=view, build=lambda *xs: ast.Call(
             ast.Name(helper, LOAD), [*xs, *extra], [])))
 
     def op(self, name: str, *args, **attrs) -> Val:
@@ -613,7 +623,10 @@ def _step(model, namer: Namer, shape: dict, fname: str, order: list[int], roots:
     for v in k.vals:
         if id(v) not in inline:
             w.write(v)
-    returned = [w.array(v) if v.rank else w.entry(v, ()) for v in root_vals]
+    # an argument returned as it is (the gradient of 0.5 ||W||² is W), or a view of one, goes
+    # back as a copy: the caller may update what it gets in place
+    returned = [(ast.Call(ast.Attribute(w.array(v), "copy", LOAD), [], []) if _borrowed(v)
+                 else w.array(v)) if v.rank else w.entry(v, ()) for v in root_vals]
     # the step, printed with a comment per model line
     args = ast.arguments(posonlyargs=[], args=[ast.arg(params[n]) for n in leaves], vararg=None,
                          kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[])

@@ -1077,7 +1077,7 @@ def _nb_pool(k, helper_name, a, at, shape):
 
 
 def _nb_reshape(k, x, shape):
-    return k.call("_nb_reshape", x, shape=shape,
+    return k.call("_nb_reshape", x, shape=shape, view=True,
                   extra=(ast.Tuple([k.size(d) for d in shape], LOAD),))
 
 
