@@ -258,3 +258,16 @@ def test_labels_made_one_hot_once_train_as_integer_labels(monkeypatch):
         assert made.params[k].tobytes() == steps.params[k].tobytes()
     assert made.history == [dict(r, seconds=m["seconds"]) for r, m in zip(steps.history,
                                                                           made.history)]
+
+
+@pytest.mark.parametrize("extra, where", [("w", None), ("W", "params="), ("lam", "consts=")])
+def test_an_unknown_array_in_a_data_dict_is_an_error(extra, where):
+    """A dict of data holds the model's inputs: an array it does not take (sample weights,
+    a param's start, a const) is an error, not silently left out."""
+    rng = np.random.default_rng(0)
+    data = {"x": rng.normal(size=(64, 50)), "y": rng.integers(0, 10, 50), extra: np.ones(3)}
+    with pytest.raises(GdslValueError, match=f"unknown array `{extra}`") as e:
+        train(model("linear_softmax.gdsl"), data, epochs=1)
+    assert (where is None) == (e.value.help is None)
+    if where:
+        assert where in e.value.help

@@ -385,6 +385,14 @@ def arrays_for(tm: Trainable, data, what: str = "data",
     if isinstance(data, D.Table):
         return _to_model(tm, data, what)
     if isinstance(data, dict):
+        unknown = [k for k in data if k not in tm.inputs]
+        if unknown:         # (a file may hold more arrays; a dict is made for the model)
+            where = {**{k: "params=" for k in tm.params}, **{k: "consts=" for k in tm.consts}}
+            raise GdslValueError(
+                f"{what}: unknown array `{unknown[0]}`: the data are the model's inputs "
+                f"({', '.join(tm.inputs)})", filename=tm.filename,
+                help=f"give `{unknown[0]}` as train(..., {where[unknown[0]]}{{...}})"
+                if unknown[0] in where else None)
         return _to_model(tm, D.Table(arrays={k: np.asarray(v) for k, v in data.items()}), what)
     raise TypeError(f"data must be a name, path, Table or dict of arrays, not {type(data).__name__}")
 
