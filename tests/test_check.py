@@ -116,3 +116,13 @@ def test_tol_and_set_options(capsys):
     assert "m=4" in out and "n=7" in out and "W1     [4, 3]" in out
     assert main(["check", path, "--set", "nope=3"]) == 1
     assert "no const or dimension `nope`" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("setting", [{"tol": -1}, {"tol": 0}, {"eps": float("nan")},
+                                     {"h": float("inf")}, {"tol": "1e-6"}, {"h": True}])
+def test_check_refuses_a_tolerance_or_step_that_is_not_a_positive_number(setting):
+    """As `gdsl check --tol -1` is refused: tol=-1 would fail every model, h=inf check
+    nothing."""
+    from gdsl.errors import GdslValueError
+    with pytest.raises(GdslValueError, match="takes a positive number"):
+        check("input x[3]\nJ = sum(x * x)", **setting)

@@ -28,6 +28,7 @@ max shares a tie equally, and the svm hinge has subgradient 0 exactly at the kin
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -281,6 +282,10 @@ def check(model, *, tol: float = 1e-6, eps: float = 1e-6, h: float = 1e-3, margi
     dims (default: small distinct sizes from 3 up), ``consts`` overrides const values.
     Raises GdslError for a model it cannot compile or find shapes for.
     """
+    for name, value in (("tol", tol), ("eps", eps), ("h", h)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not 0 < value < math.inf:
+            raise GdslValueError(f"check({name}=...) takes a positive number, got {value!r}")
     compiled = _compiled(model, wrt)
     m = compiled.model
     rng = np.random.default_rng(seed)
