@@ -409,6 +409,10 @@ def test_metrics_match_scikit_learn(rng):
     # a constant target: 1 if predicted exactly, else 0, as r2_score says
     assert r2(np.ones(5), np.ones(5)) == metrics.r2_score(np.ones(5), np.ones(5)) == 1.0
     assert r2(np.arange(5.0), np.ones(5)) == metrics.r2_score(np.ones(5), np.arange(5.0))
+    # one example: not defined (scikit-learn warns and gives nan; gdsl reports none)
+    with pytest.warns(Warning):
+        assert np.isnan(metrics.r2_score([1.0], [2.0]))
+    assert r2(np.array([2.0]), np.array([1.0])) is None
     # binary: logits thresholded at 0, probabilities at 1/2; AUC with tied scores
     t = rng.integers(0, 2, 60)
     s = np.round(rng.normal(size=60) + t, 1)           # ties

@@ -779,10 +779,13 @@ def mae(p, y) -> float:
     return float(np.mean(np.abs(p - y)))
 
 
-def r2(p, y) -> float:
+def r2(p, y) -> float | None:
     """1 - Σ(y - p)² / Σ(y - ȳ)² per target row, averaged; a constant row scores 1 if
-    predicted exactly, else 0 (as scikit-learn's r2_score does)."""
+    predicted exactly, else 0 (as scikit-learn's r2_score does); None for fewer than two
+    examples, where it is not defined (scikit-learn: nan and a warning)."""
     p, y = _rows(p, y)
+    if y.shape[1] < 2:
+        return None
     residual = np.sum((y - p) ** 2, axis=1)
     total = np.sum((y - y.mean(axis=1, keepdims=True)) ** 2, axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
