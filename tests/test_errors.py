@@ -173,3 +173,19 @@ def test_writing_into_a_directory_that_does_not_exist_is_one_error(tmp_path):
     with pytest.raises(GdslError, match=f"the directory {missing} does not exist"):
         save_params(missing / "p.npz", model.init_params({"d": 3, "C": 2, "m": 2}))
     assert not missing.exists()
+
+
+@pytest.mark.parametrize("line, column", [("train data=mydata.csv", 18),
+                                          ("train data=train.csv", 12),       # a keyword
+                                          ('train lr=0.1, data="train.csv"', 20),
+                                          ("train data=../d/x.csv, epochs=3", 12)])
+def test_a_file_path_in_a_train_line_says_where_a_file_goes(line, column):
+    """`train data=` takes a built-in set's name; a path is a syntax error that says to give
+    the file with --data (the place is the first character the line cannot take)."""
+    with pytest.raises(GdslSyntaxError) as e:
+        gdsl.compile(HEAD + "J = sum(W @ x)\n" + line)
+    assert (e.value.span.line, e.value.span.col) == (6, column)
+    assert "--data FILE" in e.value.help
+    with pytest.raises(GdslSyntaxError) as e:        # elsewhere no such help
+        gdsl.compile(HEAD + "J = sum(W @ x)\nz = train.csv")
+    assert not e.value.help or "--data" not in e.value.help

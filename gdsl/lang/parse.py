@@ -410,6 +410,8 @@ def parse(text: str) -> S.Program:
         help = None
         if ch == "=" and text[e.pos_in_stream:e.pos_in_stream + 2] == "==":
             help = "gdsl has no comparisons; `=` defines a name once"
+        else:
+            help = _data_path_help(text, e.pos_in_stream)
         raise GdslSyntaxError(f"unexpected character {ch!r}", span, help=help) from None
     except UnexpectedToken as e:
         # Only the token and e.expected are read: e.accepts and str(e) would copy the parser's
@@ -432,12 +434,25 @@ def parse(text: str) -> S.Program:
                 what = f"unexpected keyword `{tok.value}`"
             line, col = tok.line, tok.column
             span = Span(line, col, line, col + max(1, len(tok.value.rstrip("\n"))))
-        help = _hint(e, tok)
+        help = _hint(e, tok) or _data_path_help(text, tok.start_pos)
         if tok.value in KEYWORDS and "NAME" in e.expected:       # param loss[C, d]
             raise GdslSyntaxError(f"`{tok.value}` is a keyword and cannot be used as a name", span,
-                                  help="choose another name") from None
+                                  help=_data_path_help(text, tok.start_pos)
+                                  or "choose another name") from None
         raise GdslSyntaxError(what, span, notes=[_expected(e.expected)] if e.expected else [],
                               help=help) from None
+
+
+def _data_path_help(text: str, pos: int | None) -> str | None:
+    """The help for a file path in a train line (`train data=train.csv`), which takes the
+    name of a built-in data set only; None elsewhere."""
+    if pos is None:
+        return None
+    before = text[text.rfind("\n", 0, pos) + 1:pos]
+    if re.match(r"\s*train\b.*\bdata\s*=\s*[^,\s]*$", before):
+        return ("`train data=` names a data set that ships with gdsl (digits, spiral); give a "
+                "file on the command line: gdsl run MODEL --data FILE")
+    return None
 
 
 def _at(text: str, pos: int) -> Span:
