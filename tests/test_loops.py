@@ -275,3 +275,15 @@ def test_a_drawing_checks_the_loop_step_by_step_and_draws_its_variable():
         teaching_view("input x[3]\nfor t in 1..4: h[t] = x[t] * t\nJ = sum(h[4])")
     view = teaching_view("input x[3]\nc[0] = 0\nfor t in 1..3: c[t] = c[t - 1] + x[t] * t\nJ = c[3]")
     assert {"x[t]", "t", "c[t - 1]", "c[t]"} <= set(view.name.values())
+
+
+def test_an_index_past_the_loop_says_which_are_defined():
+    """`h[9]` after a loop that ends at 8: the message lists what the loop defined."""
+    text = ("input x[d, n]\nparam W[d, d]\nh[0] = x\nfor t in 1..8: h[t] = W @ h[t-1]\n"
+            "J = sum(h[9])")
+    with pytest.raises(GdslError, match=r"`h\[9\]` is used before its definition") as e:
+        gdsl.compile(text)
+    assert "defined so far: h[0] to h[8]" in e.value.notes
+    with pytest.raises(GdslError) as e:
+        gdsl.compile("input x[d, n]\nh[0] = x\nh[2] = x\nJ = sum(h[1])")
+    assert "defined so far: h[0], h[2]" in e.value.notes

@@ -323,6 +323,17 @@ class _Resolver:
                                 help="a name is defined once in gdsl: is an index off by one?")
         return target
 
+    def _defined_so_far(self, name: str) -> list[str]:
+        """[`defined so far: h[0] to h[8]`] (the indices, when they have gaps), or []."""
+        ks = sorted(int(k[len(name) + 1:-1]) for k in self.m.names
+                    if k.startswith(name + "[") and k[len(name) + 1:-1].lstrip("-").isdigit())
+        if not ks:
+            return []
+        if ks == list(range(ks[0], ks[-1] + 1)) and len(ks) > 2:
+            return [f"defined so far: {name}[{ks[0]}] to {name}[{ks[-1]}]"]
+        shown = ", ".join(f"{name}[{k}]" for k in ks[:6]) + (", ..." if len(ks) > 6 else "")
+        return [f"defined so far: {shown}"]
+
     def index(self, node: S.Index) -> int:
         """`h[k]`, a value a loop named, or the k-th slice of any other value along axis 0."""
         k = self.index_value(node.index)
@@ -336,7 +347,8 @@ class _Resolver:
         if node.name in self.families:
             raise GdslNameError(f"`{key}` is used before its definition", node.span,
                                 notes=[*self._step_note(), (f"`{node.name}[...]` is defined at "
-                                       f"{self.families[node.name]}")],
+                                       f"{self.families[node.name]}"),
+                                       *self._defined_so_far(node.name)],
                                 help=f"define `{key}` first (a loop's first step reads what "
                                      f"comes before it, e.g. `{node.name}[0] = ...`)")
         x = self.name(S.Name(node.name, node.name_span))
