@@ -179,3 +179,21 @@ def test_default_run_uses_model_settings_and_reaches_94_percent(capsys):
     recs = records(out)
     assert len(recs) == 40 and recs[-1]["lr"] == 0.1        # epochs from the model's train line
     assert recs[-1]["val_accuracy"] >= 0.94
+
+
+def test_word_labels_saved_and_loaded_by_the_command(capsys, tmp_path):
+    """gdsl run --save writes y.classes; --load --epochs 0 on a file without the first word
+    scores it as trained."""
+    rows = ["a,label"] + [f"{v},{w}" for v, w in [(-3, "ant"), (0, "bee"), (3, "cat")] * 20]
+    (tmp_path / "train.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "test.csv").write_text("\n".join(r for r in rows if "ant" not in r) + "\n")
+    model = tmp_path / "m.gdsl"
+    model.write_text("input x[d, n]\ninput y[n]\nparam W[C, d] ~ zeros\nparam b[C, 1] ~ zeros\n"
+                     "J = xent(softmax(W @ x + b), y)\ntrain lr=1, epochs=200, batch_size=60\n")
+    p = tmp_path / "p.npz"
+    assert run(capsys, model, "--data", tmp_path / "train.csv", "--val-fraction", 0,
+               "--save", p, "--quiet")[0] == 0
+    assert np.load(p)["y.classes"].tolist() == ["ant", "bee", "cat"]
+    code, out, _ = run(capsys, model, "--data", tmp_path / "test.csv", "--load", p,
+                       "--epochs", 0, "--val-fraction", 0, "--json")
+    assert code == 0 and records(out)[-1]["train_accuracy"] == 1.0

@@ -271,3 +271,37 @@ def test_an_unknown_array_in_a_data_dict_is_an_error(extra, where):
     assert (where is None) == (e.value.help is None)
     if where:
         assert where in e.value.help
+
+
+def test_word_labels_are_numbered_as_saved_when_params_are_loaded(tmp_path):
+    """--save keeps the words that numbered the labels (y.classes); --load numbers a file's
+    words by them, so a test file without the first class is scored as trained (each file
+    numbered its own words: bee became 0 there, ant's number)."""
+    rng = np.random.default_rng(0)
+    names = ["ant", "bee", "cat"]
+
+    def write(path, n, classes):
+        rows = ["a,b,label"]
+        for i in range(n):
+            c = classes[i % len(classes)]
+            k = (names + ["dog"]).index(c)
+            x = rng.normal(size=2) * 0.3 + 3 * np.array([np.cos(2 * k), np.sin(2 * k)])
+            rows.append(f"{x[0]},{x[1]},{c}")
+        path.write_text("\n".join(rows) + "\n")
+
+    write(tmp_path / "train.csv", 150, names)
+    write(tmp_path / "test.csv", 60, ["bee", "cat"])
+    text = ("input x[d, n]\ninput y[n]\nparam W[C, d] ~ zeros\nparam b[C, 1] ~ zeros\n"
+            "J = xent(softmax(W @ x + b), y)\n")
+    r = train(text, str(tmp_path / "train.csv"), epochs=30, lr=0.5)
+    assert r.classes == {"y": names} and r.final["val_accuracy"] == 1.0
+    save_params(tmp_path / "p.npz", r.params, classes=r.classes)
+    with np.load(tmp_path / "p.npz", allow_pickle=False) as z:      # words, not a pickle
+        assert z["y.classes"].tolist() == names
+    loaded = load_params(tmp_path / "p.npz")
+    ev = train(text, str(tmp_path / "test.csv"), params=loaded, epochs=0, val_fraction=0)
+    assert ev.final["train_accuracy"] == 1.0
+    assert "y.classes" in loaded            # (train takes it out of its own copy)
+    write(tmp_path / "new.csv", 10, ["cat", "dog"])
+    with pytest.raises(GdslDataError, match="`dog` is not a class"):
+        train(text, str(tmp_path / "new.csv"), params=loaded, epochs=0, val_fraction=0)

@@ -267,7 +267,8 @@ def _main(args) -> int:
                    standardize=args.standardize, label_column=args.label_column,
                    label=args.label, metric=args.metric, on_warning=on_warning, **how)
     if args.save:
-        save_params(args.save, result.params, result.standardization, result.state)
+        save_params(args.save, result.params, result.standardization, result.state,
+                    result.classes)
     if args.plot:
         plot_curves(args.plot, result.history, f"{args.model} on {result.data_source}",
                     result.metrics)

@@ -68,6 +68,7 @@ from .train import (
     prepare,
     progress_bar,
     read_split,
+    saved_classes,
     settings_for,
     split_consts,
     standardization,
@@ -681,6 +682,8 @@ def train(model, data=None, *, workers: int | None = None, scheduler: str | None
     if val is not None and shard_paths(val) is not None:
         raise GdslDataError(f"--val {val}: validation data come in one file (or are held out "
                             f"of the training shards with --val-fraction)", filename=str(val))
+    params = dict(params) if params is not None else None
+    class_names = saved_classes(tm, params)
     if params is not None:
         params = {k: np.array(v, dtype=np.float64) for k, v in params.items()}
     if distributed and workers is not None and workers < 1:
@@ -697,7 +700,8 @@ def train(model, data=None, *, workers: int | None = None, scheduler: str | None
     cluster = Cluster(workers, scheduler, processes) if distributed else None
     try:
         if paths is None:
-            setup = _in_memory(tm, s, data, val, params, label_column, len(cluster.workers()))
+            setup = _in_memory(tm, s, data, val, params, label_column, len(cluster.workers()),
+                               class_names)
         else:
             setup = _from_files(tm, s, paths, val, params, label_column, spec, cluster, wait,
                                 on_loss)
@@ -720,7 +724,7 @@ def train(model, data=None, *, workers: int | None = None, scheduler: str | None
         pool = setup.get("pool") or _Placed(cluster, spec, setup["sources"], wait, on_loss)
         n_val = int(sum(val_counts)) + (D.n_examples(val_arrays, labels) if val_arrays else 0)
         result = TrainResult(params, [], s, dims, const_values, n, n_val, setup["source"],
-                             stats, metrics)
+                             stats, metrics, classes=setup.get("classes", {}))
         shards = range(len(counts))
         offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
@@ -872,11 +876,13 @@ def _stream(pool: _Local, s, params, consts, counts, record, on_step, progress, 
 
 # -- setting up: data held by the driver, or shards in files --------------------------------------------
 
-def _in_memory(tm, s, data, val, params, label_column, workers: int) -> dict:
+def _in_memory(tm, s, data, val, params, label_column, workers: int,
+               class_names: list[str] | None = None) -> dict:
     """Data the driver reads whole (a file, a built-in set, arrays), prepared as ``train``
     prepares them, cut into one block of consecutive examples per worker (scattered to the
     workers once)."""
-    train_arrays, val_arrays, source = read_split(tm, s, data, val, label_column)
+    train_arrays, val_arrays, source, class_names = read_split(tm, s, data, val, label_column,
+                                                               class_names)
     stats = standardization(tm, train_arrays, params, s.standardize, str(source) or "data")
     if stats:
         train_arrays = standardized(train_arrays, stats)
@@ -887,7 +893,8 @@ def _in_memory(tm, s, data, val, params, label_column, workers: int) -> dict:
     blocks = [D.take(train_arrays, np.arange(a, b), tm.labels) for a, b in itertools.pairwise(cuts)]
     return {"stats": stats, "sample": train_arrays, "val_arrays": val_arrays,
             "counts": [b - a for a, b in itertools.pairwise(cuts)], "val_counts": [0] * k,
-            "sources": [lambda b=b: ("arrays", b, None) for b in blocks], "source": str(source)}
+            "sources": [lambda b=b: ("arrays", b, None) for b in blocks], "source": str(source),
+            "classes": {tm.task.target: class_names} if class_names else {}}
 
 
 def _from_files(tm, s, paths, val, params, label_column, spec, cluster, wait, on_loss):

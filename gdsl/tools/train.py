@@ -900,6 +900,7 @@ class TrainResult:
     metrics: tuple[str, ...] = ()       # reported per epoch, besides loss and cost
     solver: dict = field(default_factory=dict)  # lbfgs/newton-cg: iterations, objective, ...
     state: dict = field(default_factory=dict)   # the states' values after training (running stats)
+    classes: dict = field(default_factory=dict)  # label input -> its class names (word labels)
 
     @property
     def final(self) -> dict:
@@ -948,7 +949,10 @@ def train(model, data=None, *, val=None, params: dict | None = None, consts: dic
     const_values, set_dims = split_consts(tm, consts)
     if data is None:
         data = s.data
-    train_arrays, val_arrays, source = read_split(tm, s, data, val, label_column)
+    params = dict(params) if params is not None else None
+    class_names = saved_classes(tm, params)
+    train_arrays, val_arrays, source, class_names = read_split(tm, s, data, val, label_column,
+                                                               class_names)
     if params is not None:
         params = {k: np.array(v, dtype=np.float64) for k, v in params.items()}
     # the states saved with the params (--save writes them beside them): training goes on
@@ -983,7 +987,8 @@ def train(model, data=None, *, val=None, params: dict | None = None, consts: dic
     state = {**tm.compiled.init_state(dims), **state}
     result = TrainResult(params, [], s, dims, const_values, n,
                          D.n_examples(val_arrays, tm.labels) if val_arrays else 0, str(source),
-                         stats, metrics=metrics, state=state)
+                         stats, metrics=metrics, state=state,
+                         classes={tm.task.target: class_names} if class_names else {})
 
     def record(epoch, lr, seconds, running_cost=None, **extra):
         # the training set's metrics at these params after the last epoch (and without a
@@ -1032,12 +1037,24 @@ def epoch_record(tm: Trainable, epoch: int, tr: dict, va: dict, metrics, lr, sec
     return rec
 
 
-def read_split(tm: Trainable, s: Settings, data, val, label_column) -> tuple:
-    """(training arrays, validation arrays, where the data came from): ``data`` read (a file,
-    a built-in set, a Table, arrays), and ``val`` read or held out of it (--val-fraction)."""
+def saved_classes(tm: Trainable, params: dict | None) -> list[str] | None:
+    """The class names saved beside loaded params (`y.classes`: --save writes the words
+    that numbered the labels), taken out of ``params``; None when there are none."""
+    key = f"{tm.task.target}.classes"
+    if not params or key not in params:
+        return None
+    return [str(c) for c in np.asarray(params.pop(key)).reshape(-1)]
+
+
+def read_split(tm: Trainable, s: Settings, data, val, label_column,
+               classes: list[str] | None = None) -> tuple:
+    """(training arrays, validation arrays, where the data came from, class names or None):
+    ``data`` read (a file, a built-in set, a Table, arrays), and ``val`` read or held out of
+    it (--val-fraction); word labels numbered by ``classes`` when given (saved with loaded
+    params), else by the training data's words."""
     source = data if isinstance(data, str) else ""
     if isinstance(data, (str, os.PathLike)):
-        table = D.load(str(data), label_column)
+        table = D.load(str(data), label_column, classes)
         train_arrays, classes = file_arrays(tm, str(data), table), table.classes
     else:
         train_arrays = arrays_for(tm, data, str(source) or "data", label_column)
@@ -1049,7 +1066,7 @@ def read_split(tm: Trainable, s: Settings, data, val, label_column) -> tuple:
                                 label_column, classes)
     else:
         train_arrays, val_arrays = D.split(train_arrays, tm.labels, s.val_fraction, s.seed)
-    return train_arrays, val_arrays, source
+    return train_arrays, val_arrays, source, classes
 
 
 def progress_bar(progress: bool, total: int):
@@ -1170,14 +1187,17 @@ def _number(J) -> float:
 # -- params files -------------------------------------------------------------------------------
 
 def save_params(path, params: dict, standardization: dict | None = None,
-                state: dict | None = None) -> None:
+                state: dict | None = None, classes: dict | None = None) -> None:
     """Write params as .npz atomically: the old file or the whole new one, never half. The
-    statistics of standardised features go beside them, as x.mean and x.std, and the
-    model's states (running statistics) under their own names."""
+    statistics of standardised features go beside them, as x.mean and x.std, the model's
+    states (running statistics) under their own names, and the words that numbered word
+    labels as y.classes (a string array: no pickle)."""
     check_output(path, "save_params")
     arrays = {k: np.asarray(v) for k, v in {**params, **(state or {})}.items()}
     for k, (mean, std) in (standardization or {}).items():
         arrays[f"{k}.mean"], arrays[f"{k}.std"] = mean, std
+    for k, names in (classes or {}).items():
+        arrays[f"{k}.classes"] = np.array([str(c) for c in names], dtype=np.str_)
     buf = io.BytesIO()
     np.savez(buf, **dict(sorted(arrays.items())))
     write_atomic(path, buf.getvalue())
@@ -1202,6 +1222,8 @@ def load_params(path) -> dict:
     except Exception as e:   # noqa: BLE001 (corrupt zip, pickled arrays, not a .npz: one message)
         raise GdslDataError(f"cannot read params file {path}: {D._why(e)}", filename=path) from None
     for k, a in out.items():
+        if k.endswith(".classes") and a.dtype.kind == "U" and a.ndim == 1:
+            continue                        # the words of word labels (save_params)
         if a.dtype.kind not in "biuf" or not np.isfinite(a).all():
             raise GdslDataError(f"params file {path}: `{k}` is not an array of finite numbers",
                                 filename=path)
