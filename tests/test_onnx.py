@@ -425,7 +425,8 @@ def test_cli_params_become_initialisers(tmp_path, rng):
     arrays["x"] = rng.normal(3.0, 5.0, size=(4, 5))
     mean, std = arrays["x"].mean(axis=1, keepdims=True), arrays["x"].std(axis=1, keepdims=True)
     params = tmp_path / "p.npz"
-    np.savez(params, W=arrays["W"], b=arrays["b"], **{"x.mean": mean, "x.std": std})
+    np.savez(params, W=arrays["W"], b=arrays["b"], **{"x.mean": mean, "x.std": std},
+             **{"y.classes": np.array(["ant", "bee", "cat"])})   # (word labels' names: left out)
     out = tmp_path / "m.onnx"
     r = run_cli("export", str(path), "-o", str(out), "--params", str(params), "--labels", "int")
     assert r.returncode == 0, r.stderr
