@@ -211,7 +211,8 @@ def test_comments_quote_declarations_whole():
 # -- a gradient is an array of the caller's own ------------------------------------------------
 # Where the gradient is a number, a param itself or a broadcast view, the NumPy module used to
 # return it as it was: `g["W"] *= lr` then raised (read-only) or, for J = 0.5 ||W||², scaled W
-# itself. Each case: the model, its params, the gradient by hand.
+# itself; one array that is two names' gradient was returned for both (scaling one scaled the
+# other). Each case: the model, its arrays, the gradients by hand.
 
 OWN_CASES = {
     "half-sqnorm": ("param W[3]\nJ = 0.5 * sqnorm(W)", {"W": [1.0, -2.0, 3.0]},
@@ -223,6 +224,9 @@ OWN_CASES = {
                       {"W": np.ones((2, 3))}),
     "number": ("param W[3]\nparam b\nJ = sum(W) + 2 * b", {"W": [1.0, 2.0, 3.0], "b": 0.5},
                {"W": [1.0, 1.0, 1.0], "b": 2.0}),
+    "two-names": ("param W[3]\nparam V[3]\ninput x[3]\nJ = sum((W + V) * x)",     # one node
+                  {"W": [1.0, 1.0, 1.0], "V": [2.0, 2.0, 2.0], "x": [0.0, 1.0, 2.0]},
+                  {"W": [0.0, 1.0, 2.0], "V": [0.0, 1.0, 2.0]}),
     "half-sqnorm-flat": ("param W[2, 3]\nJ = 0.5 * sqnorm(flatten(W))",
                          {"W": np.arange(6.0).reshape(2, 3)}, {"W": np.arange(6.0).reshape(2, 3)}),
 }

@@ -573,13 +573,14 @@ class _Function:
         e = self.exprs[n][0]
         return self._array(e) if n in self.numbers else e   # the caller's kind, even for 2.0
 
-    def gradient(self, leaf: int, n: int) -> ast.expr:
+    def gradient(self, leaf: int, n: int, again: bool = False) -> ast.expr:
         """The gradient n of the value ``leaf`` as returned: a copy where the plan's is
-        borrowed (W itself, a broadcast), so that an in-place update of it (PyTorch's
-        g.mul_(lr)) works and never changes W."""
+        borrowed (W itself, a broadcast) or returned ``again`` (another name's gradient
+        too), so that an in-place update of it (PyTorch's g.mul_(lr)) works and changes
+        neither W nor another gradient."""
         e = self.result(n)
-        if not self.plan.borrowed(n) or n in self.numbers:    # (a number: made an array)
-            return e
+        if n in self.numbers or not (again or self.plan.borrowed(n)):    # (a number: a new
+            return e                                                     # array each time)
         return ast.Call(_xp("asarray"), [e], [ast.keyword("copy", ast.Constant(True))])
 
     def _prologue(self) -> list[tuple]:

@@ -623,10 +623,16 @@ def _step(model, namer: Namer, shape: dict, fname: str, order: list[int], roots:
     for v in k.vals:
         if id(v) not in inline:
             w.write(v)
-    # an argument returned as it is (the gradient of 0.5 ||W||² is W), or a view of one, goes
-    # back as a copy: the caller may update what it gets in place
-    returned = [(ast.Call(ast.Attribute(w.array(v), "copy", LOAD), [], []) if _borrowed(v)
-                 else w.array(v)) if v.rank else w.entry(v, ()) for v in root_vals]
+    # an argument returned as it is (the gradient of 0.5 ||W||² is W) or a view of one, and
+    # an array returned twice (the gradient of W and of V in sum((W + V) * x)), go back as
+    # copies: the caller may update what it gets in place
+    returned, seen = [], set()
+    for v in root_vals:
+        e = w.array(v) if v.rank else w.entry(v, ())
+        if v.rank and (_borrowed(v) or id(v) in seen):
+            e = ast.Call(ast.Attribute(e, "copy", LOAD), [], [])
+        returned.append(e)
+        seen.add(id(v))
     # the step, printed with a comment per model line
     args = ast.arguments(posonlyargs=[], args=[ast.arg(params[n]) for n in leaves], vararg=None,
                          kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[])

@@ -105,14 +105,15 @@ class _Function:
     def result(self, n: int) -> ast.expr:
         return self.exprs[n][0]
 
-    def gradient(self, leaf: int, n: int) -> ast.expr:
+    def gradient(self, leaf: int, n: int, again: bool = False) -> ast.expr:
         """The gradient n of the value ``leaf`` (a param's) as returned: an array of its own
         where the plan's is borrowed (np.full_like(W, g): W's shape and dtype; np.copy(W)
-        for W itself), so that the caller may update it in place, and never W by it."""
+        for W itself) or returned ``again`` (another name's gradient too: np.copy), so that
+        the caller may update it in place, and never W or another gradient by it."""
         e = self.result(n)
-        if not self.plan.borrowed(n) or leaf not in self.exprs:
-            return e
-        return np_("copy", e) if n == leaf else np_("full_like", self.exprs[leaf][0], e)
+        if self.plan.borrowed(n) and leaf in self.exprs:
+            return np_("copy", e) if n == leaf else np_("full_like", self.exprs[leaf][0], e)
+        return np_("copy", e) if again else e
 
 
 def _written_into(expr: ast.expr, target: str, buffer: str) -> ast.stmt:

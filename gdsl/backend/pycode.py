@@ -187,6 +187,18 @@ def model_leaves(model) -> list[int]:
             *model.states.values()]
 
 
+def _gradients(f, model, roots: dict) -> list[ast.expr]:
+    """The returned gradients (or H v) of ``roots`` {name: node}, each an array of its own:
+    one node that is the gradient of two names (J = sum((W + V) * x)) is returned once as
+    it is, then as copies (f.gradient)."""
+    seen: set[int] = set()
+    out = []
+    for k, n in roots.items():
+        out.append(f.gradient(model.names[k], n, n in seen))
+        seen.add(n)
+    return out
+
+
 def signature(model, namer: Namer, fname: str, order: list[int], first: tuple = ()) -> str:
     """``def f(*, x, y, W, b, lam=0.01):`` -- Python itself checks the names passed in.
     A model name that Python cannot take as a parameter comes in through ``**arrays``;
@@ -263,11 +275,9 @@ def write_module(model, title: str, *, namer: Namer, note: str, imports: list[st
             ret = ast.Return(ast.Dict([string(k) for k in keys], [f.result(v) for v in vals]))
         elif fname == "hvp":
             ret = ast.Return(ast.Dict([string(k) for k in model.hvps],
-                                      [f.gradient(model.names[k], v)
-                                       for k, v in model.hvps.items()]))
+                                      _gradients(f, model, model.hvps)))
         else:
-            grads = ast.Dict([string(k) for k in model.grads],
-                             [f.gradient(model.names[k], v) for k, v in model.grads.items()])
+            grads = ast.Dict([string(k) for k in model.grads], _gradients(f, model, model.grads))
             state = [ast.Dict([string(k) for k in model.updates], [f.result(v) for v in updates])]
             ret = ast.Return(ast.Tuple([f.result(model.loss), grads] + (state if updates else []),
                                        LOAD))
