@@ -13,6 +13,7 @@ and renders like a modern compiler's message::
 
 from __future__ import annotations
 
+import difflib
 from typing import NamedTuple
 
 
@@ -168,3 +169,9 @@ class GdslDivergedError(GdslError):
 class GdslDataWarning(UserWarning):
     """Data that can be used but are probably not what was meant (labels 0, 1 and 10^8 make
     10^8 + 1 classes). The command line prints it as `file: warning: ...`."""
+
+
+def did_you_mean(name: str, choices) -> str | None:
+    """`did you mean `lr`?` for the closest of ``choices`` to a misspelt ``name``, or None."""
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f"did you mean `{close[0]}`?" if close else None

@@ -17,10 +17,15 @@ before (`h[t - 1]`) given to it as inputs, and `h[T]` after the loop read as `h[
 
 from __future__ import annotations
 
-import difflib
-
 from .. import limits
-from ..errors import GdslLimitError, GdslNameError, GdslTypeError, GdslValueError, Span
+from ..errors import (
+    GdslLimitError,
+    GdslNameError,
+    GdslTypeError,
+    GdslValueError,
+    Span,
+    did_you_mean,
+)
 from ..ir.graph import GIVEN, Model
 from ..ir.init import INITS
 from ..ir.ops import BINARY_OPERATORS, COUNT_OP, NEG_OP, OPS, TAKE_OP, TRANSPOSE_OP, user_functions
@@ -40,11 +45,6 @@ DIM_PREFIX = "dim "     # `dim m = 100` is kept in the train settings as "dim m"
 def metric_names(text: str) -> list[str]:
     """The metric names of `metric rmse, r2` or --metric rmse,r2, in order, once each."""
     return list(dict.fromkeys(w.strip() for w in text.split(",") if w.strip()))
-
-
-def _did_you_mean(name: str, choices) -> str | None:
-    close = difflib.get_close_matches(name, list(choices), n=1)
-    return f"did you mean `{close[0]}`?" if close else None
 
 
 class _Resolver:
@@ -401,7 +401,7 @@ class _Resolver:
     def _lookup_final(self, name: str, span: Span) -> int:
         if name not in self.m.names:
             raise GdslNameError(f"undefined name `{name}`", span,
-                                help=_did_you_mean(name, self.m.names))
+                                help=did_you_mean(name, self.m.names))
         return self.m.names[name]
 
     def name(self, node: S.Name) -> int:
@@ -427,7 +427,7 @@ class _Resolver:
                                 help="define a name before using it (definitions cannot form a cycle)")
         if m.declared:
             raise GdslNameError(f"undefined name `{node.id}`", node.span,
-                                help=_did_you_mean(node.id, m.names)
+                                help=did_you_mean(node.id, m.names)
                                 or f"declare it, e.g. `input {node.id}[d, n]` or `param {node.id}[C, d]`")
         n = m.add("input", name=node.id, span=node.span, line=node.span, shape=None)
         m.inputs[node.id] = n
@@ -499,7 +499,7 @@ class _Resolver:
         op = OPS.get(node.func)
         if op is None or not op.user:
             raise GdslTypeError(f"unknown function `{node.func}`", node.func_span,
-                                help=_did_you_mean(node.func, user_functions())
+                                help=did_you_mean(node.func, user_functions())
                                 or "functions: " + ", ".join(user_functions()))
         if len(args) != op.arity:
             raise GdslTypeError(
@@ -619,7 +619,7 @@ class _Resolver:
             if n is None:
                 raise GdslNameError(f"`{st.target} <- ...` updates a state, but `{st.target}` is "
                                     f"not declared", st.target_span,
-                                    help=_did_you_mean(st.target, m.states) or
+                                    help=did_you_mean(st.target, m.states) or
                                     f"declare it first, e.g. `state {st.target}[m, 1] = 0`")
             kind = m.node(n)["op"]
             what = {"param": "a param: the optimiser updates params by their gradient",
@@ -646,7 +646,7 @@ class _Resolver:
     def _init(self, init: S.Init):
         if init.name not in INITS:
             raise GdslTypeError(f"unknown initialiser `{init.name}`", init.span,
-                                help=_did_you_mean(init.name, INITS)
+                                help=did_you_mean(init.name, INITS)
                                 or "initialisers: " + ", ".join(INITS))
         params = INITS[init.name][0]
         if len(init.args) > len(params):
@@ -668,7 +668,7 @@ class _Resolver:
             kind = TRAIN_OPTIONS.get(opt.name)
             if kind is None:
                 raise GdslNameError(f"unknown training option `{opt.name}`", opt.span,
-                                    help=_did_you_mean(opt.name, TRAIN_OPTIONS)
+                                    help=did_you_mean(opt.name, TRAIN_OPTIONS)
                                     or "options: " + ", ".join(TRAIN_OPTIONS))
             value = opt.value
             if kind is bool:
@@ -712,7 +712,7 @@ class _Resolver:
         for n in names:
             if n.id not in METRICS:
                 raise GdslNameError(f"unknown metric `{n.id}`", n.span,
-                                    help=_did_you_mean(n.id, METRICS)
+                                    help=did_you_mean(n.id, METRICS)
                                     or "metrics: " + ", ".join(METRICS))
 
     def _check_dims_and_label(self) -> None:
@@ -723,13 +723,13 @@ class _Resolver:
         for name, st in self.dims.items():
             if name not in used:
                 raise GdslNameError(f"dimension `{name}` is declared, but no input or param has it",
-                                    st.name_span, help=_did_you_mean(name, used)
+                                    st.name_span, help=did_you_mean(name, used)
                                     or f"use it in a shape, e.g. `param W[{name}, d]`")
         opt = self.label_option
         if opt is not None and opt.value not in m.inputs:
             raise GdslNameError(f"`train label={opt.value}`: the model has no input "
                                 f"`{opt.value}`", opt.span,
-                                help=_did_you_mean(str(opt.value), m.inputs)
+                                help=did_you_mean(str(opt.value), m.inputs)
                                 or "inputs: " + (", ".join(m.inputs) or "none"))
 
     def _choose_wrt(self) -> None:
@@ -751,7 +751,7 @@ class _Resolver:
         help = "choose among " + (", ".join(f"`{k}`" for k in choices) or "none")
         if w not in m.names:
             raise GdslNameError(f"cannot differentiate with respect to `{w}`: the model defines "
-                                f"no such name", help=_did_you_mean(w, choices) or help)
+                                f"no such name", help=did_you_mean(w, choices) or help)
         d = m.node(m.names[w])
         if w in m.labels:
             raise GdslTypeError(

@@ -43,7 +43,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import GdslDataError, GdslDataWarning, GdslDivergedError, GdslError, GdslValueError
+from ..errors import (
+    GdslDataError,
+    GdslDataWarning,
+    GdslDivergedError,
+    GdslError,
+    GdslValueError,
+    did_you_mean,
+)
 from ..files import check_output, write_atomic
 from ..ir.ops import BINARY_OPERATORS, OPS
 from ..ir.shapes import Binding
@@ -113,11 +120,9 @@ class Settings:
         if self.metric is not None:
             for name in metric_names(self.metric):
                 if name not in METRICS:
-                    import difflib
-                    close = difflib.get_close_matches(name, METRICS, n=1)
+                    hint = did_you_mean(name, METRICS)
                     raise GdslValueError(f"unknown metric `{name}`; choose among "
-                                         f"{', '.join(METRICS)}"
-                                         + (f" (did you mean `{close[0]}`?)" if close else ""))
+                                         f"{', '.join(METRICS)}" + (f" ({hint})" if hint else ""))
 
 
 def _check_given(given: dict, filename: str | None) -> None:
@@ -129,11 +134,9 @@ def _check_given(given: dict, filename: str | None) -> None:
     for k, v in given.items():
         kind = kinds.get(k)
         if kind is None:
-            import difflib
-            close = difflib.get_close_matches(k, list(TRAIN_OPTIONS), n=1)
             raise GdslValueError(f"unknown training setting `{k}`", filename=filename,
-                                 help=f"did you mean `{close[0]}`?" if close else
-                                 "settings: " + ", ".join(TRAIN_OPTIONS))
+                                 help=did_you_mean(k, TRAIN_OPTIONS)
+                                 or "settings: " + ", ".join(TRAIN_OPTIONS))
         ok = {float: isinstance(v, numbers.Real) and not isinstance(v, bool),
               int: isinstance(v, numbers.Integral) and not isinstance(v, bool),
               bool: isinstance(v, (bool, np.bool_)),
@@ -451,10 +454,8 @@ def split_consts(tm: Trainable, values: dict | None) -> tuple[dict, dict]:
                                      filename=tm.filename) from None
             dims[k] = int(size)
         else:
-            import difflib
-            known = list(tm.consts) + tm.dim_names
-            close = difflib.get_close_matches(k, known, n=1)
-            hint = f"; did you mean `{close[0]}`?" if close else ""
+            hint = did_you_mean(k, list(tm.consts) + tm.dim_names)
+            hint = f"; {hint}" if hint else ""
             raise GdslValueError(f"--set {k}=...: the model has no const or dimension `{k}` "
                                  f"(consts: {', '.join(tm.consts) or 'none'}; dimensions: "
                                  f"{', '.join(tm.dim_names) or 'none'}){hint}",
