@@ -313,7 +313,8 @@ def _bind_params(model, params: dict, where: str) -> tuple[dict, dict, Binding]:
                                 if misfit.bound is not None else [])
         values[n] = a
     for key in params:
-        if key in given or key.endswith(".classes") and key[:-8] in model.inputs:
+        if key in given or key.endswith(".classes") and key.removesuffix(".classes") in \
+                model.inputs:
             continue        # (the class names of word labels: not a value of the graph)
         base = next((key[:-len(s)] for s in STATS if key.endswith(s)), None)
         if base is None or base not in model.inputs:

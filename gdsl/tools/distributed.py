@@ -64,11 +64,11 @@ from .train import (
     epoch_record,
     evaluate,
     file_arrays,
+    loaded_params,
     metric_values,
     prepare,
     progress_bar,
     read_split,
-    saved_classes,
     settings_for,
     split_consts,
     standardization,
@@ -682,10 +682,7 @@ def train(model, data=None, *, workers: int | None = None, scheduler: str | None
     if val is not None and shard_paths(val) is not None:
         raise GdslDataError(f"--val {val}: validation data come in one file (or are held out "
                             f"of the training shards with --val-fraction)", filename=str(val))
-    params = dict(params) if params is not None else None
-    class_names = saved_classes(tm, params)
-    if params is not None:
-        params = {k: np.array(v, dtype=np.float64) for k, v in params.items()}
+    params, class_names = loaded_params(tm, params)
     if distributed and workers is not None and workers < 1:
         raise GdslValueError(f"--workers must be at least 1, got {workers}")
     spec = model_spec(tm)

@@ -950,12 +950,9 @@ def train(model, data=None, *, val=None, params: dict | None = None, consts: dic
     const_values, set_dims = split_consts(tm, consts)
     if data is None:
         data = s.data
-    params = dict(params) if params is not None else None
-    class_names = saved_classes(tm, params)
+    params, class_names = loaded_params(tm, params)
     train_arrays, val_arrays, source, class_names = read_split(tm, s, data, val, label_column,
                                                                class_names)
-    if params is not None:
-        params = {k: np.array(v, dtype=np.float64) for k, v in params.items()}
     # the states saved with the params (--save writes them beside them): training goes on
     # from them, evaluation uses them
     state = {k: params.pop(k) for k in tm.compiled.states if k in params} if params else {}
@@ -1038,13 +1035,14 @@ def epoch_record(tm: Trainable, epoch: int, tr: dict, va: dict, metrics, lr, sec
     return rec
 
 
-def saved_classes(tm: Trainable, params: dict | None) -> list[str] | None:
-    """The class names saved beside loaded params (`y.classes`: --save writes the words
-    that numbered the labels), taken out of ``params``; None when there are none."""
+def loaded_params(tm: Trainable, params: dict | None) -> tuple[dict | None, list | None]:
+    """(the params to start from as float64 arrays, the class names saved beside them or
+    None): --save writes the words that numbered word labels as `y.classes`."""
+    if params is None:
+        return None, None
     key = f"{tm.task.target}.classes"
-    if not params or key not in params:
-        return None
-    return [str(c) for c in np.asarray(params.pop(key)).reshape(-1)]
+    names = [str(c) for c in np.asarray(params[key]).reshape(-1)] if key in params else None
+    return {k: np.array(v, dtype=np.float64) for k, v in params.items() if k != key}, names
 
 
 def read_split(tm: Trainable, s: Settings, data, val, label_column,
