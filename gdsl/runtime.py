@@ -199,7 +199,7 @@ class CompiledModel:
         m = self.model
         order = m.backward_order if m.loss is not None and m.grads else m.forward_order
         out = self._prepare(arrays, order)
-        self._weak_numbers(arrays, out)
+        self._call_dtype(arrays, out)
         return self._specialised_for(out) if self._specialises else self
 
     def _call(self, which: int, arrays: dict):
@@ -226,9 +226,7 @@ class CompiledModel:
         or Python ints). Returns the call and the arrays as checked."""
         m = self.model
         out = self._prepare(arrays, (m.forward_order, m.backward_order)[which])
-        cast = self._weak_numbers(arrays, out)
-        if self._one_dtype:
-            cast.update(self._one_float(out))
+        cast = self._call_dtype(arrays, out)
         owner = self._specialised_for(out) if self._specialises else self
         convert = tuple((k, cast.get(k)) for k, v in arrays.items() if out[k] is not v)
         call = (owner, ("forward", "value_and_grad")[which], convert,
@@ -241,40 +239,25 @@ class CompiledModel:
             calls[key] = call
         return call, out
 
-    def _weak_numbers(self, given: dict, arrays: dict) -> dict:
-        """A Python number given for an input takes the float dtype of the call's arrays, as
-        a Python number does in NumPy's arithmetic and in JAX (a weak type): ``lam=0.01``
-        does not make a float32 call's loss float64. Casts ``arrays`` in place; returns
-        {name: dtype} of those cast."""
-        floats = [a.dtype for k, a in arrays.items() if type(given[k]) is ndarray
-                  and type(a) is ndarray and a.dtype.kind == "f" and k not in self.labels]
-        if not floats:
-            return {}
-        common = np.result_type(*floats)
-        cast = {}
-        for k, v in given.items():
-            a = arrays[k]
-            if type(v) in (float, int) and type(a) is ndarray and a.dtype.kind == "f" \
-                    and a.dtype != common:
-                arrays[k], cast[k] = a.astype(common), common
-        return cast
-
-    def _one_float(self, arrays: dict) -> dict:
-        """For a target whose code takes one float dtype per call (numba): the float arrays
-        cast to their common dtype (in place), and the consts given as Python numbers made
-        numbers of that dtype (numba would type them float64); returns {name: that dtype}
-        of those cast."""
+    def _call_dtype(self, given: dict, arrays: dict) -> dict:
+        """The call's float dtype, the common one of the float arrays given (not Python
+        numbers), taken by what is not one: a Python number given for an input (weak, as in NumPy's arithmetic and
+        in JAX: ``lam=0.01`` does not make a float32 call's loss float64), and, for a target
+        whose code takes one float dtype per call (numba), every float array and a const
+        given as a Python number (numba would type it float64). Casts ``arrays`` in place;
+        returns {name: dtype} of those cast."""
         floats = {k: a for k, a in arrays.items() if type(a) is ndarray and a.dtype.kind == "f"
-                  and k not in self.labels and k not in self.consts}
-        if not floats:
+                  and k not in self.labels}
+        strong = [a.dtype for k, a in floats.items() if type(given[k]) not in (float, int)]
+        if not strong:
             return {}
-        common = np.result_type(*floats.values())
+        common = np.result_type(*strong)
         cast = {}
         for k, a in floats.items():
-            if a.dtype != common:
+            if a.dtype != common and (self._one_dtype or type(given[k]) in (float, int)):
                 arrays[k], cast[k] = a.astype(common), common
-        if common != np.float64:        # a const (a Python number) of that dtype, as NumPy's
-            for k in self.consts:       # weak number is
+        if self._one_dtype and common != np.float64:
+            for k in self.consts:
                 if type(arrays.get(k)) in (float, int):
                     arrays[k], cast[k] = common.type(arrays[k]), common
         return cast
