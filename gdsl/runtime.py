@@ -241,11 +241,11 @@ class CompiledModel:
 
     def _call_dtype(self, given: dict, arrays: dict) -> dict:
         """The call's float dtype, the common one of the float arrays given (not Python
-        numbers), taken by what is not one: a Python number given for an input (weak, as in NumPy's arithmetic and
-        in JAX: ``lam=0.01`` does not make a float32 call's loss float64), and, for a target
-        whose code takes one float dtype per call (numba), every float array and a const
-        given as a Python number (numba would type it float64). Casts ``arrays`` in place;
-        returns {name: dtype} of those cast."""
+        numbers), taken by what is not one: a Python number given for an input (weak, as in
+        NumPy's arithmetic and in JAX: ``lam=0.01`` does not make a float32 call's loss
+        float64), and, for a target whose code takes one float dtype per call (numba), every
+        float array and a const given as a Python number (numba would type it float64).
+        Casts ``arrays`` in place; returns {name: dtype} of those cast."""
         floats = {k: a for k, a in arrays.items() if type(a) is ndarray and a.dtype.kind == "f"
                   and k not in self.labels}
         strong = [a.dtype for k, a in floats.items() if type(given[k]) not in (float, int)]
