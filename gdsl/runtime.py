@@ -650,6 +650,11 @@ class CompiledModel:
     # A dimension may be unknown until computed (Dask): it fits any declared size.
     def _take_callers_arrays(self) -> None:
         self._specialises = False       # the module runs any rank and shape itself
+        m = self.model
+        # a forward pass that reads none of the caller's arrays (a loss of consts alone)
+        # computes NumPy values, returned in the caller's library (_as_callers)
+        forward = set(m.forward_order)
+        self._numpy_forward = forward.isdisjoint([*m.inputs.values(), *m.params.values()])
         self.forward = self._forward_any
         self.value_and_grad = self._value_and_grad_any
 
@@ -659,7 +664,8 @@ class CompiledModel:
         if self.states and not self.states.keys() <= arrays.keys():
             arrays = self._with_initial_state(arrays)
         arrays = self._prepare_any(arrays, self.model.forward_order)
-        return _as_callers(self._run(self.module.forward, arrays), arrays)
+        out = self._run(self.module.forward, arrays)
+        return _as_callers(out, arrays) if self._numpy_forward else out
 
     def _value_and_grad_any(self, /, **arrays) -> tuple:
         """(loss, {name: gradient}) for the wrt names, as arrays of the caller's library.
