@@ -137,6 +137,9 @@ class CompiledModel:
         self.outputs = list(self.module.OUTPUTS)
         self.labels = list(self.module.LABELS)
         self.train_options = dict(self.module.TRAIN)
+        # the named dimensions of the inputs' and params' shapes (`d`, `n`, `C`), sorted
+        self.dim_symbols = sorted({d for shape in [*self.inputs.values(), *self.params.values()]
+                                   if shape for d in shape if isinstance(d, str)})
         # state (`state mu[m, 1] = 0`): name -> (shape, initial value); the mode compiled
         self.states = dict(getattr(self.module, "STATE", {}))
         self.mode = compilation.options.mode

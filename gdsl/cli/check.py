@@ -55,12 +55,10 @@ def main(args) -> int:
         if k in compiled.consts:
             consts[k] = value
         else:
-            symbols = {d for s in [*compiled.inputs.values(), *compiled.params.values()] if s
-                       for d in s if isinstance(d, str)}
-            if k not in symbols:
+            if k not in compiled.dim_symbols:
                 raise GdslValueError(f"--set {k}=...: the model has no const or dimension `{k}` "
                                      f"(consts: {', '.join(compiled.consts) or 'none'}; "
-                                     f"dimensions: {', '.join(sorted(symbols)) or 'none'})",
+                                     f"dimensions: {', '.join(compiled.dim_symbols) or 'none'})",
                                      filename=args.model)
             if value != int(value) or value < 1:
                 raise GdslValueError(f"--set {k}={v}: a dimension takes a positive integer",

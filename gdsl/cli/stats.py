@@ -40,12 +40,11 @@ def main(args) -> int:
     compiled = CompiledModel(run_pipeline(read_model(args.model), filename=args.model,
                                           optimize=args.opt > 0))
     given = parse_dims(args.dims)
-    symbols = {d for s in [*compiled.inputs.values(), *compiled.params.values()] if s
-               for d in s if isinstance(d, str)}
-    unknown = [k for k in given if k not in symbols]
+    unknown = [k for k in given if k not in compiled.dim_symbols]
     if unknown:
         raise GdslUsageError(f"--dims {unknown[0]}=...: the model has no dimension "
-                             f"`{unknown[0]}` (dimensions: {', '.join(sorted(symbols)) or 'none'})",
+                             f"`{unknown[0]}` (dimensions: "
+                             f"{', '.join(compiled.dim_symbols) or 'none'})",
                              filename=args.model)
     # the model's `dim m = 100` sizes what --dims leaves open, as in gdsl run
     defaults = {k[len(DIM_PREFIX):]: v for k, v in compiled.train_options.items()

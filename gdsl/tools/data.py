@@ -280,6 +280,7 @@ def _load_csv(path: Path, label_column, known: list | None = None) -> Table:
     keep = [j for j in range(ncols) if j not in cols]
     X = np.empty((len(rows), len(keep)))
     labels = []
+
     def column(j):
         return f"column `{header[j]}`" if header else f"column {j}"
 

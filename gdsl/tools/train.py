@@ -207,8 +207,7 @@ class Trainable:
         self.labels = list(compiled.labels)
         # symbolic dims of every declared leaf, for --set NAME=SIZE and binding
         example = {s[-1] for s in self.inputs.values() if s and isinstance(s[-1], str)}
-        self.dim_names = sorted({d for s in [*self.inputs.values(), *self.params.values()]
-                                 if s for d in s if isinstance(d, str)} - example)
+        self.dim_names = [d for d in compiled.dim_symbols if d not in example]
         self.model = m
 
     @property
