@@ -407,11 +407,9 @@ def parse(text: str) -> S.Program:
         # No "expected" note: the basic lexer does not know what the parser would take here.
         ch = text[e.pos_in_stream] if e.pos_in_stream is not None and e.pos_in_stream < len(text) else "?"
         span = Span(e.line, e.column, e.line, e.column + 1)
-        help = None
-        if ch == "=" and text[e.pos_in_stream:e.pos_in_stream + 2] == "==":
-            help = "gdsl has no comparisons; `=` defines a name once"
-        else:
-            help = _data_path_help(text, e.pos_in_stream)
+        help = ("gdsl has no comparisons; `=` defines a name once"
+                if text[e.pos_in_stream:e.pos_in_stream + 2] == "==" else
+                _data_path_help(text, e.pos_in_stream))
         raise GdslSyntaxError(f"unexpected character {ch!r}", span, help=help) from None
     except UnexpectedToken as e:
         # Only the token and e.expected are read: e.accepts and str(e) would copy the parser's
@@ -434,11 +432,11 @@ def parse(text: str) -> S.Program:
                 what = f"unexpected keyword `{tok.value}`"
             line, col = tok.line, tok.column
             span = Span(line, col, line, col + max(1, len(tok.value.rstrip("\n"))))
-        help = _hint(e, tok) or _data_path_help(text, tok.start_pos)
+        path_help = _data_path_help(text, tok.start_pos)
+        help = _hint(e, tok) or path_help
         if tok.value in KEYWORDS and "NAME" in e.expected:       # param loss[C, d]
             raise GdslSyntaxError(f"`{tok.value}` is a keyword and cannot be used as a name", span,
-                                  help=_data_path_help(text, tok.start_pos)
-                                  or "choose another name") from None
+                                  help=path_help or "choose another name") from None
         raise GdslSyntaxError(what, span, notes=[_expected(e.expected)] if e.expected else [],
                               help=help) from None
 
